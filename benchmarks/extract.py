@@ -1,0 +1,150 @@
+"""Extraction throughput against the same model's forward-only throughput, in one run.
+
+    python benchmarks/extract.py                                  # CPU defaults (small ViT, 112 px)
+    python benchmarks/extract.py --device cuda --backbone dinov2_vitl14 --size 224 --n 8192 --batch 256 --workers 14
+
+Prints forward-only images/s (pixels already on the device, same batch size),
+end-to-end extraction rows/s (PNG files on disk -> decode -> preprocess -> forward
+-> Zarr store), their ratio, and the peak host RSS of extraction at two dataset
+sizes, each measured in a fresh process. Weights are random (speed does not
+depend on them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_png_dataset(folder: Path, n: int, size: int = 256, seed: int = 0) -> Path:
+    """n X-ray-like PNGs and their CSV (8-bit grey, 256 px), reusing files across sizes."""
+    from PIL import Image
+
+    from featx.demo.data import XRAY_FINDINGS, xray_image
+
+    rng = np.random.default_rng(seed)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    lines = ["path,patient_id,split," + ",".join(XRAY_FINDINGS)]
+    for i in range(n):
+        name = f"images/{i:06d}.png"
+        findings = {f: bool(rng.random() < 0.4) for f in XRAY_FINDINGS}
+        if not (folder / name).exists():
+            Image.fromarray((xray_image(findings, size, rng) * 255).astype(np.uint8)).save(folder / name)
+        split = ("train", "train", "train", "val", "test")[i % 5]
+        lines.append(f"{name},P{i},{split}," + ",".join(str(int(findings[f])) for f in XRAY_FINDINGS))
+    csv = folder / f"bench_{n}.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    return csv
+
+
+def load(args: argparse.Namespace):
+    from featx.backbones import load_backbone
+
+    overrides = json.loads(args.model_overrides) if args.model_overrides else None
+    return load_backbone(args.backbone, img_size=args.size, random_init=True, model_overrides=overrides)
+
+
+def forward_only(args: argparse.Namespace, n_batches: int) -> float:
+    """Images/s of the bare forward pass on device-resident inputs (the ceiling for extraction)."""
+    import contextlib
+
+    import torch
+
+    backbone = load(args)
+    device = torch.device(args.device)
+    model = backbone.model.to(device).eval()
+    x = torch.rand(args.batch, 3, args.size, args.size, device=device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
+        for _ in range(2):
+            model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(n_batches):
+            model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return n_batches * args.batch / (time.perf_counter() - start)
+
+
+def extraction(args: argparse.Namespace, csv: Path, cache: Path) -> float:
+    """Rows/s of a full `extract` over the CSV into a fresh cache."""
+    from featx.datasets import build_index
+    from featx.pipeline.extract import extract
+    from featx.pipeline.preprocess import PreprocessConfig
+
+    index = build_index("csv", csv, modality="xray")
+    result = extract(
+        index,
+        load(args),
+        PreprocessConfig.for_modality("xray", args.size),
+        cache,
+        device=args.device,
+        batch_size=args.batch,
+        num_workers=args.workers,
+        progress=False,
+    )
+    return result.rows_per_second
+
+
+def peak_rss_child(args: argparse.Namespace, csv: Path, cache: Path) -> None:
+    """Run one extraction and print this process's peak RSS (MiB) with its workers'."""
+    extraction(args, csv, cache)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps({"main_mib": own, "worker_mib": workers}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbone", default="dinov2_vits14")
+    parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--n", type=int, default=1024, help="images in the throughput run")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model-overrides", default="", help='JSON, e.g. {"depth": 4}')
+    parser.add_argument("--rss-sizes", type=int, nargs=2, default=(512, 2048))
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "featx-bench-data")
+    parser.add_argument("--rss-child", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.rss_child is not None:
+        peak_rss_child(args, args.rss_child, Path(tempfile.mkdtemp(prefix="featx-bench-cache-")))
+        return
+
+    csv = make_png_dataset(args.data, args.n)
+    with tempfile.TemporaryDirectory(prefix="featx-bench-cache-") as cache:
+        extract_rate = extraction(args, csv, Path(cache))
+    forward_rate = forward_only(args, n_batches=max(4, args.n // args.batch))
+    print(f"device={args.device} backbone={args.backbone} size={args.size} batch={args.batch} "
+          f"workers={args.workers} n={args.n} (random weights)")
+    print(f"{'forward-only images/s':<28}{forward_rate:>10.1f}")
+    print(f"{'extraction rows/s':<28}{extract_rate:>10.1f}")
+    print(f"{'ratio extraction/forward':<28}{extract_rate / forward_rate:>10.3f}   (target >= 0.9)")
+
+    print(f"\npeak host RSS of extraction (fresh process each):")
+    print(f"{'samples':>8}{'main MiB':>12}{'workers MiB':>14}")
+    for n in args.rss_sizes:
+        rss_csv = make_png_dataset(args.data, n)
+        child = [sys.executable, __file__, "--rss-child", str(rss_csv)] + [
+            a for pair in (("--backbone", args.backbone), ("--size", str(args.size)), ("--batch", str(args.batch)),
+                           ("--workers", str(args.workers)), ("--device", args.device)) for a in pair
+        ] + (["--model-overrides", args.model_overrides] if args.model_overrides else [])
+        output = subprocess.run(child, check=True, capture_output=True, text=True, env=os.environ).stdout
+        peak = json.loads(output.strip().splitlines()[-1])
+        print(f"{n:>8}{peak['main_mib']:>12.0f}{peak['worker_mib']:>14.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""`python -m featx` runs the command line."""
+
+from featx.cli import main
+
+main()

@@ -1,0 +1,371 @@
+"""The feature store: one Zarr v3 group per cache key (layout in docs/cache-format.md).
+
+Rows are grouped into fixed *blocks* of ``block_rows`` samples. Every per-row array
+is chunked (or sharded) by exactly one block, and a block is always written whole
+by one writer, so two writers never share a chunk or shard and a killed write never
+tears a block that is already marked written. The ``written`` mask is set after a
+block's data, which is what makes a resumed extraction end identical to an
+uninterrupted one. A store is built under ``<key>.zarr.partial`` and published by an
+atomic rename to ``<key>.zarr``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from featx import __version__
+from featx.cache.key import SCHEMA_VERSION
+from featx.datasets.index import COLUMNS, SampleIndex
+
+PUBLISHED_SUFFIX = ".zarr"
+PARTIAL_SUFFIX = ".zarr.partial"
+FEATURE_KINDS = ("cls", "pooled")
+
+
+class StoreError(RuntimeError):
+    """A store is missing, incomplete, or does not match what was asked for."""
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def store_dir(cache_root: str | Path, dataset: str, backbone: str) -> Path:
+    """The folder holding every store of one (dataset, backbone) pair."""
+    safe = [part.replace("/", "_").replace(os.sep, "_") for part in (dataset, backbone)]
+    return Path(cache_root).expanduser().resolve() / safe[0] / safe[1]
+
+
+def find_store(cache_root: str | Path, dataset: str, backbone: str) -> Path:
+    """The most recently completed published store for (dataset, backbone)."""
+    folder = store_dir(cache_root, dataset, backbone)
+    candidates = sorted(folder.glob(f"*{PUBLISHED_SUFFIX}")) if folder.is_dir() else []
+    if not candidates:
+        root = Path(cache_root).expanduser().resolve()
+        present = sorted(
+            f"{p.parent.parent.name}/{p.parent.name}" for p in root.glob(f"*/*/*{PUBLISHED_SUFFIX}")
+        )
+        known = ", ".join(present) if present else "none"
+        raise StoreError(
+            f"no feature store for dataset {dataset!r} and backbone {backbone!r} under {root} "
+            f"(stores there: {known}); run `featx extract` first"
+        )
+    return max(candidates, key=lambda p: FeatureStore.open(p).attrs.get("completed", ""))
+
+
+class FeatureStore:
+    """A feature store on disk: its sample index, labels, features and provenance."""
+
+    def __init__(self, path: Path, group: zarr.Group) -> None:
+        self.path = path
+        self.group = group
+
+    # ---- creation and opening -------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        key: str,
+        key_inputs: Mapping[str, Any],
+        index: SampleIndex,
+        feature_dims: Mapping[str, int],
+        block_rows: int,
+        patch_grid: Mapping[str, tuple[int, int]] | None = None,
+        mask_size: int | None = None,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> FeatureStore:
+        """Lay out an empty store for ``index`` at ``path`` (a ``.zarr.partial`` folder)."""
+        path = Path(path)
+        if path.exists():
+            raise StoreError(f"{path}: already exists; open it instead of creating it")
+        n = len(index)
+        if n == 0:
+            raise StoreError(f"{index.dataset}: no samples to store")
+        group = zarr.open_group(str(path), mode="w-", zarr_format=3)
+        rows = min(block_rows, n)
+        for column, dtype in COLUMNS.items():
+            values = index.table[column].to_numpy()
+            array = group.create_array(
+                f"index/{column}", shape=(n,), chunks=(rows,), dtype=np.int64 if dtype == "int64" else str
+            )
+            array[:] = values.astype(np.int64) if dtype == "int64" else values.astype(str)
+        n_classes = index.labels.shape[1]
+        if n_classes:
+            labels = group.create_array(
+                "labels", shape=(n, n_classes), chunks=(rows, n_classes), dtype=np.float32, fill_value=np.nan
+            )
+            labels[:] = index.labels
+        group.create_array("written", shape=(n,), chunks=(rows,), dtype=bool, fill_value=False)
+        group.create_array("failed", shape=(n,), chunks=(rows,), dtype=bool, fill_value=False)
+        group.create_array("error", shape=(n,), chunks=(rows,), dtype=str)
+        for layer, dim in feature_dims.items():
+            for kind in FEATURE_KINDS:
+                group.create_array(
+                    f"features/{layer}/{kind}",
+                    shape=(n, dim),
+                    chunks=(rows, dim),
+                    dtype=np.float16,
+                    fill_value=np.nan,
+                    dimension_names=("sample", "feature"),
+                )
+            if patch_grid is not None:
+                h, w = patch_grid[layer]
+                group.create_array(
+                    f"features/{layer}/patch",
+                    shape=(n, h, w, dim),
+                    chunks=(1, h, w, dim),
+                    shards=(rows, h, w, dim),
+                    dtype=np.float16,
+                    fill_value=np.nan,
+                    dimension_names=("sample", "y", "x", "feature"),
+                )
+        if mask_size is not None:
+            group.create_array(
+                "masks",
+                shape=(n, mask_size, mask_size),
+                chunks=(1, mask_size, mask_size),
+                shards=(rows, mask_size, mask_size),
+                dtype=np.uint8,
+                fill_value=0,
+                dimension_names=("sample", "y", "x"),
+            )
+        group.attrs["featx"] = {
+            "schema": SCHEMA_VERSION,
+            "key": key,
+            "key_inputs": dict(key_inputs),
+            "dataset": index.dataset,
+            "task": index.task,
+            "modality": index.modality,
+            "label_names": list(index.label_names),
+            "layers": list(feature_dims),
+            "feature_dims": dict(feature_dims),
+            "patch_grid": {k: list(v) for k, v in patch_grid.items()} if patch_grid else None,
+            "mask_size": mask_size,
+            "block_rows": rows,
+            "n_rows": n,
+            "featx_version": __version__,
+            "created": _utc_now(),
+            "complete": False,
+            **dict(provenance or {}),
+        }
+        return cls(path, group)
+
+    @classmethod
+    def open(cls, path: str | Path, *, writable: bool = False, allow_partial: bool = False) -> FeatureStore:
+        """Open a store; only published ones unless ``allow_partial``."""
+        path = Path(path).expanduser().resolve()
+        if not (path / "zarr.json").exists():
+            raise StoreError(f"{path}: not a feature store (no zarr.json)")
+        if path.name.endswith(PARTIAL_SUFFIX) and not allow_partial:
+            raise StoreError(f"{path}: an unfinished extraction; re-run `featx extract` to complete it")
+        group = zarr.open_group(str(path), mode="r+" if writable else "r", zarr_format=3)
+        if "featx" not in group.attrs:
+            raise StoreError(f"{path}: a Zarr group but not a featx feature store (no 'featx' attributes)")
+        return cls(path, group)
+
+    # ---- metadata ---------------------------------------------------------------------------
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """The store's featx attributes (provenance and layout)."""
+        return dict(self.group.attrs["featx"])
+
+    @property
+    def key(self) -> str:
+        return str(self.attrs["key"])
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.attrs["n_rows"])
+
+    @property
+    def block_rows(self) -> int:
+        return int(self.attrs["block_rows"])
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.n_rows // self.block_rows)
+
+    @property
+    def task(self) -> str:
+        return str(self.attrs["task"])
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.attrs["label_names"])
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.attrs["layers"])
+
+    @property
+    def is_complete(self) -> bool:
+        return bool(self.attrs.get("complete"))
+
+    def provenance(self) -> dict[str, Any]:
+        """What every result computed from this store must carry."""
+        attrs = self.attrs
+        backbone = attrs.get("backbone", {})
+        return {
+            "store_key": attrs["key"],
+            "store_path": str(self.path),
+            "dataset": attrs["dataset"],
+            "backbone": backbone.get("name"),
+            "weights_hash": backbone.get("weights_hash"),
+            "random_init": backbone.get("random_init"),
+            "img_size": backbone.get("img_size"),
+            "preprocessing": attrs.get("preprocessing"),
+        }
+
+    # ---- rows -------------------------------------------------------------------------------
+    def block_slice(self, block: int) -> slice:
+        """The rows of one block."""
+        start = block * self.block_rows
+        return slice(start, min(start + self.block_rows, self.n_rows))
+
+    @property
+    def index(self) -> pd.DataFrame:
+        """The sample index, one row per stored sample."""
+        return pd.DataFrame({column: self.group[f"index/{column}"][:] for column in COLUMNS})
+
+    @property
+    def labels(self) -> np.ndarray:
+        """``(N, C)`` float32 labels (NaN = unknown); ``(N, 0)`` for segmentation."""
+        if "labels" not in self.group:
+            return np.zeros((self.n_rows, 0), dtype=np.float32)
+        return np.asarray(self.group["labels"][:])
+
+    @property
+    def written(self) -> np.ndarray:
+        return np.asarray(self.group["written"][:])
+
+    @property
+    def valid(self) -> np.ndarray:
+        """Rows that were extracted successfully."""
+        return self.written & ~np.asarray(self.group["failed"][:])
+
+    def failures(self) -> pd.DataFrame:
+        """The rows whose input could not be read, with the reason."""
+        failed = np.asarray(self.group["failed"][:])
+        rows = np.flatnonzero(failed)
+        return pd.DataFrame(
+            {
+                "row": rows,
+                "sample_id": self.group["index/sample_id"][:][rows],
+                "source": self.group["index/source"][:][rows],
+                "error": np.asarray(self.group["error"][:])[rows],
+            }
+        )
+
+    def pending_blocks(self) -> list[int]:
+        """Blocks not yet (completely) written."""
+        written = self.written
+        return [b for b in range(self.n_blocks) if not written[self.block_slice(b)].all()]
+
+    def matches_index(self, index: SampleIndex) -> bool:
+        """Whether this store holds exactly the samples (ids and files) of ``index``."""
+        if len(index) != self.n_rows:
+            return False
+        ours = self.index
+        return all(
+            np.array_equal(ours[c].to_numpy().astype(str), index.table[c].to_numpy().astype(str))
+            for c in ("sample_id", "source", "slice_index")
+        )
+
+    # ---- features ---------------------------------------------------------------------------
+    def read(self, kind: str, layer: str, rows: np.ndarray | slice | None = None) -> np.ndarray:
+        """``(N, D)`` float32 CLS (``kind="cls"``) or mean-pooled patch tokens (``"pooled"``)."""
+        if kind not in FEATURE_KINDS:
+            raise StoreError(f"unknown feature kind {kind!r}; expected one of {FEATURE_KINDS}")
+        if layer not in self.layers:
+            raise StoreError(f"{self.path}: no layer {layer!r}; stored layers: {self.layers}")
+        array = self.group[f"features/{layer}/{kind}"]
+        data = array[:] if rows is None else array[rows] if isinstance(rows, slice) else array.get_orthogonal_selection(rows)
+        return np.asarray(data, dtype=np.float32)
+
+    def read_patch(self, layer: str, rows: np.ndarray | slice) -> np.ndarray:
+        """``(n, h, w, D)`` float32 patch tokens of ``rows``."""
+        name = f"features/{layer}/patch"
+        if name not in self.group:
+            raise StoreError(f"{self.path}: patch tokens were not stored (extract with --patch-tokens)")
+        array = self.group[name]
+        data = array[rows] if isinstance(rows, slice) else array.get_orthogonal_selection((rows,))
+        return np.asarray(data, dtype=np.float32)
+
+    def read_masks(self, rows: np.ndarray | slice) -> np.ndarray:
+        """``(n, S, S)`` uint8 masks of ``rows`` at the extraction resolution."""
+        if "masks" not in self.group:
+            raise StoreError(f"{self.path}: no masks stored (not a segmentation dataset)")
+        array = self.group["masks"]
+        return np.asarray(array[rows] if isinstance(rows, slice) else array.get_orthogonal_selection((rows,)))
+
+    # ---- writing ----------------------------------------------------------------------------
+    def write_block(
+        self,
+        block: int,
+        features: Mapping[str, Mapping[str, np.ndarray]],
+        failed: np.ndarray,
+        errors: list[str],
+        masks: np.ndarray | None = None,
+    ) -> None:
+        """Write one whole block, then mark its rows written.
+
+        ``features[layer][kind]`` holds the block's rows (float16); rows flagged in
+        ``failed`` are stored as NaN and listed with their error.
+        """
+        rows = self.block_slice(block)
+        n = rows.stop - rows.start
+        failed = np.asarray(failed, dtype=bool)
+        if failed.shape != (n,) or len(errors) != n:
+            raise StoreError(f"block {block}: expected {n} rows, got {failed.shape[0]} flags / {len(errors)} errors")
+        for layer, kinds in features.items():
+            for kind, values in kinds.items():
+                values = np.asarray(values, dtype=np.float16)
+                if values.shape[0] != n:
+                    raise StoreError(f"block {block}: {layer}/{kind} has {values.shape[0]} rows, expected {n}")
+                good = values[~failed]
+                if not np.isfinite(good).all():
+                    raise StoreError(
+                        f"block {block}: non-finite {layer}/{kind} features (float16 overflow?) "
+                        "for readable samples; refusing to store them"
+                    )
+                values = values.copy()
+                values[failed] = np.nan
+                self.group[f"features/{layer}/{kind}"][rows] = values
+        if masks is not None:
+            self.group["masks"][rows] = masks
+        self.group["failed"][rows] = failed
+        self.group["error"][rows] = np.asarray(errors, dtype=str)
+        self.group["written"][rows] = True
+
+    def publish(self, provenance_update: Mapping[str, Any] | None = None) -> Path:
+        """Mark a fully written partial store complete and rename it into place atomically."""
+        if not self.path.name.endswith(PARTIAL_SUFFIX):
+            raise StoreError(f"{self.path}: only a .zarr.partial store can be published")
+        pending = self.pending_blocks()
+        if pending:
+            raise StoreError(f"{self.path}: {len(pending)} blocks are not written yet; cannot publish")
+        attrs = self.attrs
+        failed = np.asarray(self.group["failed"][:])
+        attrs.update(dict(provenance_update or {}))
+        attrs.update({"complete": True, "completed": _utc_now(), "n_failed": int(failed.sum())})
+        self.group.attrs["featx"] = attrs
+        final = self.path.with_name(self.path.name.removesuffix(PARTIAL_SUFFIX) + PUBLISHED_SUFFIX)
+        if final.exists():
+            # An older store with this key but other samples: swap, so readers never see a half state.
+            retired = final.with_name(final.name + f".retired-{os.getpid()}")
+            os.rename(final, retired)
+            os.rename(self.path, final)
+            shutil.rmtree(retired)
+        else:
+            os.rename(self.path, final)
+        return final

@@ -1,0 +1,67 @@
+"""`featx datasets`: list the dataset adapters, and check a download without extracting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from featx.datasets.check import check_dataset, parse_options
+from featx.datasets.index import DatasetError
+from featx.datasets.registry import adapter_options, list_datasets
+
+datasets_app = typer.Typer(
+    help="Dataset adapters: list them, and check a downloaded dataset in its native layout.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+
+
+def _format_default(value: object) -> str:
+    return "" if value is None else f"={value}"
+
+
+@datasets_app.callback(invoke_without_command=True)
+def datasets_main(ctx: typer.Context) -> None:
+    """List the dataset adapters and their options."""
+    if ctx.invoked_subcommand is not None:
+        return
+    for info in list_datasets():
+        typer.echo(f"{info.name:22s} {info.description}")
+        options = ", ".join(f"{k}{_format_default(v)}" for k, v in adapter_options(info.name).items())
+        typer.echo(f"{'':22s} options: {options}")
+
+
+@datasets_app.command("check")
+def check(
+    name: str = typer.Argument(..., help="adapter name (see `featx datasets`)"),
+    root: Path = typer.Argument(..., help="dataset folder as downloaded (a CSV file for `csv`)"),
+    option: Optional[list[str]] = typer.Option(
+        None, "--option", "-o", help="adapter option key=value, repeatable (e.g. -o uncertainty=u_ones)"
+    ),
+    split_file: Optional[Path] = typer.Option(None, "--split-file", help="CSV of id,split replacing the adapter's split"),
+    decode: int = typer.Option(0, "--decode", help="also decode N samples spread over the dataset (-1: all)"),
+    export_split: Optional[Path] = typer.Option(None, "--export-split", help="write the split in use to this CSV"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    strict: bool = typer.Option(False, "--strict", help="exit with status 1 if any file is quarantined"),
+) -> None:
+    """Validate a download: counts per split, labels per class, patients, missing or odd files."""
+    try:
+        options = parse_options(option)
+        if split_file is not None:
+            options["split_file"] = str(split_file)
+        report = check_dataset(name, root, decode=decode, **options)
+    except DatasetError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if export_split is not None:
+        from featx.datasets.splits import export_split as write_split
+
+        write_split(report.index, export_split)
+    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format())
+    if export_split is not None and not as_json:
+        typer.echo(f"\nsplit written to {export_split}")
+    if strict and report.problems:
+        raise typer.Exit(1)

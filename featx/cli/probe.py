@@ -1,0 +1,112 @@
+"""``featx probe``: kNN / ML-kNN / linear / few-shot probes from a feature store alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+SETTING_HELP = "knn | mlknn | linear | fewshot; repeat for several (default: knn and linear)"
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{option}: expected comma-separated integers, got {text!r}") from None
+
+
+def _shots(text: str) -> list[int | str]:
+    out: list[int | str] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if part == "all":
+            out.append("all")
+        elif part.isdigit() and int(part) > 0:
+            out.append(int(part))
+        else:
+            raise typer.BadParameter(f"--shots: expected positive integers or 'all', got {part!r}")
+    return out
+
+
+def probe_command(
+    out: Annotated[Path, typer.Option("--out", help="results file (JSON lines); records are appended")],
+    cache: Annotated[Optional[Path], typer.Option("--cache", help="cache root holding the feature stores")] = None,
+    dataset: Annotated[Optional[list[str]], typer.Option("--dataset", help="dataset name (repeatable; with --cache)")] = None,
+    backbone: Annotated[Optional[list[str]], typer.Option("--backbone", help="backbone name (repeatable; with --cache)")] = None,
+    store: Annotated[Optional[list[Path]], typer.Option("--store", help="a published store (<key>.zarr) instead of --cache/--dataset/--backbone; repeatable")] = None,
+    setting: Annotated[Optional[list[str]], typer.Option("--setting", help=SETTING_HELP)] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda (picks the backends)")] = "cpu",
+    seed: Annotated[int, typer.Option("--seed", help="seed for training, sampling and the bootstrap")] = 0,
+    ks: Annotated[str, typer.Option("--ks", help="kNN k values selected on validation")] = "10,20,100,200",
+    k: Annotated[Optional[int], typer.Option("--k", help="fix k (no selection, no validation split needed)")] = None,
+    temperature: Annotated[float, typer.Option("--temperature", help="kNN softmax temperature")] = 0.07,
+    multilabel_knn: Annotated[str, typer.Option("--multilabel-knn", help="'knn' on multi-label data: mlknn or weighted (per-class weighted vote)")] = "mlknn",
+    knn_backend: Annotated[Optional[str], typer.Option("--knn-backend", help="faiss or torch (default: by --device and what is installed)")] = None,
+    knn_dtype: Annotated[str, typer.Option("--knn-dtype", help="torch backend only: float32, float16 or bfloat16")] = "float32",
+    mlknn_fit_max: Annotated[Optional[int], typer.Option("--mlknn-fit-max", help="estimate ML-kNN tables from at most this many memory-bank points (default: all, exact)")] = None,
+    linear_backend: Annotated[Optional[str], typer.Option("--linear-backend", help="torch (paper's SGD grid, default), sklearn or cuml")] = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="linear probe epochs")] = 10,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="linear probe batch size")] = 128,
+    lrs: Annotated[str, typer.Option("--lrs", help="linear probe learning rates")] = "0.001,0.005,0.01,0.05",
+    shots: Annotated[str, typer.Option("--shots", help="few-shot patients per class, e.g. 1,2,4,8,16,all")] = "1,2,4,8,16,all",
+    fewshot_seeds: Annotated[int, typer.Option("--fewshot-seeds", help="few-shot repeats (seeds)")] = 5,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="patient bootstrap resamples for the 95% interval")] = 1000,
+    val_bootstrap: Annotated[int, typer.Option("--val-bootstrap", help="resamples for validation records")] = 200,
+    val_records: Annotated[bool, typer.Option("--val-records/--no-val-records", help="also record every candidate's validation score")] = True,
+) -> None:
+    """Run probes on cached features only (no backbone is loaded) and append results to --out."""
+    from featx.probes.features import ProbeError
+    from featx.probes.runner import SETTINGS, run_probes
+
+    settings = setting or ["knn", "linear"]
+    bad = [s for s in settings if s not in SETTINGS]
+    if bad:
+        raise typer.BadParameter(f"--setting: unknown {bad}; expected some of {list(SETTINGS)}")
+    if not store and cache is None:
+        raise typer.BadParameter("give --store PATH, or --cache DIR with --dataset and --backbone")
+    if cache is not None and (not dataset or not backbone):
+        raise typer.BadParameter("--cache needs --dataset and --backbone")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise typer.BadParameter(f"--device: expected cpu or cuda, got {device!r}")
+
+    def echo(message: str) -> None:
+        typer.echo(message, err=True)
+
+    try:
+        run = run_probes(
+            store,
+            cache=cache,
+            datasets=dataset or [],
+            backbones=backbone or [],
+            settings=settings,
+            out=out,
+            device=device,
+            seed=seed,
+            ks=_ints(ks, "--ks"),
+            k=k,
+            temperature=temperature,
+            multilabel_knn=multilabel_knn,
+            knn_backend=knn_backend,
+            knn_dtype=knn_dtype,
+            mlknn_fit_max=mlknn_fit_max,
+            linear_backend=linear_backend,
+            epochs=epochs,
+            batch_size=batch_size,
+            lrs=[float(x) for x in lrs.split(",") if x.strip()],
+            shots=_shots(shots),
+            fewshot_seeds=fewshot_seeds,
+            n_boot=bootstrap,
+            val_boot=val_bootstrap,
+            record_val=val_records,
+            echo=echo,
+        )
+    except ProbeError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{len(run.records)} records appended to {out}")
+    if run.problems:
+        typer.echo(f"{len(run.problems)} problem(s):", err=True)
+        for problem in run.problems:
+            typer.echo(f"  - {problem}", err=True)
+        raise typer.Exit(1 if not run.records else 2)

@@ -1,0 +1,137 @@
+"""Generic input: a CSV of ``path, patient_id, split`` plus labels.
+
+Labels are either one 0/1 column per finding (multi-label) or a single ``label``
+column (multi-class; two classes make it binary). Paths are relative to the CSV and
+may be 2D images, NIfTI volumes or DICOM series folders (one series per folder), which are cut into slices along ``slice_axis``
+of the canonical (RAS+) orientation; each slice row keeps its volume id and index.
+Missing or unreadable volume files are quarantined (listed in ``problems``), the
+rest of the table stays usable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from featx.datasets.index import DatasetError, Problem, SampleIndex, check_patient_level
+from featx.datasets.readers import canonical_shape, dicom_canonical_shape
+from featx.datasets.registry import register_dataset
+
+REQUIRED = ("path", "patient_id", "split")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def is_nifti(path: str) -> bool:
+    """Whether a file name is a NIfTI volume."""
+    return path.lower().endswith(NIFTI_SUFFIXES)
+
+
+@register_dataset("csv", "Generic CSV: path, patient_id, split, and 0/1 label columns or one 'label' column")
+def index_csv(
+    root: Path,
+    *,
+    name: str | None = None,
+    modality: str = "other",
+    slice_axis: int = 2,
+) -> SampleIndex:
+    """Index the CSV file ``root``; ``name`` defaults to the CSV's file stem."""
+    if root.is_dir():
+        raise DatasetError(f"{root}: the csv dataset takes a CSV file, not a folder")
+    try:
+        frame = pd.read_csv(root, dtype={"path": str, "patient_id": str, "split": str})
+    except pd.errors.EmptyDataError:
+        raise DatasetError(f"{root}: the CSV is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{root}: cannot parse CSV ({exc})") from exc
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise DatasetError(f"{root}: missing required columns {missing} (has {list(frame.columns)})")
+    if frame.empty:
+        raise DatasetError(f"{root}: the CSV has a header but no rows")
+    for column in REQUIRED:
+        blank = frame[column].isna()
+        if blank.any():
+            raise DatasetError(f"{root}: row {int(np.argmax(blank)) + 2} has an empty {column!r}")
+    bad_split = ~frame["split"].isin(("train", "val", "test"))
+    if bad_split.any():
+        line = int(np.argmax(bad_split)) + 2
+        raise DatasetError(
+            f"{root}: line {line} has split {frame['split'][bad_split].iloc[0]!r}; expected train, val or test"
+        )
+    task, label_names, labels = _labels(root, frame)
+    check_patient_level(frame)
+
+    rows: list[dict] = []
+    row_labels: list[np.ndarray] = []
+    problems: list[Problem] = []
+    for i, record in enumerate(frame.to_dict("records")):
+        source = (root.parent / record["path"]).resolve()
+        base = {"patient_id": record["patient_id"], "split": record["split"], "source": str(source)}
+        if not source.exists():
+            problems.append(Problem(str(source), f"listed on line {i + 2} of {root.name} but not found"))
+            continue
+        volume_reader = "nifti" if is_nifti(record["path"]) else ("dicom_series" if source.is_dir() else "")
+        if volume_reader:
+            try:
+                shape = (canonical_shape if volume_reader == "nifti" else dicom_canonical_shape)(str(source))
+            except DatasetError as exc:
+                problems.append(Problem(str(source), str(exc).removeprefix(f"{source}: ")))
+                continue
+            for k in range(shape[slice_axis]):
+                rows.append(
+                    base
+                    | {
+                        "sample_id": f"{record['path']}#{slice_axis}:{k:04d}",
+                        "reader": volume_reader,
+                        "volume_id": record["path"],
+                        "slice_index": k,
+                        "slice_axis": slice_axis,
+                    }
+                )
+                row_labels.append(labels[i])
+        else:
+            rows.append(base | {"sample_id": record["path"], "reader": "image"})
+            row_labels.append(labels[i])
+    if not rows:
+        raise DatasetError(f"{root}: none of the {len(frame)} listed files could be indexed: {problems[0]}")
+    return SampleIndex(
+        dataset=name or root.stem,
+        task=task,
+        modality=modality,  # type: ignore[arg-type]
+        label_names=label_names,
+        table=pd.DataFrame(rows),
+        labels=np.stack(row_labels),
+        problems=problems,
+    )
+
+
+def _labels(root: Path, frame: pd.DataFrame) -> tuple[str, list[str], np.ndarray]:
+    """Task, label names and an (N, C) float32 label matrix from the CSV's label columns."""
+    label_columns = [c for c in frame.columns if c not in REQUIRED]
+    if "label" in label_columns:
+        if len(label_columns) > 1:
+            raise DatasetError(
+                f"{root}: a 'label' column (multi-class) cannot be mixed with other label columns "
+                f"{[c for c in label_columns if c != 'label']}"
+            )
+        values = frame["label"]
+        if values.isna().any():
+            raise DatasetError(f"{root}: line {int(np.argmax(values.isna())) + 2} has an empty label")
+        names = sorted(values.astype(str).unique())
+        if len(names) < 2:
+            raise DatasetError(f"{root}: the 'label' column has a single class {names}; need at least two")
+        ids = values.astype(str).map({n: j for j, n in enumerate(names)}).to_numpy()
+        return ("binary" if len(names) == 2 else "multiclass"), names, np.eye(len(names), dtype=np.float32)[ids]
+    if not label_columns:
+        raise DatasetError(f"{root}: no label columns (add 0/1 columns per finding, or one 'label' column)")
+    matrix = frame[label_columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isin(matrix, (0.0, 1.0))
+    if bad.any():
+        line, col = np.argwhere(bad)[0]
+        raise DatasetError(
+            f"{root}: line {line + 2}, column {label_columns[col]!r} has value "
+            f"{frame[label_columns[col]].iloc[line]!r}; label columns must hold 0 or 1"
+        )
+    return "multilabel", label_columns, matrix.astype(np.float32)

@@ -1,0 +1,135 @@
+"""Deterministic planted-signal demo data in featx's generic CSV layout.
+
+Two small datasets, each a CSV beside its files:
+- ``xray/xray.csv``: X-ray-like 2D images (8- and 16-bit PNG, some JPEG) with three
+  findings (multi-label) drawn independently per image: a bright nodule in a lung, a
+  fluid level at a lung base, an enlarged heart shadow.
+- ``ct/ct.csv``: CT-like NIfTI volumes in Hounsfield units with a per-volume label
+  (``lesion`` / ``clear``): lesion volumes carry ground-glass blobs in the lungs.
+Patients own one to three images (or one volume) and are split 70/10/20 by patient.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+XRAY_FINDINGS = ("nodule", "effusion", "cardiomegaly")
+
+
+@dataclass(frozen=True)
+class DemoData:
+    """Paths of the generated demo datasets."""
+
+    xray_csv: Path
+    ct_csv: Path
+
+
+def _patient_splits(n_patients: int, rng: np.random.Generator) -> list[str]:
+    """70/10/20 split over patients, shuffled deterministically."""
+    n_val = max(2, round(0.1 * n_patients))
+    n_test = max(2, round(0.2 * n_patients))
+    splits = ["val"] * n_val + ["test"] * n_test + ["train"] * (n_patients - n_val - n_test)
+    return list(rng.permutation(splits))
+
+
+def _disk(shape: tuple[int, int], cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
+
+
+def xray_image(findings: dict[str, bool], size: int, rng: np.random.Generator) -> np.ndarray:
+    """One chest-X-ray-like image in [0, 1] with the given findings planted."""
+    s = size
+    image = np.full((s, s), 0.55, dtype=np.float32)
+    lungs = _disk((s, s), 0.5 * s, 0.3 * s, 0.3 * s, 0.14 * s) | _disk((s, s), 0.5 * s, 0.7 * s, 0.3 * s, 0.14 * s)
+    image[lungs] = 0.2
+    heart_scale = 1.6 if findings["cardiomegaly"] else 1.0
+    heart = _disk((s, s), 0.62 * s, 0.5 * s, 0.12 * s * heart_scale, 0.1 * s * heart_scale)
+    image[heart] = 0.6
+    if findings["nodule"]:
+        side = rng.choice([0.3, 0.7])
+        cy, cx = rng.uniform(0.3, 0.55) * s, (side + rng.uniform(-0.05, 0.05)) * s
+        image[_disk((s, s), cy, cx, 0.06 * s, 0.06 * s)] = 0.95
+    if findings["effusion"]:
+        side = rng.choice([0.3, 0.7])
+        base = _disk((s, s), 0.5 * s, side * s, 0.3 * s, 0.14 * s) & (np.mgrid[:s, :s][0] > 0.65 * s)
+        image[base] = 0.85
+    image += rng.normal(0, 0.04, size=(s, s)).astype(np.float32)
+    return np.clip(image, 0, 1)
+
+
+def ct_volume(lesion: bool, shape: tuple[int, int, int], rng: np.random.Generator) -> np.ndarray:
+    """One chest-CT-like volume in Hounsfield units, ground-glass blobs if ``lesion``."""
+    nx, ny, nz = shape
+    volume = np.full(shape, -1000.0, dtype=np.float32)
+    body = _disk((nx, ny), nx / 2, ny / 2, 0.45 * nx, 0.38 * ny)
+    lungs = _disk((nx, ny), 0.3 * nx, ny / 2, 0.12 * nx, 0.25 * ny) | _disk((nx, ny), 0.7 * nx, ny / 2, 0.12 * nx, 0.25 * ny)
+    for z in range(nz):
+        plane = volume[:, :, z]
+        plane[body] = 40.0
+        plane[lungs] = -850.0
+    if lesion:
+        for _ in range(4):
+            cx = rng.choice([0.3, 0.7]) * nx + rng.uniform(-0.05, 0.05) * nx
+            cy = rng.uniform(0.35, 0.65) * ny
+            radius = rng.uniform(0.06, 0.1) * nx
+            for z in range(nz):
+                volume[:, :, z][_disk((nx, ny), cx, cy, radius, radius) & lungs] = -300.0
+    volume += rng.normal(0, 25.0, size=shape).astype(np.float32)
+    return volume
+
+
+def _write_xray(path: Path, image: np.ndarray, kind: str) -> None:
+    if kind == "png16":
+        Image.fromarray((image * 65535).astype(np.uint16)).save(path)
+    elif kind == "jpeg":
+        Image.fromarray((image * 255).astype(np.uint8)).save(path, quality=95)
+    else:
+        Image.fromarray((image * 255).astype(np.uint8)).save(path)
+
+
+def make_demo_data(out: str | Path, *, n_patients: int = 80, n_volumes: int = 30, seed: int = 0) -> DemoData:
+    """Write both demo datasets under ``out`` (same seed, same bytes)."""
+    import nibabel as nib
+
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    xray_dir = out / "xray"
+    (xray_dir / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for p, split in enumerate(_patient_splits(n_patients, rng)):
+        for v in range(int(rng.integers(1, 4))):
+            findings = {f: bool(rng.random() < 0.4) for f in XRAY_FINDINGS}
+            kind = ("png8", "png16", "jpeg")[(p + v) % 3]
+            name = f"images/p{p:04d}_v{v}.{'jpg' if kind == 'jpeg' else 'png'}"
+            _write_xray(xray_dir / name, xray_image(findings, 128, rng), kind)
+            rows.append({"path": name, "patient_id": f"P{p:04d}", "split": split} | {f: int(findings[f]) for f in XRAY_FINDINGS})
+    xray_csv = xray_dir / "xray.csv"
+    with xray_csv.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "patient_id", "split", *XRAY_FINDINGS])
+        writer.writeheader()
+        writer.writerows(rows)
+
+    ct_dir = out / "ct"
+    (ct_dir / "volumes").mkdir(parents=True, exist_ok=True)
+    rows = []
+    seen: dict[str, int] = {}
+    for v, split in enumerate(_patient_splits(n_volumes, rng)):
+        seen[split] = seen.get(split, 0) + 1
+        lesion = seen[split] % 2 == 1  # both classes in every split
+        volume = ct_volume(lesion, (64, 64, 12), rng)
+        affine = np.diag([0.8, 0.8, 2.5, 1.0])
+        name = f"volumes/ct{v:03d}.nii.gz"
+        nib.save(nib.Nifti1Image(volume.astype(np.int16), affine), ct_dir / name)
+        rows.append({"path": name, "patient_id": f"C{v:03d}", "split": split, "label": "lesion" if lesion else "clear"})
+    ct_csv = ct_dir / "ct.csv"
+    with ct_csv.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "patient_id", "split", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return DemoData(xray_csv=xray_csv, ct_csv=ct_csv)

@@ -1,0 +1,95 @@
+"""Extraction spread over a Dask cluster: workers (GPUs, nodes) each own whole blocks.
+
+The coordinator lays out the partial store, hands each task a disjoint list of
+blocks, and publishes once all are written. Workers load the backbone themselves
+from a :class:`BackboneRequest` (a model is never shipped over the network) and
+write straight into the shared store; since no two tasks share a block, no two
+writers share a chunk or shard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from featx.backbones import LoadedBackbone, load_backbone
+from featx.cache.store import FeatureStore
+from featx.datasets.index import SampleIndex
+from featx.pipeline.extract import BlockRunner, run_blocks
+from featx.pipeline.preprocess import PreprocessConfig
+
+
+@dataclass(frozen=True)
+class BackboneRequest:
+    """How to load a backbone: the arguments of ``load_backbone``, picklable and hashable."""
+
+    name: str
+    img_size: int
+    weights: str | None = None
+    random_init: bool = False
+    n_last: int = 4
+    patch_tokens: bool = False
+    model_overrides: tuple[tuple[str, Any], ...] = ()
+    seed: int = 0
+
+    def load(self) -> LoadedBackbone:
+        """Load it (cached per worker process)."""
+        return _load_cached(self)
+
+
+@lru_cache(maxsize=2)
+def _load_cached(request: BackboneRequest) -> LoadedBackbone:
+    kwargs = asdict(request)
+    kwargs["model_overrides"] = dict(request.model_overrides) or None
+    return load_backbone(kwargs.pop("name"), **kwargs)
+
+
+def _run_task(
+    store_path: str,
+    blocks: list[int],
+    index: SampleIndex,
+    request: BackboneRequest,
+    preprocess: PreprocessConfig,
+    device: str,
+    batch_size: int,
+    num_workers: int,
+) -> list[int]:
+    store = FeatureStore.open(Path(store_path), writable=True, allow_partial=True)
+    run_blocks(store, index, request.load(), preprocess, blocks, device, batch_size, num_workers, progress=False)
+    return blocks
+
+
+def dask_runner(
+    client: Any,
+    index: SampleIndex,
+    request: BackboneRequest,
+    preprocess: PreprocessConfig,
+    *,
+    device: str = "cpu",
+    batch_size: int = 64,
+    num_workers: int = 0,
+    blocks_per_task: int = 4,
+) -> BlockRunner:
+    """A block runner for ``extract(..., runner=...)`` that spreads blocks over ``client``'s workers."""
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    def run(store: FeatureStore, blocks: list[int]) -> None:
+        if not blocks:
+            return
+        groups = [blocks[i : i + blocks_per_task] for i in range(0, len(blocks), blocks_per_task)]
+        index_future = client.scatter(index, broadcast=True)
+        futures = [
+            client.submit(
+                _run_task, str(store.path), group, index_future, request, preprocess, device, batch_size, num_workers,
+                pure=False,
+            )
+            for group in groups
+        ]
+        with tqdm(total=len(blocks), unit="blocks", desc=f"extract {request.name} (dask)") as bar:
+            for future in as_completed(futures):
+                bar.update(len(future.result()))
+
+    return run

@@ -1,0 +1,254 @@
+"""Extraction: run a frozen backbone once over every sample into a feature store.
+
+reader (DataLoader workers: decode + preprocess, pinned memory) -> mapper (backbone
+forward on the device, autocast bf16 on GPU) -> writer (background thread, whole
+blocks). Resumes an interrupted run from its unwritten blocks and publishes the
+store atomically when every block is in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from featx.backbones import LoadedBackbone
+from featx.cache.key import cache_key
+from featx.cache.store import PARTIAL_SUFFIX, PUBLISHED_SUFFIX, FeatureStore, StoreError, store_dir
+from featx.datasets.index import SampleIndex
+from featx.pipeline.preprocess import PreprocessConfig
+from featx.pipeline.reader import BlockBatchSampler, SampleDataset
+from featx.pipeline.writer import Batch, BlockWriter
+
+PATCH_SHARD_BYTES = 128 * 2**20
+
+
+@dataclass
+class ExtractResult:
+    """Where the store is, under which key, and how the run went."""
+
+    path: Path
+    key: str
+    n_rows: int
+    n_failed: int
+    failures: pd.DataFrame
+    reused: bool
+    rows_extracted: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_extracted / self.seconds if self.seconds > 0 else 0.0
+
+
+def resolve_device(device: str) -> torch.device:
+    """A torch device, refusing CUDA where none is present rather than silently using the CPU."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {device} was asked for, but torch sees no CUDA device here")
+    return torch.device(device)
+
+
+def patch_grids(backbone: LoadedBackbone) -> dict[str, tuple[int, int]] | None:
+    """Each layer's patch-token grid (None without patch tokens), from one dry forward pass."""
+    x = torch.zeros(1, 3, backbone.img_size, backbone.img_size)
+    with torch.inference_mode():
+        outputs = backbone.model.cpu()(x)
+    if any("patch" not in kinds for kinds in outputs.values()):
+        return None
+    return {layer: (int(k["patch"].shape[1]), int(k["patch"].shape[2])) for layer, k in outputs.items()}
+
+
+def choose_block_rows(grid: dict[str, tuple[int, int]] | None, feature_dims: dict[str, int], batch_size: int) -> int:
+    """Rows per block: ~1024 for pooled features; patch-token shards kept near 128 MiB."""
+    if grid is None:
+        return 1024
+    per_row = sum(2 * h * w * feature_dims[layer] for layer, (h, w) in grid.items())
+    rows = max(1, min(1024, PATCH_SHARD_BYTES // max(per_row, 1)))
+    if rows >= batch_size:
+        rows -= rows % batch_size
+    return int(rows)
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path: Path) -> Iterator[None]:
+    """Refuse a second extraction of the same store running at the same time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"{path}: another extraction of this store is running") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _open_or_create(
+    partial: Path,
+    key: str,
+    key_inputs: dict,
+    index: SampleIndex,
+    backbone: LoadedBackbone,
+    preprocess: PreprocessConfig,
+    grid: dict[str, tuple[int, int]] | None,
+    block_rows: int,
+) -> FeatureStore:
+    if partial.exists():
+        store = FeatureStore.open(partial, writable=True, allow_partial=True)
+        if store.key == key and store.matches_index(index):
+            return store
+        shutil.rmtree(partial)  # left by a run over other samples: start again
+    return FeatureStore.create(
+        partial,
+        key=key,
+        key_inputs=key_inputs,
+        index=index,
+        feature_dims=backbone.feature_dims,
+        block_rows=block_rows,
+        patch_grid=grid,
+        mask_size=preprocess.size if index.task == "segmentation" else None,
+        provenance={
+            "backbone": {
+                "name": backbone.spec.name,
+                "family": backbone.spec.family,
+                "config": backbone.config,
+                "weights_hash": backbone.weights_hash,
+                "weights_source": backbone.weights_source,
+                "random_init": backbone.random_init,
+                "img_size": backbone.img_size,
+                "mean": list(backbone.spec.mean),
+                "std": list(backbone.spec.std),
+            },
+            "preprocessing": preprocess.to_dict(),
+            "problems": [str(p) for p in index.problems],
+        },
+    )
+
+
+def store_key(index: SampleIndex, backbone: LoadedBackbone, preprocess: PreprocessConfig) -> tuple[str, dict]:
+    """The cache key of (dataset, backbone config, weights, preprocessing)."""
+    return cache_key(
+        dataset=index.dataset,
+        backbone=backbone.config,
+        weights_hash=backbone.weights_hash,
+        preprocessing=preprocess.to_dict(),
+    )
+
+
+BlockRunner = Callable[[FeatureStore, list[int]], None]
+
+
+def extract(
+    index: SampleIndex,
+    backbone: LoadedBackbone,
+    preprocess: PreprocessConfig,
+    cache_root: str | Path,
+    *,
+    device: str = "cpu",
+    batch_size: int = 64,
+    num_workers: int = 2,
+    block_rows: int | None = None,
+    progress: bool = True,
+    runner: BlockRunner | None = None,
+) -> ExtractResult:
+    """Extract ``index`` with ``backbone`` into the cache; reuse or resume where possible.
+
+    Patch tokens are stored when the backbone was loaded to return them. ``runner``
+    computes the pending blocks of the partial store (default: here, in this
+    process; see featx.pipeline.distributed for a Dask cluster).
+    """
+    if preprocess.size != backbone.img_size:
+        raise ValueError(f"preprocessing size {preprocess.size} differs from backbone size {backbone.img_size}")
+    key, key_inputs = store_key(index, backbone, preprocess)
+    folder = store_dir(cache_root, index.dataset, backbone.spec.name)
+    final = folder / f"{key}{PUBLISHED_SUFFIX}"
+    partial = folder / f"{key}{PARTIAL_SUFFIX}"
+    started = time.perf_counter()
+    with _exclusive_lock(folder / f"{key}.lock"):
+        if final.exists():
+            published = FeatureStore.open(final)
+            if published.matches_index(index):
+                return ExtractResult(
+                    final, key, published.n_rows, int((~published.valid).sum()), published.failures(), True, 0, 0.0
+                )
+        grid = patch_grids(backbone)
+        rows = block_rows or choose_block_rows(grid, backbone.feature_dims, batch_size)
+        store = _open_or_create(partial, key, key_inputs, index, backbone, preprocess, grid, rows)
+        pending = store.pending_blocks()
+        n_todo = sum(store.block_slice(b).stop - store.block_slice(b).start for b in pending)
+        if runner is None:
+            run_blocks(store, index, backbone, preprocess, pending, device, batch_size, num_workers, progress)
+        else:
+            runner(store, pending)
+        path = store.publish()
+    published = FeatureStore.open(path)
+    failures = published.failures()
+    return ExtractResult(
+        path, key, published.n_rows, len(failures), failures, False, n_todo, time.perf_counter() - started
+    )
+
+
+def run_blocks(
+    store: FeatureStore,
+    index: SampleIndex,
+    backbone: LoadedBackbone,
+    preprocess: PreprocessConfig,
+    blocks: list[int],
+    device: str,
+    batch_size: int,
+    num_workers: int,
+    progress: bool,
+) -> None:
+    """Compute and write the given blocks of a writable store (the unit a worker owns)."""
+    if not blocks:
+        return
+    torch_device = resolve_device(device)
+    on_gpu = torch_device.type == "cuda"
+    with_masks = index.task == "segmentation"
+    loader = DataLoader(
+        SampleDataset(index.table, preprocess, with_masks),
+        batch_sampler=BlockBatchSampler(blocks, store.block_rows, len(index), batch_size),
+        num_workers=num_workers,
+        pin_memory=on_gpu,
+        persistent_workers=False,
+        prefetch_factor=4 if num_workers > 0 else None,
+    )
+    model = backbone.model.to(torch_device).eval()
+    mean = torch.tensor(backbone.spec.mean, device=torch_device).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(backbone.spec.std, device=torch_device).view(1, 3, 1, 1) * 255.0
+    n_rows = sum(store.block_slice(b).stop - store.block_slice(b).start for b in blocks)
+    writer = BlockWriter(store)
+    failed = 0
+    bar = tqdm(total=n_rows, unit="rows", desc=f"extract {backbone.spec.name}", disable=not progress, smoothing=0.1)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else contextlib.nullcontext()
+    try:
+        with torch.inference_mode(), autocast:
+            for batch in loader:
+                pixels = batch["pixels"].to(torch_device, non_blocking=True)
+                x = (pixels.float() - mean) / std
+                outputs = model(x)
+                features = {
+                    layer: {kind: t.to(torch.float16).cpu().numpy() for kind, t in kinds.items()}
+                    for layer, kinds in outputs.items()
+                }
+                errors = list(batch["error"])
+                failed += sum(1 for e in errors if e)
+                masks = batch["mask"].numpy() if with_masks else None
+                writer.put(Batch(batch["row"].numpy(), features, errors, masks))
+                bar.update(len(errors))
+                if failed:
+                    bar.set_postfix(failed=failed)
+    finally:
+        bar.close()
+        writer.close()

@@ -1,0 +1,248 @@
+"""``run_probes``: every requested setting on every requested store, records appended as it goes.
+
+A problem with one store or one setting (no validation split, a label without
+positives, more shots than patients, label names that differ from the results already
+in the output file) is reported with a clear message and the run goes on with the
+rest; :attr:`ProbeRun.problems` lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from featx.probes import knn as knn_mod
+from featx.probes import linear as linear_mod
+from featx.probes.features import ProbeData, ProbeError, load_probe_data
+from featx.probes.metrics import MetricWarning
+from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear
+from featx.probes.records import append_jsonl, check_label_names, make_base, read_jsonl, scored_records
+from featx.probes.selection import Splits
+
+log = logging.getLogger("featx.probes")
+
+SETTINGS = ("knn", "mlknn", "linear", "fewshot")
+
+
+@dataclass
+class ProbeRun:
+    """What a run produced: the records written, the outcomes, and what went wrong."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def outcome_records(outcome: Outcome, provenance: dict[str, Any], data: ProbeData, seed: int, record_val: bool = True) -> list[dict[str, Any]]:
+    """Records of one outcome: the test numbers, and the validation numbers of every candidate."""
+    extra = {"method": outcome.method, "level": data.level, **outcome.extra}
+    base = make_base(
+        provenance=provenance,
+        setting=outcome.setting,
+        split="test",
+        hyperparameters=outcome.hyperparameters,
+        seed=seed,
+        n_train=outcome.n_train,
+        n_test=outcome.n_test,
+        label_names=data.label_names,
+        extra=extra,
+    )
+    records = scored_records(outcome.test, base)
+    if record_val:
+        selected = {k: v for k, v in outcome.hyperparameters.items() if k not in ("selected_on", "retrained_on")}
+        for hyper, scored in outcome.val:
+            val_base = {**base, "split": "val", "hyperparameters": hyper, "n_train": int((data.split == "train").sum()), "n_test": scored.n_rows}
+            val_base["selected"] = all(selected.get(k) == v for k, v in hyper.items())
+            records.extend(r for r in scored_records(scored, val_base) if r["metric"] == "auroc_macro")
+    return records
+
+
+def _open(store: Any):
+    from featx.cache import FeatureStore
+
+    return store if isinstance(store, FeatureStore) else FeatureStore.open(store)
+
+
+def resolve_stores(
+    stores: Sequence[Any] | None, cache: str | Path | None, datasets: Sequence[str], backbones: Sequence[str], problems: list[str]
+) -> list[Any]:
+    """Stores given directly, or the newest one of each (dataset, backbone) under ``cache``."""
+    from featx.cache import find_store
+
+    out = []
+    for store in stores or []:
+        try:
+            out.append(_open(store))
+        except Exception as error:  # noqa: BLE001 - reported, the run goes on
+            problems.append(f"{store}: {error}")
+    if cache is not None:
+        for dataset in datasets:
+            for backbone in backbones:
+                try:
+                    out.append(_open(find_store(cache, dataset, backbone)))
+                except Exception as error:  # noqa: BLE001
+                    problems.append(f"{dataset} x {backbone}: {error}")
+    return out
+
+
+def run_probes(
+    stores: Sequence[Any] | None = None,
+    *,
+    cache: str | Path | None = None,
+    datasets: Sequence[str] = (),
+    backbones: Sequence[str] = (),
+    settings: Sequence[str] = ("knn", "linear"),
+    out: str | Path | None = None,
+    device: str = "cpu",
+    seed: int = 0,
+    ks: Sequence[int] = knn_mod.DEFAULT_KS,
+    k: int | None = None,
+    temperature: float = knn_mod.TEMPERATURE,
+    multilabel_knn: str = "mlknn",
+    knn_backend: str | None = None,
+    knn_dtype: str = "float32",
+    mlknn_fit_max: int | None = None,
+    linear_backend: str | None = None,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lrs: Sequence[float] = linear_mod.LRS,
+    shots: Sequence[int | str] = (1, 2, 4, 8, 16, "all"),
+    fewshot_seeds: int = 5,
+    fewshot_probes: Sequence[str] = ("knn", "linear"),
+    n_boot: int = 1000,
+    val_boot: int = 200,
+    record_val: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> ProbeRun:
+    """Run ``settings`` on each store and append one record per number to ``out``.
+
+    ``stores`` are store paths (or open stores); alternatively ``cache`` with
+    ``datasets`` x ``backbones`` picks the newest published store of each pair.
+    """
+    say = echo or log.info
+    run = ProbeRun()
+    unknown = [s for s in settings if s not in SETTINGS]
+    if unknown:
+        raise ProbeError(f"unknown setting(s) {unknown}; expected some of {SETTINGS}")
+    opened = resolve_stores(stores, cache, datasets, backbones, run.problems)
+    existing = read_jsonl(out) if out is not None else []
+    for store in opened:
+        name = f"{store.attrs.get('dataset')} x {store.provenance().get('backbone')}"
+        try:
+            check_label_names(existing, str(store.attrs.get("dataset")), store.label_names, out or "")
+            need_grid = "linear" in settings or "fewshot" in settings
+            n_blocks = 4 if need_grid else 1
+            dims = store.attrs.get("feature_dims", {}) or {}
+            dim = max(dims.values()) if dims else 1024
+            big = store.n_rows * dim * (n_blocks + 1) * 4 > 1 << 30
+            t0 = time.perf_counter()
+            data = load_probe_data(store, n_last_blocks=n_blocks, avgpool=need_grid, dtype=np.float16 if big else np.float32)
+            say(f"{name}: {data.n} {data.level}s loaded in {time.perf_counter() - t0:.1f}s" + (f" ({data.n_invalid} invalid rows left out)" if data.n_invalid else ""))
+            if data.provenance.get("random_init"):
+                say(f"{name}: features come from RANDOMLY INITIALISED weights; results are marked random_init=true")
+        except Exception as error:  # noqa: BLE001 - one store's failure does not stop the others
+            run.problems.append(f"{name}: {error}")
+            say(f"{name}: skipped: {error}")
+            continue
+        for setting in settings:
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", MetricWarning)
+                    t0 = time.perf_counter()
+                    outcomes = _run_setting(
+                        setting,
+                        data,
+                        device=device,
+                        seed=seed,
+                        ks=ks,
+                        k=k,
+                        temperature=temperature,
+                        multilabel_knn=multilabel_knn,
+                        knn_backend=knn_backend,
+                        knn_dtype=knn_dtype,
+                        mlknn_fit_max=mlknn_fit_max,
+                        linear_backend=linear_backend,
+                        epochs=epochs,
+                        batch_size=batch_size,
+                        lrs=lrs,
+                        shots=shots,
+                        fewshot_seeds=fewshot_seeds,
+                        fewshot_probes=fewshot_probes,
+                        n_boot=n_boot,
+                        val_boot=val_boot,
+                        problems=run.problems,
+                        name=name,
+                    )
+                for warning in caught:
+                    if issubclass(warning.category, MetricWarning):
+                        say(f"{name} / {setting}: warning: {warning.message}")
+                records = []
+                for outcome in outcomes:
+                    records.extend(outcome_records(outcome, data.provenance, data, seed, record_val))
+                    for note in outcome.notes:
+                        say(f"{name} / {outcome.setting}: note: {note}")
+                if out is not None:
+                    append_jsonl(out, records)
+                run.records.extend(records)
+                run.outcomes.extend(outcomes)
+                for outcome in outcomes:
+                    if outcome.extra.get("aggregate"):
+                        continue
+                    t = outcome.test
+                    say(
+                        f"{name} / {outcome.setting}: test macro AUROC {t.auroc_macro:.3f} "
+                        f"[{t.auroc_macro_ci[0]:.3f}, {t.auroc_macro_ci[1]:.3f}] "
+                        f"({_brief(outcome.hyperparameters)}) in {time.perf_counter() - t0:.1f}s"
+                    )
+            except (ProbeError, ValueError, RuntimeError) as error:
+                run.problems.append(f"{name} / {setting}: {error}")
+                say(f"{name} / {setting}: failed: {error}")
+    return run
+
+
+def _brief(hyper: dict[str, Any]) -> str:
+    keys = ("method", "k", "lr", "C", "n_last_blocks", "avgpool", "shots", "fewshot_seed")
+    return ", ".join(f"{k}={hyper[k]}" for k in keys if k in hyper)
+
+
+def _run_setting(setting: str, data: ProbeData, *, problems: list[str], name: str, **kw: Any) -> list[Outcome]:
+    common = {"seed": kw["seed"], "n_boot": kw["n_boot"], "val_boot": kw["val_boot"], "device": kw["device"]}
+    knn_kw = {
+        "ks": kw["ks"],
+        "k": kw["k"],
+        "temperature": kw["temperature"],
+        "multilabel_method": kw["multilabel_knn"],
+        "backend": kw["knn_backend"],
+        "dtype": kw["knn_dtype"],
+        "fit_max": kw["mlknn_fit_max"],
+    }
+    linear_kw = {"backend": kw["linear_backend"], "epochs": kw["epochs"], "batch_size": kw["batch_size"], "lrs": kw["lrs"]}
+    if setting in ("knn", "mlknn"):
+        return [evaluate_knn(Splits(data), setting=setting, **knn_kw, **common)]
+    if setting == "linear":
+        return [evaluate_linear(Splits(data), **linear_kw, **common)]
+    if setting == "fewshot":
+        from featx.probes.fewshot import evaluate_fewshot
+
+        return evaluate_fewshot(
+            data,
+            shots=kw["shots"],
+            n_seeds=kw["fewshot_seeds"],
+            probes=kw["fewshot_probes"],
+            problems=problems,
+            name=name,
+            knn_backend=kw["knn_backend"],
+            **common,
+        )
+    raise ProbeError(f"unknown setting {setting!r}")

@@ -1,0 +1,254 @@
+"""Validation-only model selection: the test split is sealed until one final scoring.
+
+The released code of the paper picks its linear-probe configuration on the test set
+when no validation set is given, and its few-shot path trains on the validation set.
+:class:`Splits` makes both impossible through its API:
+
+* the labels of test rows are removed from everything it hands out (views carry NaN
+  there); the real ones are kept privately and only used to score;
+* :meth:`Splits.select` runs a selection with the test split locked: asking for test
+  inputs or scores inside it raises :class:`SealedSplitError`;
+* :meth:`Splits.score_test_once` scores a named result on test exactly once; a second
+  call with the same name raises :class:`TestAlreadyScored`;
+* a selection on a store without validation rows raises :class:`NoValidationSplit`
+  (never a fall-back to test).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from featx.probes.features import ProbeData, ProbeError
+from featx.probes.metrics import Scored, score
+
+
+class SealedSplitError(RuntimeError):
+    """The test split was asked for while it is sealed (during selection)."""
+
+
+class TestAlreadyScored(RuntimeError):
+    """A result was scored on the test split a second time."""
+
+    __test__ = False  # not a pytest class
+
+
+class NoValidationSplit(ProbeError):
+    """Selection needs validation rows and the store has none."""
+
+
+class SplitView:
+    """Labelled rows of one non-test split (``train``, ``val`` or ``train+val``)."""
+
+    def __init__(self, data: ProbeData, rows: np.ndarray, name: str) -> None:
+        self._data = data
+        self.rows = rows
+        self.name = name
+
+    @property
+    def n(self) -> int:
+        return int(self.rows.size)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._data.labels[self.rows]
+
+    @property
+    def patients(self) -> np.ndarray:
+        return self._data.patients[self.rows]
+
+    @property
+    def task(self) -> str:
+        return self._data.task
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self._data.label_names)
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self._data.layers)
+
+    def features(self, n_last_blocks: int = 1, avgpool: bool = False) -> np.ndarray:
+        return self._data.features(n_last_blocks, avgpool, rows=self.rows)
+
+    def block(self, name: str) -> np.ndarray:
+        return self._data.blocks[name][self.rows]
+
+    @property
+    def blocks(self) -> dict[str, np.ndarray]:
+        """All rows' feature blocks (features only; index them with :attr:`rows`)."""
+        return self._data.blocks
+
+    def subset(self, positions: np.ndarray, name: str | None = None) -> SplitView:
+        """A view of some of these rows (positions within this view)."""
+        return SplitView(self._data, self.rows[np.asarray(positions)], name or self.name)
+
+
+class TestInputs:
+    """The features of the test rows, without their labels."""
+
+    __test__ = False
+
+    def __init__(self, data: ProbeData, rows: np.ndarray) -> None:
+        self._data = data
+        self.rows = rows
+
+    @property
+    def n(self) -> int:
+        return int(self.rows.size)
+
+    def features(self, n_last_blocks: int = 1, avgpool: bool = False) -> np.ndarray:
+        return self._data.features(n_last_blocks, avgpool, rows=self.rows)
+
+    def block(self, name: str) -> np.ndarray:
+        return self._data.blocks[name][self.rows]
+
+    @property
+    def blocks(self) -> dict[str, np.ndarray]:
+        """All rows' feature blocks (features only; index them with :attr:`rows`)."""
+        return self._data.blocks
+
+
+@dataclass
+class Selection:
+    """The outcome of a validation selection: every candidate's score and the best one."""
+
+    best: Any
+    best_score: float
+    scores: list[tuple[Any, float]]
+
+
+class Splits:
+    """Train / val / test of one :class:`ProbeData`, with the test labels sealed."""
+
+    def __init__(self, data: ProbeData) -> None:
+        test = data.split == "test"
+        self._test_rows = np.flatnonzero(test)
+        self._test_labels = data.labels[self._test_rows].copy()
+        self._test_patients = data.patients[self._test_rows].copy()
+        public_labels = data.labels.copy()
+        public_labels[test] = np.nan
+        self._data = dataclasses.replace(data, labels=public_labels)
+        self._selecting = 0
+        self._scored: set[Hashable] = set()
+        self.task = data.task
+        self.label_names = list(data.label_names)
+        self.dataset = data.dataset
+        if self._test_rows.size == 0:
+            raise ProbeError(f"{data.dataset or 'store'}: no test rows; nothing to score")
+        if data.rows("train").size == 0:
+            raise ProbeError(f"{data.dataset or 'store'}: no train rows; nothing to fit")
+
+    # ---- labelled, non-test views -----------------------------------------------------------
+    @property
+    def has_val(self) -> bool:
+        return bool(self._data.rows("val").size)
+
+    def view(self, name: str) -> SplitView:
+        if "test" in name.split("+"):
+            raise SealedSplitError(
+                "test labels are sealed: use Splits.test_inputs() for features and "
+                "Splits.score_test_once() to score a final result"
+            )
+        if name not in ("train", "val", "train+val"):
+            raise ValueError(f"unknown split {name!r}; expected train, val or train+val")
+        if name == "val" and not self.has_val:
+            raise NoValidationSplit(self._no_val_message())
+        return SplitView(self._data, self._data.rows(name), name)
+
+    @property
+    def train(self) -> SplitView:
+        return self.view("train")
+
+    @property
+    def val(self) -> SplitView:
+        return self.view("val")
+
+    @property
+    def train_val(self) -> SplitView:
+        return self.view("train+val")
+
+    @property
+    def n_test(self) -> int:
+        return int(self._test_rows.size)
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self._data.layers)
+
+    def _no_val_message(self) -> str:
+        return (
+            f"{self.dataset or 'store'}: selecting a configuration needs a validation split and this "
+            "store has no 'val' rows; featx never selects on test. Give the dataset a val split "
+            "(patient-level), or fix the hyper-parameters (e.g. --k for kNN) so no selection is needed"
+        )
+
+    # ---- selection with test sealed ----------------------------------------------------------
+    @contextmanager
+    def selecting(self) -> Iterator[Splits]:
+        """Within this block the test split cannot be read or scored."""
+        if not self.has_val:
+            raise NoValidationSplit(self._no_val_message())
+        self._selecting += 1
+        try:
+            yield self
+        finally:
+            self._selecting -= 1
+
+    def select(self, candidates: Iterable[Any], score_val: Callable[[Any], float]) -> Selection:
+        """Score every candidate on validation (test sealed) and return the best.
+
+        Ties keep the earlier candidate; NaN scores never win.
+        """
+        results: list[tuple[Any, float]] = []
+        with self.selecting():
+            for candidate in candidates:
+                results.append((candidate, float(score_val(candidate))))
+        return self.best_of(results)
+
+    def best_of(self, results: list[tuple[Any, float]]) -> Selection:
+        finite = [(c, s) for c, s in results if not math.isnan(s)]
+        if not finite:
+            raise ProbeError(f"{self.dataset or 'store'}: every candidate scored NaN on validation")
+        best, best_score = max(finite, key=lambda cs: cs[1])
+        return Selection(best=best, best_score=best_score, scores=results)
+
+    # ---- the one final look at test -------------------------------------------------------------
+    def test_inputs(self) -> TestInputs:
+        if self._selecting:
+            raise SealedSplitError("the test split is sealed while a configuration is being selected")
+        return TestInputs(self._data, self._test_rows)
+
+    def score_test_once(
+        self,
+        name: Hashable,
+        predict: Callable[[TestInputs], np.ndarray],
+        *,
+        n_boot: int = 1000,
+        seed: int = 0,
+    ) -> Scored:
+        """Predict the test rows with ``predict`` and score them; once per result ``name``."""
+        if self._selecting:
+            raise SealedSplitError("the test split cannot be scored while a configuration is being selected")
+        if name in self._scored:
+            raise TestAlreadyScored(f"{name!r} was already scored on test; a final result is scored once")
+        self._scored.add(name)
+        scores = np.asarray(predict(self.test_inputs()), dtype=np.float64)
+        if scores.shape != self._test_labels.shape:
+            raise ProbeError(f"predictions have shape {scores.shape}, expected {self._test_labels.shape}")
+        return score(
+            self._test_labels,
+            scores,
+            self._test_patients,
+            task=self.task,
+            label_names=self.label_names,
+            n_boot=n_boot,
+            seed=seed,
+        )

@@ -1,0 +1,52 @@
+"""Figures: headline numbers with their intervals, for people who would rather look."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from featx.report.tables import HEADLINE_METRIC, headline  # noqa: E402
+
+
+def plot_summary(records: pd.DataFrame, out: str | Path, metric: str = HEADLINE_METRIC) -> Path | None:
+    """One bar panel per dataset: settings x backbones, with 95% interval whiskers."""
+    rows = headline(records, metric)
+    if rows.empty:
+        return None
+    datasets = sorted(rows["dataset"].unique())
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        subset = rows[rows["dataset"] == dataset]
+        settings = sorted(subset["setting"].unique())
+        backbones = sorted(subset["backbone"].unique())
+        width = 0.8 / len(backbones)
+        for b, backbone in enumerate(backbones):
+            values, lows, highs = [], [], []
+            for setting in settings:
+                match = subset[(subset["backbone"] == backbone) & (subset["setting"] == setting)]
+                value = float(match["value"].iloc[0]) if len(match) else np.nan
+                low = match["ci_low"].iloc[0] if len(match) else None
+                high = match["ci_high"].iloc[0] if len(match) else None
+                values.append(value)
+                lows.append(value - low if low is not None else 0.0)
+                highs.append(high - value if high is not None else 0.0)
+            x = np.arange(len(settings)) + b * width
+            ax.bar(x, values, width, yerr=[lows, highs], capsize=3, label=backbone)
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        ax.set_xticks(np.arange(len(settings)) + 0.4 - width / 2, settings)
+        ax.set_ylim(0.0, 1.0)
+        ax.set_title(dataset)
+        ax.set_ylabel(f"test {metric}")
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -1,0 +1,48 @@
+"""Shared fixtures for the backbone tests: tiny architectures and isolated (empty) weight caches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+TINY_VIT = {"depth": 4, "embed_dim": 64, "num_heads": 2}
+TINY_SAM = {"depth": 4, "embed_dim": 64, "num_heads": 2, "global_attn_indexes": [1, 3], "window_size": 2}
+TINY_CLIP = {"layers": 4, "width": 64, "head_width": 32, "embed_dim": 32}
+TINY = {
+    "dinov2_vits14": TINY_VIT,
+    "dinov2_vits14_reg4": TINY_VIT,
+    "dinov2_vitg14": {"depth": 4, "embed_dim": 64, "num_heads": 2},
+    "mae_vitl16": TINY_VIT,
+    "msn_vitl16": TINY_VIT,
+    "vit_large_patch16_in21k": TINY_VIT,
+    "vit_small_patch16_224": TINY_VIT,
+    "sam_vitl16": TINY_SAM,
+    "clip_vitl14": TINY_CLIP,
+    "openclip_vith14": TINY_CLIP,
+    "resnet152": {"layers": [1, 1, 1, 1]},
+    "densenet201": {"block_config": [1, 1, 1, 1], "growth_rate": 8},
+    "vgg19": {"mlp_ratio": 1 / 64},
+}
+
+
+@pytest.fixture(autouse=True)
+def isolated_caches(tmp_path, monkeypatch):
+    """Point every weights cache featx reads at empty folders under tmp_path."""
+    root = tmp_path / "caches"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(root / "xdg"))
+    monkeypatch.setenv("HF_HOME", str(root / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(root / "torch"))
+    monkeypatch.setenv("FEATX_WEIGHTS_DIR", str(root / "featx"))
+    monkeypatch.delenv("FEATX_ALLOW_PICKLE", raising=False)
+    return root
+
+
+def images(size: int, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, size, size, generator=generator)
+
+
+def shapes(out: dict) -> dict:
+    return {layer: {kind: tuple(t.shape) for kind, t in kinds.items()} for layer, kinds in out.items()}

@@ -1,0 +1,26 @@
+"""Fixtures shared across the suite: a tiny random backbone and small demo data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# A DINOv2-architecture ViT shrunk to 2 blocks of width 32: fast on 2 CPU cores.
+TINY_VIT = {"depth": 2, "embed_dim": 32, "num_heads": 2}
+TINY_SIZE = 28  # 2 x 2 patches of 14 px
+
+
+def tiny_backbone(size: int = TINY_SIZE, **kwargs):
+    """The tiny random-init DINOv2 ViT used by pipeline tests (deterministic: seed 0)."""
+    from featx.backbones import load_backbone
+
+    return load_backbone("dinov2_vits14", img_size=size, random_init=True, n_last=2, model_overrides=TINY_VIT, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> "DemoData":  # noqa: F821
+    """The demo datasets at a reduced size, generated once per session."""
+    from featx.demo.data import make_demo_data
+
+    return make_demo_data(Path(tmp_path_factory.mktemp("demo")), n_patients=40, n_volumes=12)

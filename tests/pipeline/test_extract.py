@@ -1,0 +1,149 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from featx.cache import FeatureStore, StoreError
+from featx.datasets import build_index
+from featx.pipeline.extract import extract
+from featx.pipeline.preprocess import PreprocessConfig
+from tests.conftest import TINY_SIZE, TINY_VIT, tiny_backbone
+
+
+def run(index, cache, backbone=None, size=TINY_SIZE, **kwargs):
+    backbone = backbone or tiny_backbone(size)
+    kwargs = {"batch_size": 8, "num_workers": 0, "progress": False} | kwargs
+    return extract(index, backbone, PreprocessConfig.for_modality(index.modality, size), cache, **kwargs)
+
+
+def store_arrays(path: Path) -> dict[str, np.ndarray]:
+    group = zarr.open_group(str(path), mode="r")
+    return {name: np.asarray(array[:]) for name, array in group.arrays()} | {
+        f"features/{layer}/{kind}": np.asarray(group[f"features/{layer}/{kind}"][:])
+        for layer in group.attrs["featx"]["layers"]
+        for kind in ("cls", "pooled")
+    }
+
+
+def test_extract_writes_every_row_once_and_reuses_the_store(demo_data, tmp_path):
+    index = build_index("csv", demo_data.xray_csv, modality="xray")
+    result = run(index, tmp_path)
+    assert not result.reused and result.rows_extracted == len(index) and result.n_failed == 0
+    store = FeatureStore.open(result.path)
+    assert store.key == result.key and result.path.name == f"{result.key}.zarr"
+    assert store.valid.all() and store.n_rows == len(index)
+    assert store.layers == ["block_0", "block_1"]
+    cls = store.read("cls", "block_1")
+    assert cls.shape == (len(index), 32) and np.isfinite(cls).all()
+    assert not np.allclose(cls[0], cls[1])  # different images, different features
+    attrs = store.attrs
+    assert attrs["backbone"]["random_init"] is True and attrs["backbone"]["weights_hash"] == "random-init"
+    assert attrs["preprocessing"]["intensity"] == "minmax"
+
+    again = run(index, tmp_path)
+    assert again.reused and again.rows_extracted == 0 and again.path == result.path
+
+
+def test_slices_of_volumes_are_extracted_with_their_volume_ids(demo_data, tmp_path):
+    index = build_index("csv", demo_data.ct_csv, modality="ct")
+    store = FeatureStore.open(run(index, tmp_path).path)
+    table = store.index
+    assert (table["volume_id"] != "").all() and table["slice_index"].max() == 11
+    assert store.attrs["preprocessing"]["intensity"] == "window"
+
+
+def test_another_key_never_writes_into_an_existing_store(demo_data, tmp_path):
+    index = build_index("csv", demo_data.xray_csv, modality="xray")
+    first = run(index, tmp_path)
+    before = store_arrays(first.path)
+    other = run(index, tmp_path, size=42)
+    assert other.key != first.key and other.path != first.path
+    after = store_arrays(first.path)
+    assert before.keys() == after.keys()
+    for name in before:
+        np.testing.assert_array_equal(before[name], after[name])
+
+
+def test_an_unreadable_image_is_listed_and_the_rest_extracted(demo_data, tmp_path):
+    csv = demo_data.xray_csv
+    lines = csv.read_text().splitlines()
+    broken = tmp_path / "data"
+    broken.mkdir()
+    (broken / "images").symlink_to(csv.parent / "images")
+    bad = broken / "corrupt.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    lines.append("corrupt.png,PX,train,1,0,0")
+    (broken / "broken.csv").write_text("\n".join(lines) + "\n")
+    index = build_index("csv", broken / "broken.csv", modality="xray")
+    result = run(index, tmp_path / "cache")
+    assert result.n_failed == 1
+    assert result.failures["source"].iloc[0] == str(bad) and str(bad) in result.failures["error"].iloc[0]
+    store = FeatureStore.open(result.path)
+    assert store.valid.sum() == len(index) - 1
+
+
+def test_a_second_concurrent_extraction_of_the_same_store_is_refused(demo_data, tmp_path):
+    import fcntl
+
+    index = build_index("csv", demo_data.xray_csv, modality="xray")
+    backbone = tiny_backbone()
+    key = run(index, tmp_path / "probe").key  # same key in any cache root
+    folder = tmp_path / "cache" / index.dataset / "dinov2_vits14"
+    folder.mkdir(parents=True)
+    with open(folder / f"{key}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        with pytest.raises(StoreError, match="another extraction"):
+            run(index, tmp_path / "cache", backbone=backbone)
+
+
+def _extract_command(csv: Path, cache: Path) -> list[str]:
+    overrides = [f"--model-override={k}={v}" for k, v in TINY_VIT.items()]
+    return [sys.executable, "-m", "featx", "extract", "--dataset", "csv", "--root", str(csv), "--backbone",
+            "dinov2_vits14", "--size", str(TINY_SIZE), "--cache", str(cache), "--random-init", "--n-last", "2",
+            "--batch-size", "4", "--workers", "0", "--block-rows", "8", "--modality", "xray", *overrides]
+
+
+def test_a_killed_extraction_resumes_to_the_same_store_as_an_uninterrupted_one(demo_data, tmp_path):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    full = subprocess.run(_extract_command(demo_data.xray_csv, tmp_path / "full"), env=env, capture_output=True,
+                          text=True, check=True)
+    assert "cache key:" in full.stdout
+
+    cache = tmp_path / "killed"
+    process = subprocess.Popen(_extract_command(demo_data.xray_csv, cache), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    written = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        partial = list(cache.glob("*/*/*.zarr.partial"))
+        if partial and (partial[0] / "written" / "c").exists():
+            written = len(list((partial[0] / "written" / "c").iterdir()))
+            if written >= 2:
+                break
+        time.sleep(0.02)
+    assert process.poll() is None, "extraction finished before it could be killed; make the fixture larger"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    partial = list(cache.glob("*/*/*.zarr.partial"))
+    assert partial and not list(cache.glob("*/*/*.zarr")), "the killed run must leave only a partial store"
+    left = FeatureStore.open(partial[0], allow_partial=True)
+    pending = left.pending_blocks()
+    assert 0 < len(pending) < left.n_blocks
+    rows_left = sum(left.block_slice(b).stop - left.block_slice(b).start for b in pending)
+
+    resumed = subprocess.run(_extract_command(demo_data.xray_csv, cache), env=env, capture_output=True, text=True,
+                             check=True)
+    assert f"extracted {rows_left} rows" in resumed.stdout  # only what was missing
+    [full_store] = list((tmp_path / "full").glob("*/*/*.zarr"))
+    [resumed_store] = list(cache.glob("*/*/*.zarr"))
+    assert full_store.name == resumed_store.name  # same key
+    expected, actual = store_arrays(full_store), store_arrays(resumed_store)
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        np.testing.assert_array_equal(expected[name], actual[name], err_msg=name)
