@@ -18,6 +18,7 @@ deepest ``n_last`` of that sequence; every stage's ``cls`` = ``pooled`` = its gl
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -90,7 +91,7 @@ class TimmCNNDef(BackboneDef):
     def build(self, img_size: int, overrides: dict[str, Any]) -> nn.Module:
         try:
             return _timm().create_model(self.arch, pretrained=False, num_classes=0, **{**self.kwargs, **overrides})
-        except TypeError as exc:
+        except (TypeError, ValueError, AssertionError) as exc:
             raise BackboneError(f"{self.spec.name}: bad model override(s) {sorted(overrides)}: {exc}") from None
 
     def check_img_size(self, img_size: int) -> None:
@@ -155,17 +156,29 @@ class TimmCNNDef(BackboneDef):
 def _torchvision_to_timm(arch: str, state_dict: dict[str, torch.Tensor], trunk: nn.Module) -> dict[str, torch.Tensor]:
     """torchvision checkpoints (``densenet201-c1103571.pth``, ``vgg19-dcbb9e9d.pth``) -> timm keys.
 
-    Uses timm's own filters: DenseNet's old ``norm.1`` style names; VGG's ``classifier.0/3/6``
-    linears -> ``pre_logits.fc1/fc2`` convolutions and ``head.fc``. ResNet keys are identical.
+    DenseNet: the old ``norm.1`` / ``conv.1`` names -> ``norm1`` / ``conv1`` (timm's own filter).
+    VGG: ``classifier.0`` / ``classifier.3`` linears -> ``pre_logits.fc1`` / ``fc2`` convolutions
+    (reshaped to the conv kernels; torchvision flattens the 512x7x7 map channel-first, as the conv
+    expects), ``classifier.6`` -> ``head.fc`` (the ImageNet classifier, then dropped).
+    ResNet keys are identical in both.
     """
     if arch.startswith("densenet") and any(".norm.1." in k or ".conv.1." in k for k in state_dict):
         from timm.models.densenet import _filter_torchvision_pretrained
 
         return _filter_torchvision_pretrained(dict(state_dict))
     if arch.startswith("vgg") and any(k.startswith("classifier.") for k in state_dict):
-        from timm.models.vgg import _filter_fn
-
-        return _filter_fn(dict(state_dict))
+        expected = {k: tuple(v.shape) for k, v in trunk.state_dict().items()}
+        rename = {"classifier.0.": "pre_logits.fc1.", "classifier.3.": "pre_logits.fc2.", "classifier.6.": "head.fc."}
+        out = {}
+        for key, value in state_dict.items():
+            for old, new in rename.items():
+                if key.startswith(old):
+                    key = new + key[len(old):]
+            shape = expected.get(key)
+            if shape is not None and value.ndim == 2 and len(shape) == 4 and value.numel() == math.prod(shape):
+                value = value.reshape(shape)
+            out[key] = value
+        return out
     return state_dict
 
 

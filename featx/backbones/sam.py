@@ -80,7 +80,7 @@ class SamDef(BackboneDef):
         try:
             return _timm().create_model(self.arch, pretrained=False, num_classes=0, img_size=img_size,
                                         **{**self.kwargs, **overrides})
-        except TypeError as exc:
+        except (TypeError, ValueError, AssertionError) as exc:
             raise BackboneError(f"{self.spec.name}: bad model override(s) {sorted(overrides)}: {exc}") from None
 
     def layer_plan(self, trunk, n_last):

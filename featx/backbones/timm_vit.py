@@ -169,7 +169,7 @@ class TimmViTDef(BackboneDef):
         kwargs = {**self.kwargs, **overrides}
         try:
             return timm.create_model(self.arch, pretrained=False, num_classes=0, img_size=img_size, **kwargs)
-        except TypeError as exc:
+        except (TypeError, ValueError, AssertionError) as exc:
             raise BackboneError(f"{self.spec.name}: bad model override(s) {sorted(overrides)}: {exc}") from None
 
     def layer_plan(self, trunk: nn.Module, n_last: int) -> list[tuple[str, int]]:

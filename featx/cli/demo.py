@@ -24,8 +24,9 @@ def demo_command(
 
     if weights is None:
         typer.secho(
-            f"NOTE: no --weights given, so {backbone} runs with RANDOM weights. The demo data carries a planted "
-            "signal that random features can still pick up; these numbers say nothing about any pretrained model.",
+            f"NOTE: no --weights given, so {backbone} runs with RANDOM weights (LayerScale 1.0 unless "
+            "--model-override says otherwise). The demo data carries a planted signal that random features can "
+            "still pick up; these numbers say nothing about any pretrained model.",
             fg=typer.colors.YELLOW,
         )
     result = run_demo(

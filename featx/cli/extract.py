@@ -32,10 +32,13 @@ def extract_command(
     model_override: Optional[list[str]] = typer.Option(
         None, "--model-override", help="Architecture override key=value, e.g. depth=2 (random or matching weights)."
     ),
+    scheduler: Optional[str] = typer.Option(
+        None, help="Dask scheduler address (tcp://host:8786): spread blocks over its workers (GPUs, nodes)."
+    ),
 ) -> None:
     """Extract features of every sample (and slice) once into a Zarr feature store."""
-    from featx.backbones import load_backbone
     from featx.datasets import build_index
+    from featx.pipeline.distributed import BackboneRequest, dask_runner
     from featx.pipeline.extract import extract
     from featx.pipeline.preprocess import PreprocessConfig
 
@@ -47,19 +50,34 @@ def extract_command(
     for problem in index.problems:
         typer.secho(f"quarantined: {problem}", fg=typer.colors.YELLOW, err=True)
     preprocess = PreprocessConfig.for_modality(index.modality, size, intensity=intensity, window=window)
-    loaded = load_backbone(
-        backbone,
+    request = BackboneRequest(
+        name=backbone,
         img_size=size,
-        weights=weights,
+        weights=str(weights) if weights else None,
         random_init=random_init,
         n_last=n_last,
         patch_tokens=patch_tokens,
-        model_overrides=parse_key_values(model_override, "--model-override") or None,
+        model_overrides=tuple(parse_key_values(model_override, "--model-override").items()),
     )
+    loaded = request.load()
     if loaded.random_init:
         typer.secho(f"{backbone}: RANDOM weights (--random-init); results will say so", fg=typer.colors.YELLOW)
+    runner = None
+    if scheduler:
+        from distributed import Client
+
+        client = Client(scheduler)
+        runner = dask_runner(client, index, request, preprocess, device=device, batch_size=batch_size)
     result = extract(
-        index, loaded, preprocess, cache, device=device, batch_size=batch_size, num_workers=workers, block_rows=block_rows
+        index,
+        loaded,
+        preprocess,
+        cache,
+        device=device,
+        batch_size=batch_size,
+        num_workers=workers,
+        block_rows=block_rows,
+        runner=runner,
     )
     verb = "up to date" if result.reused else f"extracted {result.rows_extracted} rows ({result.rows_per_second:.1f} rows/s)"
     typer.echo(f"store: {result.path}")

@@ -42,7 +42,7 @@ def list_datasets() -> list[AdapterInfo]:
     return [_ADAPTERS[name] for name in sorted(_ADAPTERS)]
 
 
-def build_index(name: str, root: str | Path, **options: Any) -> SampleIndex:
+def build_index(name: str, root: str | Path, /, **options: Any) -> SampleIndex:
     """Index the dataset ``name`` found at ``root`` (a folder, or a file for ``csv``).
 
     Every adapter also takes ``split_file=PATH``: a CSV of ``id, split`` that replaces

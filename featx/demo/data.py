@@ -48,16 +48,16 @@ def xray_image(findings: dict[str, bool], size: int, rng: np.random.Generator) -
     image = np.full((s, s), 0.55, dtype=np.float32)
     lungs = _disk((s, s), 0.5 * s, 0.3 * s, 0.3 * s, 0.14 * s) | _disk((s, s), 0.5 * s, 0.7 * s, 0.3 * s, 0.14 * s)
     image[lungs] = 0.2
-    heart_scale = 1.6 if findings["cardiomegaly"] else 1.0
+    heart_scale = 1.8 if findings["cardiomegaly"] else 1.0
     heart = _disk((s, s), 0.62 * s, 0.5 * s, 0.12 * s * heart_scale, 0.1 * s * heart_scale)
     image[heart] = 0.6
     if findings["nodule"]:
         side = rng.choice([0.3, 0.7])
         cy, cx = rng.uniform(0.3, 0.55) * s, (side + rng.uniform(-0.05, 0.05)) * s
-        image[_disk((s, s), cy, cx, 0.06 * s, 0.06 * s)] = 0.95
+        image[_disk((s, s), cy, cx, 0.09 * s, 0.09 * s)] = 0.95
     if findings["effusion"]:
         side = rng.choice([0.3, 0.7])
-        base = _disk((s, s), 0.5 * s, side * s, 0.3 * s, 0.14 * s) & (np.mgrid[:s, :s][0] > 0.65 * s)
+        base = _disk((s, s), 0.5 * s, side * s, 0.3 * s, 0.14 * s) & (np.mgrid[:s, :s][0] > 0.6 * s)
         image[base] = 0.85
     image += rng.normal(0, 0.04, size=(s, s)).astype(np.float32)
     return np.clip(image, 0, 1)
@@ -93,7 +93,7 @@ def _write_xray(path: Path, image: np.ndarray, kind: str) -> None:
         Image.fromarray((image * 255).astype(np.uint8)).save(path)
 
 
-def make_demo_data(out: str | Path, *, n_patients: int = 80, n_volumes: int = 30, seed: int = 0) -> DemoData:
+def make_demo_data(out: str | Path, *, n_patients: int = 120, n_volumes: int = 60, seed: int = 0) -> DemoData:
     """Write both demo datasets under ``out`` (same seed, same bytes)."""
     import nibabel as nib
 
@@ -122,7 +122,7 @@ def make_demo_data(out: str | Path, *, n_patients: int = 80, n_volumes: int = 30
     for v, split in enumerate(_patient_splits(n_volumes, rng)):
         seen[split] = seen.get(split, 0) + 1
         lesion = seen[split] % 2 == 1  # both classes in every split
-        volume = ct_volume(lesion, (64, 64, 12), rng)
+        volume = ct_volume(lesion, (64, 64, 8), rng)
         affine = np.diag([0.8, 0.8, 2.5, 1.0])
         name = f"volumes/ct{v:03d}.nii.gz"
         nib.save(nib.Nifti1Image(volume.astype(np.int16), affine), ct_dir / name)

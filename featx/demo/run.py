@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from featx.demo.data import make_demo_data
 
 DEMO_DATASETS = (("xray", "xray"), ("ct", "ct"))  # (dataset name, modality)
+# A random DINOv2 ViT keeps DINOv2's LayerScale init (1e-5): its blocks barely touch the
+# tokens and the CLS output is nearly the same for every image. LayerScale 1.0 lets the
+# random blocks mix patch information into CLS, so CLS-based kNN sees the planted signal.
+RANDOM_DEMO_OVERRIDES: dict[str, Any] = {"init_values": 1.0}
 
 
 @dataclass
@@ -36,23 +41,25 @@ def run_demo(
     workers: int = 2,
     seed: int = 0,
     progress: bool = True,
+    echo: Callable[[str], None] | None = print,
 ) -> DemoResult:
     """Run the whole featx job on the built-in demo data under ``out``.
 
     Without ``weights`` the backbone has random weights (the demo data needs no
-    pretrained features to be learnable); every result then says so.
+    pretrained features to be learnable) with ``RANDOM_DEMO_OVERRIDES`` unless
+    ``model_overrides`` is given; every result then says so.
     """
     from featx.backbones import load_backbone
-    from featx.cache import FeatureStore
     from featx.datasets import build_index
     from featx.pipeline.extract import extract
     from featx.pipeline.preprocess import PreprocessConfig
     from featx.probes import run_probes
-    from featx.probes.records import append_records
     from featx.report import load_records, plot_summary, summary_table
 
     out = Path(out)
     data = make_demo_data(out / "data", seed=seed)
+    if weights is None and model_overrides is None:
+        model_overrides = RANDOM_DEMO_OVERRIDES
     loaded = load_backbone(
         backbone,
         img_size=size,
@@ -71,8 +78,9 @@ def run_demo(
             index, loaded, preprocess, out / "cache", device=device, num_workers=workers, progress=progress
         )
         stores[index.dataset] = extracted.path
-        records = run_probes(FeatureStore.open(extracted.path), list(settings), seed=seed, device=device)
-        append_records(results, records)
+        probed = run_probes([extracted.path], settings=settings, out=results, seed=seed, device=device, echo=echo)
+        if probed.problems:
+            raise RuntimeError(f"demo probes failed on {index.dataset}: {'; '.join(probed.problems)}")
     records = load_records([results])
     table = summary_table(records)
     report_dir = out / "report"

@@ -8,6 +8,7 @@ hyper-parameters and the single test scoring (with patient-bootstrap intervals).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +92,7 @@ def evaluate_knn(
     bank_is_train = np.isin(bank_view.rows, splits.train.rows)
     test_features = knn_mod.l2_normalise(splits.test_inputs().features(1, False))
     kmax = max(candidates)
+    t_search = time.perf_counter()
     found = knn_mod.protocol_neighbours(
         bank,
         bank_is_train,
@@ -104,6 +106,7 @@ def evaluate_knn(
         device=device,
         dtype=dtype,
     )
+    t_search = time.perf_counter() - t_search
     del bank, test_features
     train_labels = splits.train.labels
     bank_labels = bank_view.labels
@@ -146,7 +149,7 @@ def evaluate_knn(
         n_test=splits.n_test,
         val=val_records,
         notes=notes,
-        extra={"n_requeried": found.n_requeried},
+        extra={"n_requeried": found.n_requeried, "seconds_search": round(t_search, 3)},
     )
 
 
@@ -223,7 +226,7 @@ def evaluate_linear(
     return Outcome(
         setting=setting,
         method=f"linear_{backend}",
-        hyperparameters={**chosen.as_dict(), **common, "selected_on": "val" if len(grid) > 1 else "fixed", "retrained_on": "train+val"},
+        hyperparameters={**chosen.as_dict(), **common, "selected_on": "val" if len(grid) > 1 else "fixed", "retrained_on": "train+val" if splits.has_val else "train"},
         test=test,
         n_train=final.n,
         n_test=splits.n_test,

@@ -23,7 +23,7 @@ from featx.probes import linear as linear_mod
 from featx.probes.features import ProbeData, ProbeError, load_probe_data
 from featx.probes.metrics import MetricWarning
 from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear
-from featx.probes.records import append_jsonl, check_label_names, make_base, read_jsonl, scored_records
+from featx.probes.records import append_jsonl, check_label_names, finalise, make_base, read_jsonl, scored_records
 from featx.probes.selection import Splits
 
 log = logging.getLogger("featx.probes")
@@ -192,6 +192,7 @@ def run_probes(
                     records.extend(outcome_records(outcome, data.provenance, data, seed, record_val))
                     for note in outcome.notes:
                         say(f"{name} / {outcome.setting}: note: {note}")
+                records = finalise(records)
                 if out is not None:
                     append_jsonl(out, records)
                 run.records.extend(records)

@@ -31,13 +31,15 @@ def plot_summary(records: pd.DataFrame, out: str | Path, metric: str = HEADLINE_
             for setting in settings:
                 match = subset[(subset["backbone"] == backbone) & (subset["setting"] == setting)]
                 value = float(match["value"].iloc[0]) if len(match) else np.nan
-                low = match["ci_low"].iloc[0] if len(match) else None
-                high = match["ci_high"].iloc[0] if len(match) else None
+                low = float(match["ci_low"].iloc[0]) if len(match) and match["ci_low"].notna().iloc[0] else value
+                high = float(match["ci_high"].iloc[0]) if len(match) and match["ci_high"].notna().iloc[0] else value
                 values.append(value)
-                lows.append(value - low if low is not None else 0.0)
-                highs.append(high - value if high is not None else 0.0)
+                lows.append(max(value - low, 0.0))
+                highs.append(max(high - value, 0.0))
             x = np.arange(len(settings)) + b * width
-            ax.bar(x, values, width, yerr=[lows, highs], capsize=3, label=backbone)
+            random = bool(subset.loc[subset["backbone"] == backbone, "random_init"].fillna(False).astype(bool).any())
+            label = backbone + (" (random weights)" if random else "")
+            ax.bar(x, values, width, yerr=[lows, highs], capsize=3, label=label)
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")
         ax.set_xticks(np.arange(len(settings)) + 0.4 - width / 2, settings)
         ax.set_ylim(0.0, 1.0)

@@ -11,7 +11,7 @@ TINY_CLIP = {"layers": 4, "width": 64, "head_width": 32, "embed_dim": 32}
 TINY = {
     "dinov2_vits14": TINY_VIT,
     "dinov2_vits14_reg4": TINY_VIT,
-    "dinov2_vitg14": {"depth": 4, "embed_dim": 64, "num_heads": 2},
+    "dinov2_vitg14": {"depth": 4, "embed_dim": 64, "num_heads": 2, "mlp_ratio": 4.0},
     "mae_vitl16": TINY_VIT,
     "msn_vitl16": TINY_VIT,
     "vit_large_patch16_in21k": TINY_VIT,

@@ -132,6 +132,6 @@ def _labels(root: Path, frame: pd.DataFrame) -> tuple[str, list[str], np.ndarray
         line, col = np.argwhere(bad)[0]
         raise DatasetError(
             f"{root}: line {line + 2}, column {label_columns[col]!r} has value "
-            f"{frame[label_columns[col]].iloc[line]!r}; label columns must hold 0 or 1"
+            f"{str(frame[label_columns[col]].iloc[line])!r}; label columns must hold 0 or 1"
         )
     return "multilabel", label_columns, matrix.astype(np.float32)

@@ -1,0 +1,263 @@
+"""Probe benchmarks (issue 5): NIH-sized synthetic features, the whole protocol from the cache.
+
+    python benchmarks/probes.py                # NIH-sized: 112,120 x 1024, 14 labels, 70/10/20
+    python benchmarks/probes.py --small        # ~10x smaller, about a minute on 2 CPU cores
+    python benchmarks/probes.py --device cuda  # GPU backends (torch kNN / faiss-gpu, torch grid)
+
+Stages, each timed on its own:
+
+1. **kNN**: one exact search (test + val + every memory-bank point leave-one-out), then
+   ML-kNN for every k in {10, 20, 100, 200} on validation, the selected k on test, plus
+   the DINOv2 weighted vote for every k (the multi-class path) from the same neighbours.
+2. **Linear grid**: the paper's 16 configurations (lr x last-1/4 blocks x avgpool),
+   SGD momentum 0.9, cosine, 10 epochs, batch 128, trained together on train; chosen on
+   val; the chosen one retrained on train+val; test scored once.
+3. **Bootstrap**: 1,000 patient resamples of the test macro AUROC with per-class values.
+4. **The paper's own way** vs cached features, side by side with a small backbone
+   (random-init DINOv2 ViT-S/14 from timm at 56 px): the backbone runs in every epoch of
+   every configuration, against featx's extract-once + grid-on-cache.
+
+Peak RSS (the process's maximum resident set) is reported at the end; the features
+are held in float16 like the store holds them. Writes a JSON summary with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from featx.probes import knn as knn_mod  # noqa: E402
+from featx.probes.features import ProbeData  # noqa: E402
+from featx.probes.metrics import score  # noqa: E402
+from featx.probes.protocol import evaluate_knn, evaluate_linear  # noqa: E402
+from featx.probes.selection import Splits  # noqa: E402
+
+NIH_PREVALENCE = [0.103, 0.025, 0.119, 0.177, 0.052, 0.056, 0.013, 0.047, 0.042, 0.021, 0.022, 0.015, 0.030, 0.002]
+NIH_ROWS, NIH_PATIENTS = 112_120, 30_805
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux: KiB
+
+
+def nih_like(n_rows: int, dim: int, n_layers: int = 4, signal: float = 0.25, seed: int = 0) -> ProbeData:
+    """Planted-signal multi-label features shaped like NIH ChestX-ray14 in a featx store."""
+    rng = np.random.default_rng(seed)
+    n_patients = max(10, round(n_rows * NIH_PATIENTS / NIH_ROWS))
+    patient_of_row = np.sort(rng.integers(0, n_patients, n_rows))
+    order = rng.permutation(n_patients)
+    split_of = np.empty(n_patients, dtype="<U5")
+    a, b = int(0.7 * n_patients), int(0.8 * n_patients)
+    split_of[order[:a]], split_of[order[a:b]], split_of[order[b:]] = "train", "val", "test"
+    labels = (rng.random((n_rows, len(NIH_PREVALENCE))) < np.array(NIH_PREVALENCE)).astype(np.float32)
+    directions = rng.normal(size=(len(NIH_PREVALENCE), dim)).astype(np.float32)
+    layers = [f"block_{i}" for i in range(12 - n_layers, 12)]
+    blocks: dict[str, np.ndarray] = {}
+    names = [f"cls/{layer}" for layer in layers] + [f"pooled/{layers[-1]}"]
+    for depth, name in enumerate(names):
+        out = np.empty((n_rows, dim), dtype=np.float16)
+        strength = signal * (0.5 + depth / len(names))
+        for start in range(0, n_rows, 16384):
+            stop = min(start + 16384, n_rows)
+            chunk = rng.standard_normal((stop - start, dim), dtype=np.float32)
+            chunk += strength * labels[start:stop] @ directions
+            out[start:stop] = chunk
+        blocks[name] = out
+    return ProbeData(
+        blocks=blocks,
+        layers=layers,
+        labels=labels,
+        patients=np.char.add("p", patient_of_row.astype(str)),
+        split=split_of[patient_of_row],
+        ids=np.arange(n_rows).astype(str),
+        label_names=[f"finding_{i}" for i in range(len(NIH_PREVALENCE))],
+        task="multilabel",
+        dataset="nih-synthetic",
+    )
+
+
+def stage_knn(data: ProbeData, device: str, backend: str | None, dtype: str, fit_max: int | None) -> dict:
+    splits = Splits(data)
+    t0 = time.perf_counter()
+    outcome = evaluate_knn(
+        splits, ks=knn_mod.DEFAULT_KS, device=device, backend=backend, dtype=dtype, fit_max=fit_max, n_boot=0, val_boot=0
+    )
+    t_mlknn = time.perf_counter() - t0
+    # The weighted vote for every k (the multi-class path) on the test rows, from one search.
+    t1 = time.perf_counter()
+    bank = knn_mod.l2_normalise(splits.train_val.features())
+    test = knn_mod.l2_normalise(splits.test_inputs().features())
+    found = knn_mod.search(test, bank, 200, backend=knn_mod.pick_backend(device, backend), device=device, dtype=dtype)
+    for k in knn_mod.DEFAULT_KS:
+        knn_mod.weighted_vote(found, splits.train_val.labels, k)
+    t_vote = time.perf_counter() - t1
+    return {
+        "seconds_mlknn_all_k": round(t_mlknn, 2),
+        "seconds_search_in_it": outcome.extra["seconds_search"],
+        "seconds_weighted_vote_all_k": round(t_vote, 2),
+        "seconds_total": round(t_mlknn + t_vote, 2),
+        "selected_k": outcome.hyperparameters["k"],
+        "test_auroc_macro": round(outcome.test.auroc_macro, 4),
+        "backend": outcome.hyperparameters["backend"],
+        "requeried": outcome.extra["n_requeried"],
+    }
+
+
+def stage_linear(data: ProbeData, device: str) -> dict:
+    t0 = time.perf_counter()
+    outcome = evaluate_linear(Splits(data), backend="torch", device=device, n_boot=0, val_boot=0)
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds_grid_select_retrain_test": round(seconds, 2),
+        "configs": len(outcome.val),
+        "selected": {k: outcome.hyperparameters[k] for k in ("lr", "n_last_blocks", "avgpool")},
+        "test_auroc_macro": round(outcome.test.auroc_macro, 4),
+    }
+
+
+def stage_bootstrap(data: ProbeData) -> dict:
+    rows = data.rows("test")
+    rng = np.random.default_rng(0)
+    scores = data.labels[rows] + rng.normal(0, 1, (rows.size, data.n_classes))
+    t0 = time.perf_counter()
+    result = score(data.labels[rows], scores, data.patients[rows], task="multilabel", label_names=data.label_names, n_boot=1000)
+    return {"seconds_1000_resamples": round(time.perf_counter() - t0, 2), "rows": int(rows.size), "patients": result.n_patients}
+
+
+def stage_paper_way(n_images: int, img_size: int, depth: int, configs_measured: int, epochs: int, device: str) -> dict:
+    """Backbone in every epoch of every configuration vs extract once + grid on the cache."""
+    import timm
+    import torch
+
+    from featx.probes.linear import TorchGrid, protocol_grid
+
+    torch.manual_seed(0)
+    model = timm.create_model(
+        "vit_small_patch14_dinov2", pretrained=False, img_size=img_size, depth=depth, num_classes=0
+    ).eval().to(device)
+    n_blocks = min(4, depth)
+    images = torch.rand(n_images, 3, img_size, img_size)
+    labels = (torch.rand(n_images, 14) < 0.1).float().numpy()
+    batch = 128
+    grid = protocol_grid(n_blocks)
+    layers = [f"block_{i}" for i in range(n_blocks)]
+
+    def features(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.inference_mode():
+            out = model.forward_intermediates(x.to(device), indices=n_blocks, return_prefix_tokens=True, intermediates_only=True)
+        feats = {}
+        for layer, (spatial, prefix) in zip(layers, out):
+            feats[f"cls/{layer}"] = prefix[:, 0].float().clone()
+            feats[f"pooled/{layer}"] = spatial.float().mean((2, 3)).clone()
+        return feats
+
+    dims = {f"{kind}/{layer}": model.embed_dim for layer in layers for kind in ("cls", "pooled")}
+    # (a) the paper's way: per configuration, per epoch, the backbone runs on every batch.
+    t0 = time.perf_counter()
+    for config in grid[:configs_measured]:
+        head = TorchGrid([config], layers, dims, 14, "multilabel", device=device, seed=0)
+        for _ in range(epochs):
+            for start in range(0, n_images, batch):
+                feats = features(images[start : start + batch])
+                rows = np.arange(feats[f"cls/{layers[0]}"].shape[0])
+                blocks = {k: v.cpu().numpy() for k, v in feats.items()}
+                head.fit(blocks, rows, labels[start : start + batch], epochs=1, batch_size=batch)
+    paper_measured = time.perf_counter() - t0
+    paper_full = paper_measured * len(grid) / configs_measured
+    # (b) featx: extract once, then the whole grid on cached features.
+    t0 = time.perf_counter()
+    cached: dict[str, list[np.ndarray]] = {}
+    for start in range(0, n_images, batch):
+        for k, v in features(images[start : start + batch]).items():
+            cached.setdefault(k, []).append(v.cpu().numpy().astype(np.float16))
+    blocks = {k: np.concatenate(v) for k, v in cached.items()}
+    t_extract = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    TorchGrid(grid, layers, dims, 14, "multilabel", device=device, seed=0).fit(
+        blocks, np.arange(n_images), labels, epochs=epochs, batch_size=batch
+    )
+    t_grid = time.perf_counter() - t0
+    featx_total = t_extract + t_grid
+    return {
+        "backbone": f"vit_small_patch14_dinov2 (random init, depth {depth}) @ {img_size}px",
+        "images": n_images,
+        "configs": len(grid),
+        "epochs": epochs,
+        "paper_way_configs_measured": configs_measured,
+        "seconds_paper_way_measured": round(paper_measured, 2),
+        "seconds_paper_way_full_grid": round(paper_full, 2),
+        "seconds_featx_extract_once": round(t_extract, 2),
+        "seconds_featx_grid_on_cache": round(t_grid, 2),
+        "seconds_featx_total": round(featx_total, 2),
+        "ratio_paper_over_featx": round(paper_full / featx_total, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", action="store_true", help="~10x smaller data, paper-way run on 2 configs")
+    parser.add_argument("--rows", type=int, default=None, help="feature rows (default 112,120; --small 11,212)")
+    parser.add_argument("--dim", type=int, default=1024)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--knn-backend", default=None, choices=[None, "faiss", "torch"])
+    parser.add_argument("--knn-dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--mlknn-fit-max", type=int, default=None, help="ML-kNN tables from a subset (default: exact)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["knn", "linear", "bootstrap", "paper"])
+    parser.add_argument("--paper-images", type=int, default=None)
+    parser.add_argument("--paper-configs", type=int, default=None, help="configurations run the paper's way (scaled to 16)")
+    parser.add_argument("--json", type=Path, default=None, help="write the summary here")
+    args = parser.parse_args(argv)
+    rows = args.rows or (NIH_ROWS // 10 if args.small else NIH_ROWS)
+    summary: dict = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, device {args.device}",
+        "rows": rows,
+        "dim": args.dim,
+        "labels": len(NIH_PREVALENCE),
+        "small": args.small,
+    }
+    if args.device.startswith("cuda"):
+        import torch
+
+        summary["gpu"] = torch.cuda.get_device_name(0)
+    t0 = time.perf_counter()
+    data = nih_like(rows, args.dim)
+    summary["seconds_make_features"] = round(time.perf_counter() - t0, 2)
+    summary["split_rows"] = {s: int((data.split == s).sum()) for s in ("train", "val", "test")}
+    summary["rss_after_features_gib"] = round(peak_rss_gib(), 2)
+    print(json.dumps(summary), flush=True)
+    if "knn" not in args.skip:
+        summary["knn"] = stage_knn(data, args.device, args.knn_backend, args.knn_dtype, args.mlknn_fit_max)
+        print("knn", json.dumps(summary["knn"]), flush=True)
+    if "linear" not in args.skip:
+        summary["linear"] = stage_linear(data, args.device)
+        print("linear", json.dumps(summary["linear"]), flush=True)
+    if "bootstrap" not in args.skip:
+        summary["bootstrap"] = stage_bootstrap(data)
+        print("bootstrap", json.dumps(summary["bootstrap"]), flush=True)
+    summary["peak_rss_gib_knn_linear"] = round(peak_rss_gib(), 2)
+    del data
+    if "paper" not in args.skip:
+        n_images = args.paper_images or (256 if args.small else 2048)
+        configs = args.paper_configs or (2 if args.small else 16)
+        summary["paper_way"] = stage_paper_way(n_images, 56, 4, configs, 10, args.device)
+        print("paper_way", json.dumps(summary["paper_way"]), flush=True)
+    summary["peak_rss_gib"] = round(peak_rss_gib(), 2)
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

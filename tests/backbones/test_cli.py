@@ -1,0 +1,41 @@
+"""featx.cli.backbones: `featx backbones` lists names, params, dims, grids and local weights."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from typer.testing import CliRunner
+
+from featx.backbones.weights import featx_weights_dir
+from featx.cli.backbones import backbones_command
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(backbones_command)
+    return app
+
+
+def test_table_lists_grids_and_missing_weights():
+    result = CliRunner().invoke(_app(), ["--name", "dinov2_vitl14", "--name", "resnet152", "--name", "sam_vitl16"])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line.split() for line in result.output.splitlines() if line.strip()}
+    assert lines["name"][6:8] == ["grid@224", "grid@448"]
+    assert lines["dinov2_vitl14"][1:8] == ["dinov2", "303.2", "1024", "14", "518", "16x16", "32x32"]
+    assert lines["resnet152"][6:8] == ["7x7", "14x14"] and lines["resnet152"][3] == "2048"
+    assert lines["sam_vitl16"][6:8] == ["14x14", "28x28"]
+    assert "not found" in lines["dinov2_vitl14"][-2] + " " + lines["dinov2_vitl14"][-1]
+    assert "--weights FILE" in result.output
+
+
+def test_json_reports_found_weights_and_custom_sizes():
+    target = featx_weights_dir() / "vit_small_patch16_224.safetensors"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"listing only checks that the file is there")
+    result = CliRunner().invoke(_app(), ["--name", "vit_small_patch16_224", "--size", "32", "--size", "64", "--json"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output.strip())
+    assert row["weights_found"] == str(target)
+    assert row["patch_grid"] == {"32": [2, 2], "64": [4, 4]}
+    assert row["feature_dim"] == 384

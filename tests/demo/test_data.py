@@ -1,0 +1,30 @@
+import hashlib
+
+import numpy as np
+
+from featx.datasets import build_index
+from featx.demo.data import XRAY_FINDINGS, make_demo_data
+
+
+def digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_demo_data_is_deterministic_and_indexable(tmp_path):
+    first = make_demo_data(tmp_path / "a", n_patients=12, n_volumes=6)
+    make_demo_data(tmp_path / "b", n_patients=12, n_volumes=6)
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+
+    xray = build_index("csv", first.xray_csv, modality="xray")
+    assert xray.task == "multilabel" and xray.label_names == list(XRAY_FINDINGS)
+    assert set(xray.table["split"]) == {"train", "val", "test"}
+    assert 0 < xray.labels.mean() < 1
+    kinds = {p.suffix for p in (first.xray_csv.parent / "images").iterdir()}
+    assert kinds == {".png", ".jpg"}
+
+    ct = build_index("csv", first.ct_csv, modality="ct")
+    assert ct.task == "binary" and ct.is_3d and ct.table["volume_id"].nunique() == 6
+    for split in ("train", "val", "test"):
+        labels = ct.labels[ct.table["split"].to_numpy() == split]
+        assert set(np.argmax(labels, axis=1)) == {0, 1}, f"{split} needs both classes"

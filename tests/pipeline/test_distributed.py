@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+from distributed import get_task_stream
+
+from featx.cache import FeatureStore
+from featx.datasets import build_index
+from featx.pipeline.distributed import BackboneRequest, dask_runner
+from featx.pipeline.extract import extract
+from featx.pipeline.preprocess import PreprocessConfig
+from tests.conftest import TINY_SIZE, TINY_VIT
+from tests.pipeline.test_extract import store_arrays
+
+
+@pytest.fixture(scope="module")
+def client():
+    import distributed
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            yield client
+
+
+def test_blocks_spread_over_a_dask_cluster_give_the_same_store(demo_data, tmp_path, client):
+    import torch
+
+    index = build_index("csv", demo_data.xray_csv, modality="xray")
+    request = BackboneRequest("dinov2_vits14", img_size=TINY_SIZE, random_init=True, n_last=2,
+                              model_overrides=tuple(TINY_VIT.items()))
+    preprocess = PreprocessConfig.for_modality("xray", TINY_SIZE)
+    backbone = request.load()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the Dask workers run torch with one thread each: compare like with like
+    try:
+        local = extract(index, backbone, preprocess, tmp_path / "local", batch_size=8, num_workers=0,
+                        block_rows=16, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    runner = dask_runner(client, index, request, preprocess, batch_size=8, blocks_per_task=2)
+    with get_task_stream(client) as stream:
+        spread = extract(index, backbone, preprocess, tmp_path / "dask", block_rows=16, runner=runner, progress=False)
+    assert spread.key == local.key and spread.rows_extracted == len(index)
+    workers = {task["worker"] for task in stream.data if "_run_task" in str(task["key"])}
+    assert len(workers) == 2, "both workers should have written blocks"
+    store = FeatureStore.open(spread.path)
+    assert store.valid.all() and store.n_blocks > 2
+    expected, actual = store_arrays(local.path), store_arrays(spread.path)
+    for name in expected:
+        np.testing.assert_array_equal(expected[name], actual[name], err_msg=name)

@@ -1,0 +1,46 @@
+"""``featx probe`` through typer (the lead registers probe_command as `featx probe`)."""
+
+import json
+
+import typer
+from typer.testing import CliRunner
+
+from featx.cli.probe import probe_command
+
+
+def _app():
+    app = typer.Typer()
+    app.command("probe")(probe_command)
+    app.command("noop")(lambda: None)  # keep sub-command mode
+    return app
+
+
+def test_cli_writes_one_record_per_number(store_factory, tmp_path):
+    store_factory(task="multiclass", n_patients=120)
+    out = tmp_path / "r.jsonl"
+    args = ["probe", "--cache", str(tmp_path / "cache"), "--dataset", "planted", "--backbone", "tiny_vit"]
+    args += ["--setting", "knn", "--setting", "linear", "--out", str(out), "--bootstrap", "50", "--batch-size", "32"]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    tests = [r for r in records if r["split"] == "test"]
+    assert {r["setting"] for r in tests} == {"knn", "linear"}
+    assert {r["metric"] for r in tests} == {"auroc_macro", "auroc", "accuracy"}
+    assert all(r["value"] > 0.9 for r in tests if r["metric"] == "auroc_macro")
+
+
+def test_cli_store_option_fixed_k_and_failure_exit(store_factory, tmp_path):
+    path = store_factory(task="binary", drop_val=True)
+    out = tmp_path / "r.jsonl"
+    ok = CliRunner().invoke(_app(), ["probe", "--store", str(path), "--setting", "knn", "--k", "10", "--out", str(out), "--bootstrap", "20"])
+    assert ok.exit_code == 0, ok.output
+    bad = CliRunner().invoke(_app(), ["probe", "--store", str(path), "--setting", "knn", "--setting", "linear", "--k", "10", "--out", str(out), "--bootstrap", "20"])
+    assert bad.exit_code == 2  # knn ran, linear could not select without val
+    assert "validation" in bad.output
+
+
+def test_cli_bad_arguments(tmp_path):
+    result = CliRunner().invoke(_app(), ["probe", "--out", str(tmp_path / "r.jsonl")])
+    assert result.exit_code != 0 and "--store" in result.output
+    result = CliRunner().invoke(_app(), ["probe", "--store", "x", "--setting", "svm", "--out", str(tmp_path / "r.jsonl")])
+    assert result.exit_code != 0 and "unknown" in result.output

@@ -1,0 +1,61 @@
+import json
+
+import numpy as np
+import pytest
+
+from featx.probes.metrics import score
+from featx.probes.records import REQUIRED, LabelMismatchError, append_jsonl, check_label_names, make_base, read_jsonl, scored_records
+
+
+def _records():
+    y = np.eye(2)[[0, 1, 0, 1, 1, 0]]
+    s = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.4, 0.6], [0.3, 0.7], [0.7, 0.3]])
+    scored = score(y, s, np.arange(6), task="binary", label_names=["neg", "pos"], n_boot=20)
+    base = make_base(
+        provenance={"dataset": "d", "backbone": "b", "store_key": "k", "store_path": "/s", "weights_hash": "h", "random_init": True},
+        setting="knn",
+        split="test",
+        hyperparameters={"k": 10},
+        seed=0,
+        n_train=10,
+        n_test=6,
+        label_names=["neg", "pos"],
+    )
+    return scored_records(scored, base)
+
+
+def test_one_record_per_number_with_provenance(tmp_path):
+    records = _records()
+    assert [r["metric"] for r in records] == ["auroc_macro", "auroc", "auroc", "accuracy"]
+    assert [r.get("class") for r in records] == [None, "neg", "pos", None]
+    path = tmp_path / "r.jsonl"
+    assert append_jsonl(path, records) == 4
+    append_jsonl(path, records)
+    back = read_jsonl(path)
+    assert len(back) == 8
+    for r in back:
+        assert all(key in r for key in REQUIRED)
+        assert r["random_init"] is True and r["created"].endswith("+00:00")
+
+
+def test_nan_becomes_null(tmp_path):
+    records = _records()
+    records[1]["value"] = float("nan")
+    path = tmp_path / "r.jsonl"
+    append_jsonl(path, records)
+    assert json.loads(path.read_text().splitlines()[1])["value"] is None
+
+
+def test_missing_field_refused(tmp_path):
+    bad = dict(_records()[0])
+    del bad["store_key"]
+    with pytest.raises(ValueError, match="store_key"):
+        append_jsonl(tmp_path / "r.jsonl", [bad])
+
+
+def test_label_name_mismatch_is_clear():
+    existing = _records()
+    check_label_names(existing, "d", ["neg", "pos"])
+    check_label_names(existing, "other", ["x"])
+    with pytest.raises(LabelMismatchError, match="differ"):
+        check_label_names(existing, "d", ["pos", "neg"])

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from featx.probes.features import ProbeError
+from featx.probes.selection import NoValidationSplit, SealedSplitError, Splits, TestAlreadyScored
+
+from .conftest import planted_data
+
+
+def test_views_never_carry_test_labels():
+    data = planted_data(task="multiclass")
+    splits = Splits(data)
+    for view in (splits.train, splits.val, splits.train_val):
+        assert not np.isnan(view.labels).any()
+    # the shared data behind the views has NaN where test labels were
+    assert np.isnan(splits.train._data.labels[data.split == "test"]).all()
+    with pytest.raises(SealedSplitError):
+        splits.view("test")
+    with pytest.raises(SealedSplitError):
+        splits.view("train+test")
+
+
+def test_scoring_test_during_selection_is_impossible():
+    """A selection that tries to peek at the test split fails."""
+    splits = Splits(planted_data(task="multiclass"))
+
+    def cheating_score(candidate):
+        splits.score_test_once("peek", lambda t: np.zeros((t.n, 3)))
+        return 0.0
+
+    with pytest.raises(SealedSplitError):
+        splits.select([1, 2], cheating_score)
+
+    def peeking_features(candidate):
+        splits.test_inputs()
+        return 0.0
+
+    with pytest.raises(SealedSplitError):
+        splits.select([1, 2], peeking_features)
+    # after a refused attempt the split is usable again, once
+    splits.score_test_once("final", lambda t: np.ones((t.n, 3)))
+    with pytest.raises(TestAlreadyScored):
+        splits.score_test_once("final", lambda t: np.ones((t.n, 3)))
+
+
+def test_select_picks_best_on_validation_and_ignores_nan():
+    splits = Splits(planted_data(task="multiclass"))
+    scores = {"a": 0.7, "b": float("nan"), "c": 0.9, "d": 0.9}
+    sel = splits.select(list(scores), lambda c: scores[c])
+    assert sel.best == "c" and sel.best_score == 0.9 and len(sel.scores) == 4
+
+
+def test_no_validation_split_is_a_clear_error_never_test():
+    data = planted_data(task="multiclass")
+    data.split[data.split == "val"] = "train"
+    splits = Splits(data)
+    assert not splits.has_val
+    with pytest.raises(NoValidationSplit, match="never selects on test"):
+        splits.select([1, 2], lambda c: 0.5)
+    with pytest.raises(NoValidationSplit):
+        splits.val
+
+
+def test_test_inputs_have_no_labels_and_score_uses_sealed_ones():
+    data = planted_data(task="binary")
+    truth = data.labels[data.split == "test"]
+    splits = Splits(data)
+    inputs = splits.test_inputs()
+    assert not hasattr(inputs, "labels")
+    result = splits.score_test_once("oracle", lambda t: truth, n_boot=10)
+    assert result.auroc_macro == pytest.approx(1.0)
+
+
+def test_store_without_test_rows_is_refused():
+    data = planted_data(task="multiclass")
+    data.split[data.split == "test"] = "train"
+    with pytest.raises(ProbeError, match="no test rows"):
+        Splits(data)
