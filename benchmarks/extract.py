@@ -25,22 +25,34 @@ from pathlib import Path
 import numpy as np
 
 
-def make_png_dataset(folder: Path, n: int, size: int = 256, seed: int = 0) -> Path:
-    """n X-ray-like PNGs and their CSV (8-bit grey, 256 px), reusing files across sizes."""
+def _write_png(job: tuple[Path, int, int, int]) -> dict[str, int]:
+    """Write one X-ray-like PNG (if absent) and return its findings."""
     from PIL import Image
 
     from featx.demo.data import XRAY_FINDINGS, xray_image
 
-    rng = np.random.default_rng(seed)
+    path, i, size, seed = job
+    rng = np.random.default_rng([seed, i])
+    findings = {f: bool(rng.random() < 0.4) for f in XRAY_FINDINGS}
+    if not path.exists():
+        Image.fromarray((xray_image(findings, size, rng) * 255).astype(np.uint8)).save(path)
+    return {f: int(v) for f, v in findings.items()}
+
+
+def make_png_dataset(folder: Path, n: int, size: int = 256, seed: int = 0) -> Path:
+    """n X-ray-like PNGs (8-bit grey, 256 px) and their CSV, written in parallel, reused across sizes."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from featx.demo.data import XRAY_FINDINGS
+
     (folder / "images").mkdir(parents=True, exist_ok=True)
+    jobs = [(folder / "images" / f"{i:06d}.png", i, size, seed) for i in range(n)]
+    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+        findings = list(pool.map(_write_png, jobs, chunksize=64))
     lines = ["path,patient_id,split," + ",".join(XRAY_FINDINGS)]
-    for i in range(n):
-        name = f"images/{i:06d}.png"
-        findings = {f: bool(rng.random() < 0.4) for f in XRAY_FINDINGS}
-        if not (folder / name).exists():
-            Image.fromarray((xray_image(findings, size, rng) * 255).astype(np.uint8)).save(folder / name)
+    for i, found in enumerate(findings):
         split = ("train", "train", "train", "val", "test")[i % 5]
-        lines.append(f"{name},P{i},{split}," + ",".join(str(int(findings[f])) for f in XRAY_FINDINGS))
+        lines.append(f"images/{i:06d}.png,P{i},{split}," + ",".join(str(found[f]) for f in XRAY_FINDINGS))
     csv = folder / f"bench_{n}.csv"
     csv.write_text("\n".join(lines) + "\n")
     return csv

@@ -163,16 +163,27 @@ def stage_paper_way(n_images: int, img_size: int, depth: int, configs_measured: 
         return feats
 
     dims = {f"{kind}/{layer}": model.embed_dim for layer in layers for kind in ("cls", "pooled")}
-    # (a) the paper's way: per configuration, per epoch, the backbone runs on every batch.
+    # (a) the paper's way: per configuration, a plain torch loop (nn.Linear, SGD momentum 0.9,
+    # cosine schedule) in which the backbone runs on every batch of every epoch.
+    bce = torch.nn.BCEWithLogitsLoss()
+    target = torch.from_numpy(labels).to(device)
+    steps = epochs * math.ceil(n_images / batch)
     t0 = time.perf_counter()
     for config in grid[:configs_measured]:
-        head = TorchGrid([config], layers, dims, 14, "multilabel", device=device, seed=0)
+        names = [f"cls/{layer}" for layer in layers[-config.n_last_blocks :]] + ([f"pooled/{layers[-1]}"] if config.avgpool else [])
+        head = torch.nn.Linear(model.embed_dim * len(names), 14).to(device)
+        optimiser = torch.optim.SGD(head.parameters(), lr=config.lr, momentum=0.9)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
         for _ in range(epochs):
+            order = torch.randperm(n_images)
             for start in range(0, n_images, batch):
-                feats = features(images[start : start + batch])
-                rows = np.arange(feats[f"cls/{layers[0]}"].shape[0])
-                blocks = {k: v.cpu().numpy() for k, v in feats.items()}
-                head.fit(blocks, rows, labels[start : start + batch], epochs=1, batch_size=batch)
+                idx = order[start : start + batch]
+                feats = features(images[idx])
+                loss = bce(head(torch.cat([feats[k] for k in names], 1)), target[idx.to(device)])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                schedule.step()
     paper_measured = time.perf_counter() - t0
     paper_full = paper_measured * len(grid) / configs_measured
     # (b) featx: extract once, then the whole grid on cached features.

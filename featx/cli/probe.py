@@ -67,6 +67,8 @@ def probe_command(
         raise typer.BadParameter("give --store PATH, or --cache DIR with --dataset and --backbone")
     if cache is not None and (not dataset or not backbone):
         raise typer.BadParameter("--cache needs --dataset and --backbone")
+    if multilabel_knn not in ("mlknn", "weighted"):
+        raise typer.BadParameter(f"--multilabel-knn: expected mlknn or weighted, got {multilabel_knn!r}")
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise typer.BadParameter(f"--device: expected cpu or cuda, got {device!r}")
 

@@ -60,9 +60,10 @@ def resolve_device(device: str) -> torch.device:
 
 def patch_grids(backbone: LoadedBackbone) -> dict[str, tuple[int, int]] | None:
     """Each layer's patch-token grid (None without patch tokens), from one dry forward pass."""
-    x = torch.zeros(1, 3, backbone.img_size, backbone.img_size)
+    device = next(backbone.model.parameters()).device
+    x = torch.zeros(1, 3, backbone.img_size, backbone.img_size, device=device)
     with torch.inference_mode():
-        outputs = backbone.model.cpu()(x)
+        outputs = backbone.model(x)
     if any("patch" not in kinds for kinds in outputs.values()):
         return None
     return {layer: (int(k["patch"].shape[1]), int(k["patch"].shape[2])) for layer, k in outputs.items()}
