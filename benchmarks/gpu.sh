@@ -22,7 +22,7 @@ step() {  # name, time limit (s), command...
   echo "=== $name exit ${PIPESTATUS[0]}"
 }
 
-step extract 240 python3 benchmarks/extract.py --device cuda --backbone dinov2_vitl14 --size 224 \
-  --n 32768 --batch 256 --workers 14 --rss-sizes 4096 16384
+step extract 200 python3 benchmarks/extract.py --device cuda --backbone dinov2_vitl14 --size 224 \
+  --n 32768 --batch 256 --workers 14 --rss-sizes 2048 8192
 step probes 150 python3 benchmarks/probes.py --device cuda
-step backbones 180 python3 benchmarks/backbones.py --device cuda --sizes 224 448 --batch 64 --random-init
+step backbones 120 python3 benchmarks/backbones.py --device cuda --sizes 224 448 --batch 64 --random-init

@@ -51,7 +51,7 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux: KiB
 
 
-def nih_like(n_rows: int, dim: int, n_layers: int = 4, signal: float = 0.25, seed: int = 0) -> ProbeData:
+def nih_like(n_rows: int, dim: int, n_layers: int = 4, signal: float = 0.04, seed: int = 0) -> ProbeData:
     """Planted-signal multi-label features shaped like NIH ChestX-ray14 in a featx store."""
     rng = np.random.default_rng(seed)
     n_patients = max(10, round(n_rows * NIH_PATIENTS / NIH_ROWS))

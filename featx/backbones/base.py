@@ -109,6 +109,10 @@ class BackboneDef(abc.ABC):
             return None
         return (img_size // self.spec.patch_size, img_size // self.spec.patch_size)
 
+    def after_random_init(self, trunk: nn.Module) -> str | None:
+        """Adjust a freshly random-initialised trunk; return a policy note for ``config`` (or None)."""
+        return None
+
     def check_img_size(self, img_size: int) -> None:
         """Refuse a resolution the architecture cannot run at."""
         if img_size <= 0:

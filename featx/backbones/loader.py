@@ -67,14 +67,18 @@ def load_backbone(
         meta = definition.build(img_size, overrides)
     plan = definition.layer_plan(meta, int(n_last))
 
+    random_policy = None
     if random_init:
         trunk = _build_seeded(definition, img_size, overrides, seed)
+        random_policy = definition.after_random_init(trunk)
         weights_hash = weights_source = "random-init"
     else:
         if weights is not None:
             path = Path(weights).expanduser()
             if not path.exists():
                 raise WeightsError(f"weights file {path} does not exist (given for backbone {name!r})")
+            if path.is_dir():
+                path = _weights_in_folder(path, name)
         else:
             path = find_pretrained(name, definition.weight_candidates())
         path = path.resolve()
@@ -112,6 +116,8 @@ def load_backbone(
         "random_init": bool(random_init),
         "seed": int(seed) if random_init else None,
     }
+    if random_policy:
+        config["random_init_policy"] = random_policy
     try:
         json.dumps(config)
     except TypeError as exc:
@@ -232,3 +238,17 @@ def describe_backbone(name: str, sizes: tuple[int, ...] = (224, 448), n_last: in
         "weights_found": found,
     }
 
+
+
+FOLDER_FILES = ("model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+
+
+def _weights_in_folder(folder: Path, name: str) -> Path:
+    """A folder (e.g. a Hugging Face snapshot) given as weights: its one known weights file."""
+    for filename in FOLDER_FILES:
+        if (folder / filename).is_file():
+            return folder / filename
+    raise WeightsError(
+        f"weights folder {folder} (given for backbone {name!r}) holds none of {', '.join(FOLDER_FILES)}; "
+        f"pass the weights file itself"
+    )

@@ -172,6 +172,21 @@ class TimmViTDef(BackboneDef):
         except (TypeError, ValueError, AssertionError) as exc:
             raise BackboneError(f"{self.spec.name}: bad model override(s) {sorted(overrides)}: {exc}") from None
 
+    def after_random_init(self, trunk: nn.Module) -> str | None:
+        """LayerScale gammas -> 1.0 in random models.
+
+        DINOv2's LayerScale starts at 1e-5, which makes a *random* network almost the identity
+        on the residual stream: its class token would not depend on the image at all, and a
+        random-features baseline would be meaningless. Pretrained weights are unaffected.
+        """
+        from timm.layers import LayerScale
+
+        scales = [m for m in trunk.modules() if isinstance(m, LayerScale)]
+        with torch.no_grad():
+            for module in scales:
+                module.gamma.fill_(1.0)
+        return "layer_scale_gamma=1.0" if scales else None
+
     def layer_plan(self, trunk: nn.Module, n_last: int) -> list[tuple[str, int]]:
         depth = len(trunk.blocks)
         return _last_blocks(self.spec.name, depth, n_last)

@@ -6,9 +6,11 @@ import sys
 
 import typer
 
+from featx.cli.backbones import backbones_command
 from featx.cli.datasets import datasets_app
 from featx.cli.demo import demo_command
 from featx.cli.extract import extract_command
+from featx.cli.probe import probe_command
 from featx.cli.report import report_command
 
 app = typer.Typer(
@@ -18,8 +20,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("extract")(extract_command)
+app.command("probe")(probe_command)
 app.command("report")(report_command)
 app.command("demo")(demo_command)
+app.command("backbones")(backbones_command)
 app.add_typer(datasets_app, name="datasets")
 
 

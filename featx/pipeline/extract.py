@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
@@ -27,6 +26,7 @@ from featx.cache.key import cache_key
 from featx.cache.store import PARTIAL_SUFFIX, PUBLISHED_SUFFIX, FeatureStore, StoreError, store_dir
 from featx.datasets.index import SampleIndex
 from featx.pipeline.preprocess import PreprocessConfig
+from featx.pipeline.mapper import DeviceMapper
 from featx.pipeline.reader import BlockBatchSampler, SampleDataset
 from featx.pipeline.writer import Batch, BlockWriter
 
@@ -45,10 +45,17 @@ class ExtractResult:
     reused: bool
     rows_extracted: int
     seconds: float
+    steady_seconds: float  # first batch to last block written (0 when run elsewhere)
 
     @property
     def rows_per_second(self) -> float:
+        """End to end: model to device, worker start-up, store layout and publishing included."""
         return self.rows_extracted / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def steady_rows_per_second(self) -> float:
+        """While batches flow: the rate a long extraction runs at."""
+        return self.rows_extracted / self.steady_seconds if self.steady_seconds > 0 else 0.0
 
 
 def resolve_device(device: str) -> torch.device:
@@ -181,22 +188,23 @@ def extract(
             published = FeatureStore.open(final)
             if published.matches_index(index):
                 return ExtractResult(
-                    final, key, published.n_rows, int((~published.valid).sum()), published.failures(), True, 0, 0.0
+                    final, key, published.n_rows, int((~published.valid).sum()), published.failures(), True, 0, 0.0, 0.0
                 )
         grid = patch_grids(backbone)
         rows = block_rows or choose_block_rows(grid, backbone.feature_dims, batch_size)
         store = _open_or_create(partial, key, key_inputs, index, backbone, preprocess, grid, rows)
         pending = store.pending_blocks()
         n_todo = sum(store.block_slice(b).stop - store.block_slice(b).start for b in pending)
+        steady = 0.0
         if runner is None:
-            run_blocks(store, index, backbone, preprocess, pending, device, batch_size, num_workers, progress)
+            steady = run_blocks(store, index, backbone, preprocess, pending, device, batch_size, num_workers, progress)
         else:
             runner(store, pending)
         path = store.publish()
     published = FeatureStore.open(path)
     failures = published.failures()
     return ExtractResult(
-        path, key, published.n_rows, len(failures), failures, False, n_todo, time.perf_counter() - started
+        path, key, published.n_rows, len(failures), failures, False, n_todo, time.perf_counter() - started, steady
     )
 
 
@@ -210,46 +218,49 @@ def run_blocks(
     batch_size: int,
     num_workers: int,
     progress: bool,
-) -> None:
-    """Compute and write the given blocks of a writable store (the unit a worker owns)."""
+) -> float:
+    """Compute and write the given blocks of a writable store (the unit a worker owns).
+
+    Returns the seconds from the first batch arriving to the last block written: the
+    steady-state time, without model loading and worker start-up.
+    """
     if not blocks:
-        return
+        return 0.0
     torch_device = resolve_device(device)
-    on_gpu = torch_device.type == "cuda"
     with_masks = index.task == "segmentation"
     loader = DataLoader(
         SampleDataset(index.table, preprocess, with_masks),
         batch_sampler=BlockBatchSampler(blocks, store.block_rows, len(index), batch_size),
         num_workers=num_workers,
-        pin_memory=on_gpu,
+        pin_memory=torch_device.type == "cuda",
         persistent_workers=False,
         prefetch_factor=4 if num_workers > 0 else None,
     )
-    model = backbone.model.to(torch_device).eval()
-    mean = torch.tensor(backbone.spec.mean, device=torch_device).view(1, 3, 1, 1) * 255.0
-    std = torch.tensor(backbone.spec.std, device=torch_device).view(1, 3, 1, 1) * 255.0
+    mapper = DeviceMapper(backbone, torch_device)
     n_rows = sum(store.block_slice(b).stop - store.block_slice(b).start for b in blocks)
     writer = BlockWriter(store)
     failed = 0
+    first_batch_at: float | None = None
     bar = tqdm(total=n_rows, unit="rows", desc=f"extract {backbone.spec.name}", disable=not progress, smoothing=0.1)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else contextlib.nullcontext()
+
+    def hand_over(landed: Iterator[tuple[dict, tuple]]) -> None:
+        nonlocal failed
+        for features, (rows, errors, masks) in landed:
+            writer.put(Batch(rows, features, errors, masks))
+            failed += sum(1 for e in errors if e)
+            bar.update(len(errors))
+            if failed:
+                bar.set_postfix(failed=failed)
+
     try:
-        with torch.inference_mode(), autocast:
-            for batch in loader:
-                pixels = batch["pixels"].to(torch_device, non_blocking=True)
-                x = (pixels.float() - mean) / std
-                outputs = model(x)
-                features = {
-                    layer: {kind: t.to(torch.float16).cpu().numpy() for kind, t in kinds.items()}
-                    for layer, kinds in outputs.items()
-                }
-                errors = list(batch["error"])
-                failed += sum(1 for e in errors if e)
-                masks = batch["mask"].numpy() if with_masks else None
-                writer.put(Batch(batch["row"].numpy(), features, errors, masks))
-                bar.update(len(errors))
-                if failed:
-                    bar.set_postfix(failed=failed)
+        for batch in loader:
+            if first_batch_at is None:
+                first_batch_at = time.perf_counter()
+            masks = batch["mask"].numpy() if with_masks else None
+            payload = (batch["row"].numpy(), list(batch["error"]), masks)
+            hand_over(mapper.submit(batch["pixels"], payload))
+        hand_over(mapper.flush())
     finally:
         bar.close()
         writer.close()
+    return time.perf_counter() - first_batch_at if first_batch_at is not None else 0.0

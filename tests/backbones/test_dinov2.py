@@ -126,3 +126,12 @@ def test_conversion_maps_every_original_key():
     converted = convert_dinov2_original(original)
     assert set(converted) == set(timm_keys)
     assert converted["pos_embed"].shape == (1, 4, 8)
+
+
+def test_random_init_class_token_depends_on_the_image():
+    # DINOv2's LayerScale starts at 1e-5: left as is, a random model's CLS ignores the image
+    loaded = load_backbone("dinov2_vits14", img_size=28, random_init=True, model_overrides=TINY["dinov2_vits14"])
+    assert loaded.config["random_init_policy"] == "layer_scale_gamma=1.0"
+    assert all(float(b.ls1.gamma.min()) == 1.0 for b in loaded.model.trunk.blocks)
+    cls = loaded.model(images(28, batch=2))["block_3"]["cls"]
+    assert (cls[0] - cls[1]).abs().max() > 1e-2

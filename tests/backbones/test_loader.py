@@ -143,10 +143,10 @@ def test_absent_pretrained_weights_fail_fast_saying_where(name):
 
 def test_pretrained_found_in_featx_folder_is_used(tmp_path):
     # a weights file for the default (un-overridden) architecture sitting in featx's folder
-    full = load_backbone("vit_small_patch16_224", img_size=32, random_init=True, n_last=1)
-    target = featx_weights_dir() / "vit_small_patch16_224.safetensors"
+    full = load_backbone("vit_tiny_patch16_224", img_size=32, random_init=True, n_last=1)
+    target = featx_weights_dir() / "vit_tiny_patch16_224.safetensors"
     save_weights(full, target)
-    found = load_backbone("vit_small_patch16_224", img_size=32, n_last=1)
+    found = load_backbone("vit_tiny_patch16_224", img_size=32, n_last=1)
     assert found.weights_source == str(target.resolve()) and not found.random_init
     x = images(32)
     assert _equal_outputs(full.model(x), found.model(x))
@@ -188,3 +188,13 @@ def test_describe_backbone_is_cheap_and_complete():
     assert info["feature_dim"] == 1024 and info["layers"] == ["block_20", "block_21", "block_22", "block_23"]
     assert info["patch_grid"] == {"224": [16, 16], "448": [32, 32]}
     assert 300 < info["params_m"] < 310 and info["weights_found"] is None
+
+
+def test_weights_folder_like_a_hf_snapshot(tmp_path):
+    original = _load(seed=5)
+    save_weights(original, tmp_path / "snapshot" / "model.safetensors")
+    loaded = load_backbone("dinov2_vits14", img_size=56, weights=tmp_path / "snapshot", model_overrides=TINY_VIT)
+    assert loaded.weights_source == str((tmp_path / "snapshot" / "model.safetensors").resolve())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(WeightsError, match="holds none of"):
+        load_backbone("dinov2_vits14", img_size=56, weights=tmp_path / "empty", model_overrides=TINY_VIT)

@@ -79,3 +79,19 @@ def test_no_positives_warns_and_continues(store_factory, tmp_path, capsys):
 def test_unknown_setting_is_refused():
     with pytest.raises(ValueError, match="unknown setting"):
         run_probes([], settings=["svm"])
+
+
+def test_fewshot_and_mlknn_settings_write_records(store_factory, tmp_path):
+    path = store_factory(task="multilabel", n_classes=3, n_patients=120, signal=3.0)
+    out = tmp_path / "r.jsonl"
+    run = run_probes([path], settings=["mlknn", "fewshot"], out=out, n_boot=20, shots=(2, "all"), fewshot_seeds=2)
+    assert run.ok, run.problems
+    records = read_jsonl(out)
+    assert {r["setting"] for r in records} == {"mlknn", "fewshot-knn", "fewshot-linear"}
+    aggregate = [r for r in records if r.get("aggregate") and r["metric"] == "auroc_macro"]
+    assert {(r["setting"], r["hyperparameters"]["shots"]) for r in aggregate} == {
+        (s, n) for s in ("fewshot-knn", "fewshot-linear") for n in (2, "all")
+    }
+    two = [r for r in aggregate if r["hyperparameters"]["shots"] == 2 and r["setting"] == "fewshot-linear"][0]
+    assert two["n_seeds"] == 2 and "macro_std" in two and two["split"] == "test"
+    assert all(r["split"] == "test" for r in records if r["setting"].startswith("fewshot"))
