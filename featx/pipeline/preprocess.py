@@ -98,4 +98,4 @@ def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     """A class-id mask resized with nearest neighbour (ids are never blended)."""
     if mask.shape == (size, size):
         return mask.astype(np.uint8)
-    return np.asarray(Image.fromarray(mask.astype(np.uint8)).resize((size, size), Image.Resampling.NEAREST))
+    return np.array(Image.fromarray(mask.astype(np.uint8)).resize((size, size), Image.Resampling.NEAREST))
