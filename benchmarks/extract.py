@@ -149,7 +149,7 @@ def main() -> None:
 
     if not args.rss_sizes[0]:
         return
-    print(f"\npeak host RSS of extraction (fresh process each):")
+    print("\npeak host RSS of extraction (fresh process each):")
     print(f"{'samples':>8}{'main MiB':>12}{'workers MiB':>14}")
     for n in args.rss_sizes:
         rss_csv = make_png_dataset(args.data, n)

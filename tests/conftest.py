@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from featx.demo.data import DemoData, make_demo_data
+
 # A DINOv2-architecture ViT shrunk to 2 blocks of width 32: fast on 2 CPU cores.
 TINY_VIT = {"depth": 2, "embed_dim": 32, "num_heads": 2}
 TINY_SIZE = 28  # 2 x 2 patches of 14 px
@@ -19,8 +21,7 @@ def tiny_backbone(size: int = TINY_SIZE, **kwargs):
 
 
 @pytest.fixture(scope="session")
-def demo_data(tmp_path_factory) -> "DemoData":  # noqa: F821
+def demo_data(tmp_path_factory) -> DemoData:
     """The demo datasets at a reduced size, generated once per session."""
-    from featx.demo.data import make_demo_data
 
     return make_demo_data(Path(tmp_path_factory.mktemp("demo")), n_patients=40, n_volumes=12)

@@ -26,8 +26,8 @@ from torch import nn
 
 from featx.backbones.base import IMAGENET_MEAN, IMAGENET_STD, BackboneDef, BackboneError, BackboneSpec
 from featx.backbones.registry import register_backbone
-from featx.backbones.timm_vit import WRAPPER_PREFIXES, _inference_context, _timm, drop_head
-from featx.backbones.weights import WeightCandidate, featx_candidates, strip_prefixes
+from featx.backbones.timm_vit import WRAPPER_PREFIXES, TimmArchDef, _inference_context, drop_head
+from featx.backbones.weights import strip_prefixes
 
 
 def _has_pre_logits_map(trunk: nn.Module) -> bool:
@@ -75,24 +75,13 @@ class CNNExtractor(nn.Module):
             return result
 
 
-class TimmCNNDef(BackboneDef):
+class TimmCNNDef(TimmArchDef):
     final_norm = "architecture"  # whatever the network applies before its head (DenseNet: norm5)
     cls_policy = "global_avg_pool"
     pos_embed_resize = "none"
 
-    def __init__(self, spec: BackboneSpec, arch: str, tag: str | None, kwargs: dict[str, Any] | None = None,
-                 torch_hub_files: tuple[str, ...] = ()) -> None:
-        self.spec = spec
-        self.arch = arch
-        self.tag = tag
-        self.kwargs = dict(kwargs or {})
-        self.torch_hub_files = torch_hub_files
-
     def build(self, img_size: int, overrides: dict[str, Any]) -> nn.Module:
-        try:
-            return _timm().create_model(self.arch, pretrained=False, num_classes=0, **{**self.kwargs, **overrides})
-        except (TypeError, ValueError, AssertionError) as exc:
-            raise BackboneError(f"{self.spec.name}: bad model override(s) {sorted(overrides)}: {exc}") from None
+        return self.create(overrides)
 
     def check_img_size(self, img_size: int) -> None:
         if img_size < 32:
@@ -134,16 +123,6 @@ class TimmCNNDef(BackboneDef):
             kernel = int(getattr(trunk.pre_logits, "input_kernel_size", 1))
             side = max(side, kernel) - kernel + 1
         return (side, side)
-
-    def arch_config(self):
-        return {"source": "timm", "arch": self.arch, "tag": self.tag, "arch_kwargs": self.kwargs}
-
-    def weight_candidates(self) -> list[WeightCandidate]:
-        out = featx_candidates(self.spec.name)
-        if self.tag:
-            repo = f"timm/{self.arch}.{self.tag}"
-            out += [WeightCandidate("hf", f, repo) for f in ("model.safetensors", "pytorch_model.bin")]
-        return out + [WeightCandidate("torch_hub", f) for f in self.torch_hub_files]
 
     def convert_state_dict(self, state_dict, trunk):
         state_dict = strip_prefixes(state_dict, WRAPPER_PREFIXES)

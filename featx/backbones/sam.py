@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from featx.backbones.base import IMAGENET_MEAN, IMAGENET_STD, BackboneDef, BackboneError, BackboneSpec
+from featx.backbones.base import IMAGENET_MEAN, IMAGENET_STD, BackboneDef, BackboneSpec
 from featx.backbones.registry import register_backbone
-from featx.backbones.timm_vit import WRAPPER_PREFIXES, _inference_context, _last_blocks, _timm, drop_head
-from featx.backbones.weights import WeightCandidate, featx_candidates, strip_prefixes
+from featx.backbones.timm_vit import WRAPPER_PREFIXES, TimmArchDef, _inference_context, _last_blocks, drop_head
+from featx.backbones.weights import strip_prefixes
 
 
 class SamExtractor(nn.Module):
@@ -63,25 +63,13 @@ def resize_rel_pos(rel_pos: torch.Tensor, length: int) -> torch.Tensor:
     return out.reshape(-1, length).permute(1, 0).to(rel_pos.dtype)
 
 
-class SamDef(BackboneDef):
+class SamDef(TimmArchDef):
     final_norm = "none"
     cls_policy = "mean_patch"
     pos_embed_resize = "abs: bicubic, antialias=True; rel: linear"
 
-    def __init__(self, spec: BackboneSpec, arch: str, tag: str | None, kwargs: dict[str, Any] | None = None,
-                 torch_hub_files: tuple[str, ...] = ()) -> None:
-        self.spec = spec
-        self.arch = arch
-        self.tag = tag
-        self.kwargs = dict(kwargs or {})
-        self.torch_hub_files = torch_hub_files
-
     def build(self, img_size: int, overrides: dict[str, Any]) -> nn.Module:
-        try:
-            return _timm().create_model(self.arch, pretrained=False, num_classes=0, img_size=img_size,
-                                        **{**self.kwargs, **overrides})
-        except (TypeError, ValueError, AssertionError) as exc:
-            raise BackboneError(f"{self.spec.name}: bad model override(s) {sorted(overrides)}: {exc}") from None
+        return self.create(overrides, img_size=img_size)
 
     def layer_plan(self, trunk, n_last):
         return _last_blocks(self.spec.name, len(trunk.blocks), n_last)
@@ -95,16 +83,6 @@ class SamDef(BackboneDef):
     def patch_grid(self, trunk, img_size):
         p = int(trunk.patch_embed.patch_size[0])
         return (img_size // p, img_size // p)
-
-    def arch_config(self):
-        return {"source": "timm", "arch": self.arch, "tag": self.tag, "arch_kwargs": self.kwargs}
-
-    def weight_candidates(self) -> list[WeightCandidate]:
-        out = featx_candidates(self.spec.name)
-        if self.tag:
-            repo = f"timm/{self.arch}.{self.tag}"
-            out += [WeightCandidate("hf", f, repo) for f in ("model.safetensors", "pytorch_model.bin")]
-        return out + [WeightCandidate("torch_hub", f) for f in self.torch_hub_files]
 
     def convert_state_dict(self, state_dict, trunk):
         state_dict = strip_prefixes(state_dict, WRAPPER_PREFIXES)

@@ -136,7 +136,42 @@ class ViTExtractor(nn.Module):
 # --------------------------------------------------------------------------------------------
 # the family
 # --------------------------------------------------------------------------------------------
-class TimmViTDef(BackboneDef):
+class TimmArchDef(BackboneDef):
+    """A backbone built from a timm architecture name; its weights live at ``timm/<arch>.<tag>``."""
+
+    hf_files: tuple[str, ...] = ("model.safetensors", "pytorch_model.bin")
+
+    def __init__(self, spec: BackboneSpec, arch: str, tag: str | None = None, kwargs: dict[str, Any] | None = None,
+                 torch_hub_files: tuple[str, ...] = ()) -> None:
+        self.spec = spec
+        self.arch = arch
+        self.tag = tag
+        self.kwargs = dict(kwargs or {})
+        self.torch_hub_files = torch_hub_files
+
+    def create(self, overrides: dict[str, Any], **kwargs: Any) -> nn.Module:
+        """``timm.create_model`` without a head; a bad override is a BackboneError."""
+        try:
+            return _timm().create_model(self.arch, pretrained=False, num_classes=0, **kwargs,
+                                        **{**self.kwargs, **overrides})
+        except (TypeError, ValueError, AssertionError) as exc:
+            raise BackboneError(f"{self.spec.name}: bad model override(s) {sorted(overrides)}: {exc}") from None
+
+    def arch_config(self) -> dict[str, Any]:
+        return {"source": "timm", "arch": self.arch, "tag": self.tag, "arch_kwargs": self.kwargs}
+
+    @property
+    def hf_repo(self) -> str | None:
+        return f"timm/{self.arch}.{self.tag}" if self.tag else None
+
+    def weight_candidates(self) -> list[WeightCandidate]:
+        out = featx_candidates(self.spec.name)
+        if self.hf_repo:
+            out += [WeightCandidate("hf", f, self.hf_repo) for f in self.hf_files]
+        return out + [WeightCandidate("torch_hub", f) for f in self.torch_hub_files]
+
+
+class TimmViTDef(TimmArchDef):
     """A timm ``VisionTransformer`` architecture plus where its published weights live."""
 
     final_norm = "per_block"
@@ -150,14 +185,10 @@ class TimmViTDef(BackboneDef):
         kwargs: dict[str, Any] | None = None,
         pos_resize: dict[str, Any] | None = None,
         torch_hub_files: tuple[str, ...] = (),
-        hf_files: tuple[str, ...] = ("model.safetensors", "pytorch_model.bin"),
+        hf_files: tuple[str, ...] = TimmArchDef.hf_files,
     ) -> None:
-        self.spec = spec
-        self.arch = arch
-        self.tag = tag
-        self.kwargs = dict(kwargs or {})
+        super().__init__(spec, arch, tag, kwargs, torch_hub_files)
         self.pos_resize = dict(pos_resize or {"mode": "bicubic", "antialias": True})
-        self.torch_hub_files = torch_hub_files
         self.hf_files = hf_files
         if not spec.has_cls_token:
             self.cls_policy = "mean_patch"
@@ -165,12 +196,7 @@ class TimmViTDef(BackboneDef):
 
     # architecture
     def build(self, img_size: int, overrides: dict[str, Any]) -> nn.Module:
-        timm = _timm()
-        kwargs = {**self.kwargs, **overrides}
-        try:
-            return timm.create_model(self.arch, pretrained=False, num_classes=0, img_size=img_size, **kwargs)
-        except (TypeError, ValueError, AssertionError) as exc:
-            raise BackboneError(f"{self.spec.name}: bad model override(s) {sorted(overrides)}: {exc}") from None
+        return self.create(overrides, img_size=img_size)
 
     def after_random_init(self, trunk: nn.Module) -> str | None:
         """LayerScale gammas -> 1.0 in random models.
@@ -201,21 +227,7 @@ class TimmViTDef(BackboneDef):
     def patch_grid(self, trunk, img_size):
         return tuple(int(g) for g in trunk.patch_embed.dynamic_feat_size((img_size, img_size)))
 
-    def arch_config(self) -> dict[str, Any]:
-        return {"source": "timm", "arch": self.arch, "tag": self.tag, "arch_kwargs": self.kwargs}
-
     # weights
-    @property
-    def hf_repo(self) -> str | None:
-        return f"timm/{self.arch}.{self.tag}" if self.tag else None
-
-    def weight_candidates(self) -> list[WeightCandidate]:
-        out = featx_candidates(self.spec.name)
-        if self.hf_repo:
-            out += [WeightCandidate("hf", f, self.hf_repo) for f in self.hf_files]
-        out += [WeightCandidate("torch_hub", f) for f in self.torch_hub_files]
-        return out
-
     def convert_state_dict(self, state_dict, trunk):
         state_dict = strip_prefixes(state_dict, WRAPPER_PREFIXES)
         return drop_head(state_dict, trunk, ("head",))
