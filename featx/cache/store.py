@@ -62,6 +62,13 @@ def find_store(cache_root: str | Path, dataset: str, backbone: str) -> Path:
     return max(candidates, key=lambda p: FeatureStore.open(p).attrs.get("completed", ""))
 
 
+def row_keys(table: pd.DataFrame, stamps: np.ndarray) -> pd.Series:
+    """What identifies a row's input: sample id, file, slice and the file's fingerprint."""
+    keys = table[["sample_id", "source", "slice_index"]].astype(str).agg("|".join, axis=1)
+    stamps = pd.Series(np.asarray(stamps).astype(object), index=keys.index, dtype=str)
+    return (keys + "|" + stamps).reset_index(drop=True)
+
+
 class FeatureStore:
     """A feature store on disk: its sample index, labels, features and provenance."""
 
@@ -80,11 +87,17 @@ class FeatureStore:
         index: SampleIndex,
         feature_dims: Mapping[str, int],
         block_rows: int,
+        stamps: np.ndarray | None = None,
         patch_grid: Mapping[str, tuple[int, int]] | None = None,
         mask_size: int | None = None,
         provenance: Mapping[str, Any] | None = None,
     ) -> FeatureStore:
-        """Lay out an empty store for ``index`` at ``path`` (a ``.zarr.partial`` folder)."""
+        """Lay out an empty store for ``index`` at ``path`` (a ``.zarr.partial`` folder).
+
+        ``stamps`` holds one fingerprint per row of the files it was read from (see
+        featx.pipeline.stamps): a later extraction reuses a row only if it is unchanged.
+        Without them ("" per row) no row is ever reused.
+        """
         path = Path(path)
         if path.exists():
             raise StoreError(f"{path}: already exists; open it instead of creating it")
@@ -99,6 +112,8 @@ class FeatureStore:
                 f"index/{column}", shape=(n,), chunks=(rows,), dtype=np.int64 if dtype == "int64" else str
             )
             array[:] = values.astype(np.int64) if dtype == "int64" else values.astype(str)
+        stamp = group.create_array("index/stamp", shape=(n,), chunks=(rows,), dtype=str)
+        stamp[:] = np.asarray(stamps if stamps is not None else [""] * n).astype(str)
         n_classes = index.labels.shape[1]
         if n_classes:
             labels = group.create_array(
@@ -271,15 +286,24 @@ class FeatureStore:
         written = self.written
         return [b for b in range(self.n_blocks) if not written[self.block_slice(b)].all()]
 
-    def matches_index(self, index: SampleIndex) -> bool:
-        """Whether this store holds exactly the samples (ids and files) of ``index``."""
-        if len(index) != self.n_rows:
-            return False
-        ours = self.index
-        return all(
-            np.array_equal(ours[c].to_numpy().astype(str), index.table[c].to_numpy().astype(str))
-            for c in ("sample_id", "source", "slice_index")
-        )
+    def _row_keys(self) -> pd.Series:
+        return row_keys(self.index, self.group["index/stamp"][:])
+
+    def matches_index(self, index: SampleIndex, stamps: np.ndarray) -> bool:
+        """Whether this store holds exactly the samples of ``index``, from unchanged files."""
+        return len(index) == self.n_rows and self._row_keys().equals(row_keys(index.table, stamps))
+
+    def reusable_rows(self, index: SampleIndex, stamps: np.ndarray) -> np.ndarray:
+        """For each row of ``index``, the row of this store holding its features, or -1.
+
+        A row is reused only if it was extracted successfully from the same, unchanged
+        file; new, changed and previously failed samples are extracted again.
+        """
+        ours = pd.Series(np.arange(self.n_rows), index=self._row_keys().to_numpy())
+        ours = ours[self.valid[ours.to_numpy()]]
+        ours = ours[~ours.index.duplicated()]
+        found = ours.reindex(row_keys(index.table, stamps).to_numpy())
+        return found.fillna(-1).to_numpy(dtype=np.int64)
 
     # ---- features ---------------------------------------------------------------------------
     def read(self, kind: str, layer: str, rows: np.ndarray | slice | None = None) -> np.ndarray:
@@ -300,6 +324,18 @@ class FeatureStore:
         array = self.group[name]
         data = array[rows] if isinstance(rows, slice) else array.get_orthogonal_selection((rows,))
         return np.asarray(data, dtype=np.float32)
+
+    def read_rows(self, rows: np.ndarray) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray | None]:
+        """Every stored feature (float16, as stored) and mask of ``rows``, for copying into a new store."""
+        features = {
+            layer: {
+                kind: np.asarray(self.group[f"features/{layer}/{kind}"].get_orthogonal_selection((rows,)))
+                for kind in (*FEATURE_KINDS, "patch")
+                if f"features/{layer}/{kind}" in self.group
+            }
+            for layer in self.layers
+        }
+        return features, (self.read_masks(rows) if "masks" in self.group else None)
 
     def read_masks(self, rows: np.ndarray | slice) -> np.ndarray:
         """``(n, S, S)`` uint8 masks of ``rows`` at the extraction resolution."""

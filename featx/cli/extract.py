@@ -80,6 +80,8 @@ def extract_command(
         runner=runner,
     )
     verb = "up to date" if result.reused else f"extracted {result.rows_extracted} rows ({result.rows_per_second:.1f} rows/s)"
+    if result.rows_reused:
+        verb += f", {result.rows_reused} unchanged rows copied from the previous store"
     typer.echo(f"store: {result.path}")
     typer.echo(f"cache key: {result.key}  ({result.n_rows} rows, {verb})")
     if result.n_failed:

@@ -17,7 +17,7 @@ from typing import Any
 from featx.backbones import LoadedBackbone, load_backbone
 from featx.cache.store import FeatureStore
 from featx.datasets.index import SampleIndex
-from featx.pipeline.extract import BlockRunner, run_blocks
+from featx.pipeline.extract import BlockRunner, Reuse, run_blocks
 from featx.pipeline.preprocess import PreprocessConfig
 
 
@@ -55,9 +55,10 @@ def _run_task(
     device: str,
     batch_size: int,
     num_workers: int,
+    reuse: Reuse | None,
 ) -> list[int]:
     store = FeatureStore.open(Path(store_path), writable=True, allow_partial=True)
-    run_blocks(store, index, request.load(), preprocess, blocks, device, batch_size, num_workers, progress=False)
+    run_blocks(store, index, request.load(), preprocess, blocks, device, batch_size, num_workers, False, reuse)
     return blocks
 
 
@@ -76,15 +77,15 @@ def dask_runner(
     from distributed import as_completed
     from tqdm.auto import tqdm
 
-    def run(store: FeatureStore, blocks: list[int]) -> None:
+    def run(store: FeatureStore, blocks: list[int], reuse: Reuse | None) -> None:
         if not blocks:
             return
         groups = [blocks[i : i + blocks_per_task] for i in range(0, len(blocks), blocks_per_task)]
-        index_future = client.scatter(index, broadcast=True)
+        index_future, reuse_future = client.scatter([index, reuse], broadcast=True)
         futures = [
             client.submit(
                 _run_task, str(store.path), group, index_future, request, preprocess, device, batch_size, num_workers,
-                pure=False,
+                reuse_future, pure=False,
             )
             for group in groups
         ]

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
@@ -25,9 +26,10 @@ from featx.backbones import LoadedBackbone
 from featx.cache.key import cache_key
 from featx.cache.store import PARTIAL_SUFFIX, PUBLISHED_SUFFIX, FeatureStore, StoreError, store_dir
 from featx.datasets.index import SampleIndex
-from featx.pipeline.preprocess import PreprocessConfig
 from featx.pipeline.mapper import DeviceMapper
+from featx.pipeline.preprocess import PreprocessConfig
 from featx.pipeline.reader import BlockBatchSampler, SampleDataset
+from featx.pipeline.stamps import row_stamps
 from featx.pipeline.writer import Batch, BlockWriter
 
 PATCH_SHARD_BYTES = 128 * 2**20
@@ -44,6 +46,7 @@ class ExtractResult:
     failures: pd.DataFrame
     reused: bool
     rows_extracted: int
+    rows_reused: int  # copied from the previous store of this key (unchanged samples)
     seconds: float
     steady_seconds: float  # first batch to last block written (0 when run elsewhere)
 
@@ -107,6 +110,7 @@ def _open_or_create(
     key: str,
     key_inputs: dict,
     index: SampleIndex,
+    stamps: np.ndarray,
     backbone: LoadedBackbone,
     preprocess: PreprocessConfig,
     grid: dict[str, tuple[int, int]] | None,
@@ -114,7 +118,7 @@ def _open_or_create(
 ) -> FeatureStore:
     if partial.exists():
         store = FeatureStore.open(partial, writable=True, allow_partial=True)
-        if store.key == key and store.matches_index(index):
+        if store.key == key and store.matches_index(index, stamps):
             return store
         shutil.rmtree(partial)  # left by a run over other samples: start again
     return FeatureStore.create(
@@ -122,6 +126,7 @@ def _open_or_create(
         key=key,
         key_inputs=key_inputs,
         index=index,
+        stamps=stamps,
         feature_dims=backbone.feature_dims,
         block_rows=block_rows,
         patch_grid=grid,
@@ -154,7 +159,19 @@ def store_key(index: SampleIndex, backbone: LoadedBackbone, preprocess: Preproce
     )
 
 
-BlockRunner = Callable[[FeatureStore, list[int]], None]
+@dataclass(frozen=True)
+class Reuse:
+    """Rows to copy from the previous published store of the same key instead of recomputing."""
+
+    previous: Path
+    rows: np.ndarray  # per row of the new store: the previous store's row, or -1
+
+    @property
+    def copied(self) -> np.ndarray:
+        return self.rows >= 0
+
+
+BlockRunner = Callable[[FeatureStore, list[int], "Reuse | None"], None]
 
 
 def extract(
@@ -183,29 +200,51 @@ def extract(
     final = folder / f"{key}{PUBLISHED_SUFFIX}"
     partial = folder / f"{key}{PARTIAL_SUFFIX}"
     started = time.perf_counter()
+    stamps = row_stamps(index.table)
+    reuse = None
     with _exclusive_lock(folder / f"{key}.lock"):
         if final.exists():
             published = FeatureStore.open(final)
-            if published.matches_index(index):
+            if published.matches_index(index, stamps):
                 return ExtractResult(
-                    final, key, published.n_rows, int((~published.valid).sum()), published.failures(), True, 0, 0.0, 0.0
+                    final, key, published.n_rows, int((~published.valid).sum()), published.failures(), True, 0, 0,
+                    0.0, 0.0,
                 )
+            reuse = Reuse(final, published.reusable_rows(index, stamps))  # the dataset grew or changed
         grid = patch_grids(backbone)
         rows = block_rows or choose_block_rows(grid, backbone.feature_dims, batch_size)
-        store = _open_or_create(partial, key, key_inputs, index, backbone, preprocess, grid, rows)
+        store = _open_or_create(partial, key, key_inputs, index, stamps, backbone, preprocess, grid, rows)
         pending = store.pending_blocks()
-        n_todo = sum(store.block_slice(b).stop - store.block_slice(b).start for b in pending)
+        todo = np.zeros(len(index), dtype=bool)
+        for block in pending:
+            todo[store.block_slice(block)] = True
+        n_reused = int((todo & reuse.copied).sum()) if reuse else 0
+        n_todo = int(todo.sum()) - n_reused
         steady = 0.0
         if runner is None:
-            steady = run_blocks(store, index, backbone, preprocess, pending, device, batch_size, num_workers, progress)
+            steady = run_blocks(
+                store, index, backbone, preprocess, pending, device, batch_size, num_workers, progress, reuse
+            )
         else:
-            runner(store, pending)
+            runner(store, pending, reuse)
         path = store.publish()
     published = FeatureStore.open(path)
     failures = published.failures()
     return ExtractResult(
-        path, key, published.n_rows, len(failures), failures, False, n_todo, time.perf_counter() - started, steady
+        path, key, published.n_rows, len(failures), failures, False, n_todo, n_reused, time.perf_counter() - started,
+        steady,
     )
+
+
+def copy_reused_rows(writer: BlockWriter, store: FeatureStore, blocks: list[int], reuse: Reuse) -> None:
+    """Hand the writer each block's rows that the previous store already holds."""
+    previous = FeatureStore.open(reuse.previous)
+    for block in blocks:
+        rows = np.arange(store.block_slice(block).start, store.block_slice(block).stop)
+        rows = rows[reuse.copied[rows]]
+        if len(rows):
+            features, masks = previous.read_rows(reuse.rows[rows])
+            writer.put(Batch(rows, features, [""] * len(rows), masks))
 
 
 def run_blocks(
@@ -218,11 +257,13 @@ def run_blocks(
     batch_size: int,
     num_workers: int,
     progress: bool,
+    reuse: Reuse | None = None,
 ) -> float:
     """Compute and write the given blocks of a writable store (the unit a worker owns).
 
-    Returns the seconds from the first batch arriving to the last block written: the
-    steady-state time, without model loading and worker start-up.
+    Rows that ``reuse`` maps to the previous store are copied from it, the rest are
+    computed. Returns the seconds from the first batch arriving to the last block
+    written: the steady-state time, without model loading and worker start-up.
     """
     if not blocks:
         return 0.0
@@ -230,15 +271,19 @@ def run_blocks(
     with_masks = index.task == "segmentation"
     loader = DataLoader(
         SampleDataset(index.table, preprocess, with_masks),
-        batch_sampler=BlockBatchSampler(blocks, store.block_rows, len(index), batch_size),
+        batch_sampler=BlockBatchSampler(
+            blocks, store.block_rows, len(index), batch_size, reuse.copied if reuse else None
+        ),
         num_workers=num_workers,
         pin_memory=torch_device.type == "cuda",
         persistent_workers=False,
         prefetch_factor=4 if num_workers > 0 else None,
     )
     mapper = DeviceMapper(backbone, torch_device)
-    n_rows = sum(store.block_slice(b).stop - store.block_slice(b).start for b in blocks)
+    n_rows = sum(len(batch) for batch in loader.batch_sampler)
     writer = BlockWriter(store)
+    if reuse is not None:
+        copy_reused_rows(writer, store, blocks, reuse)
     failed = 0
     first_batch_at: float | None = None
     bar = tqdm(total=n_rows, unit="rows", desc=f"extract {backbone.spec.name}", disable=not progress, smoothing=0.1)

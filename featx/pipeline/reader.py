@@ -52,25 +52,22 @@ class BlockBatchSampler(Sampler[list[int]]):
     """Batches that never cross a block boundary, for the given blocks in order.
 
     A block's batches are the same whether it is extracted in a full run or after a
-    resume, so resumed features are computed exactly as uninterrupted ones.
+    resume, so resumed features are computed exactly as uninterrupted ones. Rows
+    flagged in ``skip`` (copied from an earlier store) are left out.
     """
 
-    def __init__(self, blocks: Sequence[int], block_rows: int, n_rows: int, batch_size: int) -> None:
-        self.blocks = list(blocks)
-        self.block_rows = block_rows
-        self.n_rows = n_rows
-        self.batch_size = batch_size
+    def __init__(
+        self, blocks: Sequence[int], block_rows: int, n_rows: int, batch_size: int, skip: np.ndarray | None = None
+    ) -> None:
+        self.batches: list[list[int]] = []
+        for block in blocks:
+            rows = np.arange(block * block_rows, min((block + 1) * block_rows, n_rows))
+            if skip is not None:
+                rows = rows[~skip[rows]]
+            self.batches += [rows[i : i + batch_size].tolist() for i in range(0, len(rows), batch_size)]
 
     def __iter__(self) -> Iterator[list[int]]:
-        for block in self.blocks:
-            start = block * self.block_rows
-            stop = min(start + self.block_rows, self.n_rows)
-            for first in range(start, stop, self.batch_size):
-                yield list(range(first, min(first + self.batch_size, stop)))
+        return iter(self.batches)
 
     def __len__(self) -> int:
-        total = 0
-        for block in self.blocks:
-            rows = min(self.block_rows, self.n_rows - block * self.block_rows)
-            total += -(-rows // self.batch_size)
-        return total
+        return len(self.batches)

@@ -147,3 +147,37 @@ def test_a_killed_extraction_resumes_to_the_same_store_as_an_uninterrupted_one(d
     assert expected.keys() == actual.keys()
     for name in expected:
         np.testing.assert_array_equal(expected[name], actual[name], err_msg=name)
+
+
+def test_a_grown_dataset_reextracts_only_new_and_changed_samples(demo_data, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_data.xray_csv.parent, data)
+    csv = data / demo_data.xray_csv.name
+    first = run(build_index("csv", csv, modality="xray"), tmp_path / "cache")
+    old = FeatureStore.open(first.path)
+    old_cls = dict(zip(old.index["sample_id"], old.read("cls", "block_1")))
+
+    lines = csv.read_text().splitlines()
+    changed = lines[1].split(",")[0]
+    image = data / changed
+    image.write_bytes((data / lines[2].split(",")[0]).read_bytes())  # same name, new content
+    for i in range(5):  # five new images of a new patient
+        shutil.copy(data / lines[3 + i].split(",")[0], data / f"images/new_{i}.png")
+        lines.append(f"images/new_{i}.png,PNEW,train,1,0,0")
+    csv.write_text("\n".join(lines) + "\n")
+
+    grown = build_index("csv", csv, modality="xray")
+    second = run(grown, tmp_path / "cache")
+    assert second.key == first.key and second.path == first.path
+    assert second.rows_extracted == 6 and second.rows_reused == len(grown) - 6
+    store = FeatureStore.open(second.path)
+    assert store.n_rows == len(grown) and store.valid.all()
+    cls = dict(zip(store.index["sample_id"], store.read("cls", "block_1")))
+    for sample_id, value in old_cls.items():
+        if sample_id != changed:
+            np.testing.assert_array_equal(cls[sample_id], value)  # copied, not recomputed
+    fresh = FeatureStore.open(run(grown, tmp_path / "fresh").path)
+    np.testing.assert_array_equal(store.read("cls", "block_1"), fresh.read("cls", "block_1"))
+    assert not np.array_equal(cls[changed], old_cls[changed])
