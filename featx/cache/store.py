@@ -287,7 +287,8 @@ class FeatureStore:
         return [b for b in range(self.n_blocks) if not written[self.block_slice(b)].all()]
 
     def _row_keys(self) -> pd.Series:
-        return row_keys(self.index, self.group["index/stamp"][:])
+        stamps = self.group["index/stamp"][:] if "index/stamp" in self.group else [""] * self.n_rows
+        return row_keys(self.index, stamps)
 
     def matches_index(self, index: SampleIndex, stamps: np.ndarray) -> bool:
         """Whether this store holds exactly the samples of ``index``, from unchanged files."""

@@ -10,11 +10,11 @@ import typer
 
 def report_command(
     results: list[Path] = typer.Argument(..., help="One or more RESULTS.jsonl files."),
-    out: Optional[Path] = typer.Option(None, help="Folder for report.md and summary.png."),
+    out: Optional[Path] = typer.Option(None, help="Folder for report.md, summary.png and (with few-shot results) fewshot.png."),
     metric: str = typer.Option("auroc_macro", help="Metric to tabulate."),
 ) -> None:
     """Print the datasets x backbones x settings table; write it (and a plot) to --out."""
-    from featx.report import load_records, plot_summary, summary_table
+    from featx.report import load_records, plot_fewshot, plot_summary, summary_table
 
     records = load_records(results)
     table = summary_table(records, metric)
@@ -22,5 +22,6 @@ def report_command(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.md").write_text(table + "\n")
-        figure = plot_summary(records, out / "summary.png", metric)
-        typer.echo(f"\nwrote {out / 'report.md'}" + (f" and {figure}" if figure else ""))
+        figures = [plot_summary(records, out / "summary.png", metric), plot_fewshot(records, out / "fewshot.png", metric)]
+        written = [str(out / "report.md")] + [str(f) for f in figures if f is not None]
+        typer.echo("\nwrote " + ", ".join(written))

@@ -45,18 +45,10 @@ class LabelMismatchError(ProbeError):
 
 
 def featx_version() -> str:
-    try:
-        from featx import __version__  # type: ignore[attr-defined]
+    """The featx version that produced a record."""
+    from featx import __version__
 
-        return str(__version__)
-    except ImportError:
-        pass
-    try:
-        from importlib.metadata import version
-
-        return version("featx")
-    except Exception:  # noqa: BLE001 - not installed as a distribution
-        return "unknown"
+    return __version__
 
 
 def utc_now() -> str:

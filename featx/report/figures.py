@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from featx.report.tables import HEADLINE_METRIC, headline  # noqa: E402
+from featx.report.tables import HEADLINE_METRIC, _shots_order, backbone_label, fewshot_curves, headline  # noqa: E402
 
 
 def plot_summary(records: pd.DataFrame, out: str | Path, metric: str = HEADLINE_METRIC) -> Path | None:
@@ -37,14 +37,46 @@ def plot_summary(records: pd.DataFrame, out: str | Path, metric: str = HEADLINE_
                 lows.append(max(value - low, 0.0))
                 highs.append(max(high - value, 0.0))
             x = np.arange(len(settings)) + b * width
-            random = bool(subset.loc[subset["backbone"] == backbone, "random_init"].fillna(False).astype(bool).any())
-            label = backbone + (" (random weights)" if random else "")
+            label = backbone_label(backbone, subset[subset["backbone"] == backbone])
             ax.bar(x, values, width, yerr=[lows, highs], capsize=3, label=label)
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")
         ax.set_xticks(np.arange(len(settings)) + 0.4 - width / 2, settings)
         ax.set_ylim(0.0, 1.0)
         ax.set_title(dataset)
         ax.set_ylabel(f"test {metric}")
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot_fewshot(records: pd.DataFrame, out: str | Path, metric: str = HEADLINE_METRIC) -> Path | None:
+    """Few-shot curves (the paper's Figure 5): mean over seeds against patients per class, ± std band."""
+    curves = fewshot_curves(records, metric)
+    if curves.empty:
+        return None
+    datasets = sorted(curves["dataset"].unique())
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        subset = curves[curves["dataset"] == dataset]
+        shots = sorted(subset["shots"].unique(), key=_shots_order)
+        for (backbone, setting), group in subset.groupby(["backbone", "setting"]):
+            label = f"{backbone_label(backbone, group)} {setting.removeprefix('fewshot-')}"
+            group = group.set_index("shots").reindex(shots)
+            mean = group["value"].to_numpy(dtype=float)
+            std = group["macro_std"].to_numpy(dtype=float) if "macro_std" in group else np.zeros_like(mean)
+            x = np.arange(len(shots))
+            ax.plot(x, mean, marker="o", label=label)
+            ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        ax.set_xticks(np.arange(len(shots)), shots)
+        ax.set_xlabel("patients per class")
+        ax.set_ylabel(f"test {metric}")
+        ax.set_ylim(0.0, 1.0)
+        ax.set_title(f"{dataset}: few-shot")
     axes[0][0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     out = Path(out)

@@ -9,12 +9,41 @@ import pandas as pd
 HEADLINE_METRIC = "auroc_macro"
 
 
-def headline(records: pd.DataFrame, metric: str = HEADLINE_METRIC) -> pd.DataFrame:
-    """The test-split headline numbers, the newest per (dataset, backbone, setting)."""
+def _test_numbers(records: pd.DataFrame, metric: str) -> pd.DataFrame:
     rows = records[(records["split"] == "test") & (records["metric"] == metric) & records["class"].isna()]
-    if "created" in rows:
-        rows = rows.sort_values("created")
+    return rows.sort_values("created") if "created" in rows else rows
+
+
+def is_fewshot(setting: pd.Series) -> pd.Series:
+    """Few-shot settings (``fewshot-knn``, ``fewshot-linear``) are reported per number of shots."""
+    return setting.astype(str).str.startswith("fewshot")
+
+
+def headline(records: pd.DataFrame, metric: str = HEADLINE_METRIC) -> pd.DataFrame:
+    """The test-split headline numbers, the newest per (dataset, backbone, setting); few-shot apart."""
+    rows = _test_numbers(records, metric)
+    rows = rows[~is_fewshot(rows["setting"])]
     return rows.groupby(["dataset", "backbone", "setting"], as_index=False).last()
+
+
+def fewshot_curves(records: pd.DataFrame, metric: str = HEADLINE_METRIC) -> pd.DataFrame:
+    """Mean over seeds (and its spread) per (dataset, backbone, setting, shots), newest run."""
+    if "aggregate" not in records:
+        return records.iloc[0:0]
+    rows = _test_numbers(records, metric)
+    rows = rows[is_fewshot(rows["setting"]) & rows["aggregate"].notna()]
+    rows = rows.assign(shots=[str(h.get("shots")) for h in rows["hyperparameters"]])
+    return rows.groupby(["dataset", "backbone", "setting", "shots"], as_index=False).last()
+
+
+def _shots_order(shots: str) -> tuple[int, int]:
+    return (1, 0) if shots == "all" else (0, int(float(shots)))
+
+
+def backbone_label(backbone: str, rows: pd.DataFrame) -> str:
+    """The backbone's name, marked when its numbers come from random weights."""
+    random = bool(rows["random_init"].fillna(False).astype(bool).any())
+    return backbone + (" (random weights)" if random else "")
 
 
 def _cell(row: pd.Series) -> str:
@@ -39,8 +68,26 @@ def summary_table(records: pd.DataFrame, metric: str = HEADLINE_METRIC) -> str:
     ]
     for (dataset, backbone), group in rows.groupby(["dataset", "backbone"]):
         by_setting = {r["setting"]: _cell(r) for _, r in group.iterrows()}
-        name = backbone + (" (random weights)" if bool(group["random_init"].fillna(False).any()) else "")
-        lines.append(f"| {dataset} | {name} | " + " | ".join(by_setting.get(s, "–") for s in settings) + " |")
+        lines.append(f"| {dataset} | {backbone_label(backbone, group)} | " + " | ".join(by_setting.get(s, "–") for s in settings) + " |")
     if rows["random_init"].fillna(False).astype(bool).any():
         lines += ["", "Rows marked '(random weights)' come from randomly initialised backbones: not a model comparison."]
+    curves = fewshot_curves(records, metric)
+    if not curves.empty:
+        lines += ["", fewshot_table(curves, metric)]
+    return "\n".join(lines)
+
+
+def fewshot_table(curves: pd.DataFrame, metric: str = HEADLINE_METRIC) -> str:
+    """Few-shot: one row per (dataset, backbone, probe), one column per shots, mean ± std over seeds."""
+    shots = sorted(curves["shots"].unique(), key=_shots_order)
+    lines = [
+        f"Few-shot test {metric}: mean ± std over seeds, by patients per class",
+        "",
+        "| dataset | backbone | probe | " + " | ".join(shots) + " |",
+        "|---|---|---|" + "---|" * len(shots),
+    ]
+    for (dataset, backbone, setting), group in curves.groupby(["dataset", "backbone", "setting"]):
+        cells = {r["shots"]: f"{r['value']:.3f} ± {r.get('macro_std', float('nan')):.3f}" for _, r in group.iterrows()}
+        probe = setting.removeprefix("fewshot-")
+        lines.append(f"| {dataset} | {backbone_label(backbone, group)} | {probe} | " + " | ".join(cells.get(n, "–") for n in shots) + " |")
     return "\n".join(lines)

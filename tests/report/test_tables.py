@@ -55,3 +55,29 @@ def test_summary_figure_is_a_png(tmp_path):
     figure = plot_summary(records, tmp_path / "out" / "summary.png")
     assert figure is not None and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_summary(pd.DataFrame(records).assign(split="val"), tmp_path / "none.png") is None
+
+
+def fewshot_record(probe, shots, value, std, seed=None):
+    fields = {"setting": f"fewshot-{probe}", "value": value, "hyperparameters": {"shots": shots},
+              "random_init": True}
+    if seed is None:
+        fields |= {"aggregate": "mean_over_seeds", "macro_std": std}
+    else:
+        fields["hyperparameters"] = {"shots": shots, "fewshot_seed": seed}
+    return record(**fields)
+
+
+def test_fewshot_results_get_their_own_table_and_curve_not_a_headline_cell(tmp_path):
+    from featx.report import plot_fewshot
+
+    records = [record(), fewshot_record("linear", 1, 0.61, 0.1, seed=0),
+               fewshot_record("linear", 1, 0.65, 0.1), fewshot_record("linear", "all", 0.75, 0.0),
+               fewshot_record("linear", 8, 0.70, 0.02), fewshot_record("knn", 8, 0.66, 0.05)]
+    frame = load_records([write(tmp_path / "r.jsonl", records)])
+    table = summary_table(frame)
+    assert "| dataset | backbone | linear |" in table  # few-shot is not a headline column
+    assert "| dataset | backbone | probe | 1 | 8 | all |" in table
+    assert "| nih | dinov2_vitl14 (random weights) | linear | 0.650 ± 0.100 | 0.700 ± 0.020 | 0.750 ± 0.000 |" in table
+    assert "| nih | dinov2_vitl14 (random weights) | knn | – | 0.660 ± 0.050 | – |" in table
+    figure = plot_fewshot(frame, tmp_path / "fewshot.png")
+    assert figure is not None and figure.read_bytes()[:4] == b"\x89PNG"
