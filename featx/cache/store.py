@@ -39,6 +39,11 @@ def _utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def is_url(path: str | Path) -> bool:
+    """Whether ``path`` names a remote store (``scheme://...``) rather than a local folder."""
+    return isinstance(path, str) and "://" in path and not path.startswith("file://")
+
+
 def store_dir(cache_root: str | Path, dataset: str, backbone: str) -> Path:
     """The folder holding every store of one (dataset, backbone) pair."""
     safe = [part.replace("/", "_").replace(os.sep, "_") for part in (dataset, backbone)]
@@ -72,8 +77,8 @@ def row_keys(table: pd.DataFrame, stamps: np.ndarray) -> pd.Series:
 class FeatureStore:
     """A feature store on disk: its sample index, labels, features and provenance."""
 
-    def __init__(self, path: Path, group: zarr.Group) -> None:
-        self.path = path
+    def __init__(self, path: Path | str, group: zarr.Group) -> None:
+        self.path = path  # a local folder, or the URL of a store read over the network
         self.group = group
 
     # ---- creation and opening -------------------------------------------------------------
@@ -177,7 +182,13 @@ class FeatureStore:
 
     @classmethod
     def open(cls, path: str | Path, *, writable: bool = False, allow_partial: bool = False) -> FeatureStore:
-        """Open a store; only published ones unless ``allow_partial``."""
+        """Open a store; only published ones unless ``allow_partial``.
+
+        ``path`` may also be a URL (``http://``, ``s3://``, ... through fsspec): a shared
+        cache read over the network, read-only, fetching only the chunks a probe reads.
+        """
+        if is_url(path):
+            return cls._open_remote(str(path))
         path = Path(path).expanduser().resolve()
         if not (path / "zarr.json").exists():
             raise StoreError(f"{path}: not a feature store (no zarr.json)")
@@ -187,6 +198,19 @@ class FeatureStore:
         if "featx" not in group.attrs:
             raise StoreError(f"{path}: a Zarr group but not a featx feature store (no 'featx' attributes)")
         return cls(path, group)
+
+    @classmethod
+    def _open_remote(cls, url: str) -> FeatureStore:
+        url = url.rstrip("/")
+        if url.endswith(PARTIAL_SUFFIX):
+            raise StoreError(f"{url}: an unfinished extraction; only published stores can be read remotely")
+        try:
+            group = zarr.open_group(url, mode="r", zarr_format=3)
+        except (FileNotFoundError, KeyError) as exc:
+            raise StoreError(f"{url}: not a feature store ({type(exc).__name__}: {exc})") from None
+        if "featx" not in group.attrs:
+            raise StoreError(f"{url}: a Zarr group but not a featx feature store (no 'featx' attributes)")
+        return cls(url, group)
 
     # ---- metadata ---------------------------------------------------------------------------
     @property
@@ -386,8 +410,8 @@ class FeatureStore:
 
     def publish(self, provenance_update: Mapping[str, Any] | None = None) -> Path:
         """Mark a fully written partial store complete and rename it into place atomically."""
-        if not self.path.name.endswith(PARTIAL_SUFFIX):
-            raise StoreError(f"{self.path}: only a .zarr.partial store can be published")
+        if not isinstance(self.path, Path) or not self.path.name.endswith(PARTIAL_SUFFIX):
+            raise StoreError(f"{self.path}: only a local .zarr.partial store can be published")
         pending = self.pending_blocks()
         if pending:
             raise StoreError(f"{self.path}: {len(pending)} blocks are not written yet; cannot publish")

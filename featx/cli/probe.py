@@ -34,7 +34,7 @@ def probe_command(
     cache: Annotated[Optional[Path], typer.Option("--cache", help="cache root holding the feature stores")] = None,
     dataset: Annotated[Optional[list[str]], typer.Option("--dataset", help="dataset name (repeatable; with --cache)")] = None,
     backbone: Annotated[Optional[list[str]], typer.Option("--backbone", help="backbone name (repeatable; with --cache)")] = None,
-    store: Annotated[Optional[list[Path]], typer.Option("--store", help="a published store (<key>.zarr) instead of --cache/--dataset/--backbone; repeatable")] = None,
+    store: Annotated[Optional[list[str]], typer.Option("--store", help="a published store (<key>.zarr folder, or its http(s)/s3 URL) instead of --cache/--dataset/--backbone; repeatable")] = None,
     setting: Annotated[Optional[list[str]], typer.Option("--setting", help=SETTING_HELP)] = None,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda (picks the backends)")] = "cpu",
     seed: Annotated[int, typer.Option("--seed", help="seed for training, sampling and the bootstrap")] = 0,
