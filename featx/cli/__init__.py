@@ -7,6 +7,7 @@ import sys
 import typer
 
 from featx.cli.backbones import backbones_command
+from featx.cli.cache import cache_app
 from featx.cli.datasets import datasets_app
 from featx.cli.demo import demo_command
 from featx.cli.extract import extract_command
@@ -25,6 +26,7 @@ app.command("report")(report_command)
 app.command("demo")(demo_command)
 app.command("backbones")(backbones_command)
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(cache_app, name="cache")
 
 
 def main() -> None:

@@ -1,0 +1,34 @@
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from featx.cli import app
+from tests.cache.test_store import block_features, create, make_index
+
+runner = CliRunner()
+
+
+def test_cache_ls_shows_published_and_partial_stores_and_info_shows_provenance(tmp_path):
+    published = create(tmp_path, make_index(8, task="multilabel"), block_rows=4)
+    for block in range(2):
+        published.write_block(block, block_features(published, block, 1), np.array([False, True, False, False]),
+                              ["", "x.png: cannot decode", "", ""])
+    path = published.publish()
+    partial = create(tmp_path / "other", make_index(8), block_rows=4)
+    partial.write_block(0, block_features(partial, 0, 1), np.zeros(4, bool), [""] * 4)
+
+    listing = runner.invoke(app, ["cache", "ls", str(tmp_path)])
+    assert listing.exit_code == 0, listing.output
+    line = next(line for line in listing.output.splitlines() if "published" in line)
+    assert line.split()[:8] == ["toy", "toy", published.key, "published", "8", "8", "2", "None"]
+    nested = runner.invoke(app, ["cache", "ls", str(tmp_path / "other")])
+    assert "partial" in nested.output and " 4 " in nested.output
+
+    info = runner.invoke(app, ["cache", "info", str(path)])
+    assert info.exit_code == 0 and json.loads(info.output)["key"] == published.key
+
+
+def test_cache_ls_on_an_empty_folder_says_so(tmp_path):
+    result = runner.invoke(app, ["cache", "ls", str(tmp_path)])
+    assert result.exit_code == 0 and "no feature stores" in result.output
