@@ -20,6 +20,13 @@ def tiny_backbone(size: int = TINY_SIZE, **kwargs):
     return load_backbone("dinov2_vits14", img_size=size, random_init=True, n_last=2, model_overrides=TINY_VIT, **kwargs)
 
 
+def tiny_extract_args(dataset: str, root: Path, cache: Path, *extra: str) -> list[str]:
+    """`featx extract` arguments for the tiny random backbone (without the program name)."""
+    overrides = [f"--model-override={k}={v}" for k, v in TINY_VIT.items()]
+    return ["extract", "--dataset", dataset, "--root", str(root), "--backbone", "dinov2_vits14", "--size",
+            str(TINY_SIZE), "--cache", str(cache), "--random-init", "--n-last", "2", *overrides, *extra]
+
+
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> DemoData:
     """The demo datasets at a reduced size, generated once per session."""

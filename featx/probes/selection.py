@@ -43,17 +43,35 @@ class NoValidationSplit(ProbeError):
     """Selection needs validation rows and the store has none."""
 
 
-class SplitView:
-    """Labelled rows of one non-test split (``train``, ``val`` or ``train+val``)."""
+class _FeatureRows:
+    """Features of some rows of a ProbeData (no labels: subclasses add what they may show)."""
 
-    def __init__(self, data: ProbeData, rows: np.ndarray, name: str) -> None:
+    def __init__(self, data: ProbeData, rows: np.ndarray) -> None:
         self._data = data
         self.rows = rows
-        self.name = name
 
     @property
     def n(self) -> int:
         return int(self.rows.size)
+
+    def features(self, n_last_blocks: int = 1, avgpool: bool = False) -> np.ndarray:
+        return self._data.features(n_last_blocks, avgpool, rows=self.rows)
+
+    def block(self, name: str) -> np.ndarray:
+        return self._data.blocks[name][self.rows]
+
+    @property
+    def blocks(self) -> dict[str, np.ndarray]:
+        """All rows' feature blocks (features only; index them with :attr:`rows`)."""
+        return self._data.blocks
+
+
+class SplitView(_FeatureRows):
+    """Labelled rows of one non-test split (``train``, ``val`` or ``train+val``)."""
+
+    def __init__(self, data: ProbeData, rows: np.ndarray, name: str) -> None:
+        super().__init__(data, rows)
+        self.name = name
 
     @property
     def labels(self) -> np.ndarray:
@@ -75,45 +93,15 @@ class SplitView:
     def layers(self) -> list[str]:
         return list(self._data.layers)
 
-    def features(self, n_last_blocks: int = 1, avgpool: bool = False) -> np.ndarray:
-        return self._data.features(n_last_blocks, avgpool, rows=self.rows)
-
-    def block(self, name: str) -> np.ndarray:
-        return self._data.blocks[name][self.rows]
-
-    @property
-    def blocks(self) -> dict[str, np.ndarray]:
-        """All rows' feature blocks (features only; index them with :attr:`rows`)."""
-        return self._data.blocks
-
     def subset(self, positions: np.ndarray, name: str | None = None) -> SplitView:
         """A view of some of these rows (positions within this view)."""
         return SplitView(self._data, self.rows[np.asarray(positions)], name or self.name)
 
 
-class TestInputs:
+class TestInputs(_FeatureRows):
     """The features of the test rows, without their labels."""
 
     __test__ = False
-
-    def __init__(self, data: ProbeData, rows: np.ndarray) -> None:
-        self._data = data
-        self.rows = rows
-
-    @property
-    def n(self) -> int:
-        return int(self.rows.size)
-
-    def features(self, n_last_blocks: int = 1, avgpool: bool = False) -> np.ndarray:
-        return self._data.features(n_last_blocks, avgpool, rows=self.rows)
-
-    def block(self, name: str) -> np.ndarray:
-        return self._data.blocks[name][self.rows]
-
-    @property
-    def blocks(self) -> dict[str, np.ndarray]:
-        """All rows' feature blocks (features only; index them with :attr:`rows`)."""
-        return self._data.blocks
 
 
 @dataclass

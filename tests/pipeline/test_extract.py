@@ -13,7 +13,7 @@ from featx.cache import FeatureStore, StoreError
 from featx.datasets import build_index
 from featx.pipeline.extract import extract
 from featx.pipeline.preprocess import PreprocessConfig
-from tests.conftest import TINY_SIZE, TINY_VIT, tiny_backbone
+from tests.conftest import TINY_SIZE, tiny_backbone, tiny_extract_args
 
 
 def run(index, cache, backbone=None, size=TINY_SIZE, **kwargs):
@@ -103,10 +103,8 @@ def test_a_second_concurrent_extraction_of_the_same_store_is_refused(demo_data, 
 
 
 def _extract_command(csv: Path, cache: Path) -> list[str]:
-    overrides = [f"--model-override={k}={v}" for k, v in TINY_VIT.items()]
-    return [sys.executable, "-m", "featx", "extract", "--dataset", "csv", "--root", str(csv), "--backbone",
-            "dinov2_vits14", "--size", str(TINY_SIZE), "--cache", str(cache), "--random-init", "--n-last", "2",
-            "--batch-size", "4", "--workers", "0", "--block-rows", "8", "--modality", "xray", *overrides]
+    return [sys.executable, "-m", "featx", *tiny_extract_args("csv", csv, cache, "--batch-size", "4", "--workers", "0",
+                                                               "--block-rows", "8", "--modality", "xray")]
 
 
 def test_a_killed_extraction_resumes_to_the_same_store_as_an_uninterrupted_one(demo_data, tmp_path):

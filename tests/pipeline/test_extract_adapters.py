@@ -8,17 +8,14 @@ from typer.testing import CliRunner
 
 from featx.cache import FeatureStore
 from featx.cli import app
-from tests.conftest import TINY_SIZE, TINY_VIT
+from tests.conftest import TINY_SIZE, tiny_extract_args
 from tests.datasets.fixtures import make_figshare, make_msd, make_sarscov2
 
 runner = CliRunner()
 
 
 def extract(dataset, root, cache, *extra):
-    overrides = [f"--model-override={k}={v}" for k, v in TINY_VIT.items()]
-    result = runner.invoke(app, ["extract", "--dataset", dataset, "--root", str(root), "--backbone", "dinov2_vits14",
-                                 "--size", str(TINY_SIZE), "--cache", str(cache), "--random-init", "--n-last", "2",
-                                 "--workers", "0", *overrides, *extra])
+    result = runner.invoke(app, tiny_extract_args(dataset, root, cache, "--workers", "0", *extra))
     assert result.exit_code == 0, result.output
     return FeatureStore.open(re.search(r"store: (\S+)", result.output).group(1))
 
