@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional
 
@@ -62,23 +63,24 @@ def extract_command(
     loaded = request.load()
     if loaded.random_init:
         typer.secho(f"{backbone}: RANDOM weights (--random-init); results will say so", fg=typer.colors.YELLOW)
-    runner = None
-    if scheduler:
-        from distributed import Client
+    with contextlib.ExitStack() as stack:
+        runner = None
+        if scheduler:
+            from distributed import Client
 
-        client = Client(scheduler)
-        runner = dask_runner(client, index, request, preprocess, device=device, batch_size=batch_size)
-    result = extract(
-        index,
-        loaded,
-        preprocess,
-        cache,
-        device=device,
-        batch_size=batch_size,
-        num_workers=workers,
-        block_rows=block_rows,
-        runner=runner,
-    )
+            client = stack.enter_context(Client(scheduler))
+            runner = dask_runner(client, index, request, preprocess, device=device, batch_size=batch_size)
+        result = extract(
+            index,
+            loaded,
+            preprocess,
+            cache,
+            device=device,
+            batch_size=batch_size,
+            num_workers=workers,
+            block_rows=block_rows,
+            runner=runner,
+        )
     verb = "up to date" if result.reused else f"extracted {result.rows_extracted} rows ({result.rows_per_second:.1f} rows/s)"
     if result.rows_reused:
         verb += f", {result.rows_reused} unchanged rows copied from the previous store"

@@ -46,3 +46,19 @@ def test_blocks_spread_over_a_dask_cluster_give_the_same_store(demo_data, tmp_pa
     expected, actual = store_arrays(local.path), store_arrays(spread.path)
     for name in expected:
         np.testing.assert_array_equal(expected[name], actual[name], err_msg=name)
+
+
+def test_featx_extract_with_a_scheduler_address_spreads_blocks(demo_data, tmp_path, client):
+    from typer.testing import CliRunner
+
+    from featx.cli import app
+    from tests.conftest import tiny_extract_args
+
+    args = tiny_extract_args("csv", demo_data.ct_csv, tmp_path, "--modality", "ct", "--block-rows", "32",
+                             "--scheduler", client.scheduler.address)
+    with get_task_stream(client) as stream:
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert any("_run_task" in str(task["key"]) for task in stream.data)
+    [store] = tmp_path.glob("*/*/*.zarr")
+    assert FeatureStore.open(store).valid.all()
