@@ -68,14 +68,14 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def patch_grids(backbone: LoadedBackbone) -> dict[str, tuple[int, int]] | None:
-    """Each layer's patch-token grid (None without patch tokens), from one dry forward pass."""
-    device = next(backbone.model.parameters()).device
-    x = torch.zeros(1, 3, backbone.img_size, backbone.img_size, device=device)
-    with torch.inference_mode():
-        outputs = backbone.model(x)
-    if any("patch" not in kinds for kinds in outputs.values()):
+def patch_grids(backbone: LoadedBackbone, device: str) -> dict[str, tuple[int, int]] | None:
+    """Each layer's patch-token grid, from one dry forward of one image; None without patch tokens."""
+    if not backbone.config.get("patch_tokens"):
         return None
+    model = backbone.model.to(resolve_device(device))
+    x = torch.zeros(1, 3, backbone.img_size, backbone.img_size, device=resolve_device(device))
+    with torch.inference_mode():
+        outputs = model(x)
     return {layer: (int(k["patch"].shape[1]), int(k["patch"].shape[2])) for layer, k in outputs.items()}
 
 
@@ -211,7 +211,7 @@ def extract(
                     0.0, 0.0,
                 )
             reuse = Reuse(final, published.reusable_rows(index, stamps))  # the dataset grew or changed
-        grid = patch_grids(backbone)
+        grid = patch_grids(backbone, device)
         rows = block_rows or choose_block_rows(grid, backbone.feature_dims, batch_size)
         store = _open_or_create(partial, key, key_inputs, index, stamps, backbone, preprocess, grid, rows)
         pending = store.pending_blocks()
