@@ -109,6 +109,62 @@ def extraction(args: argparse.Namespace, csv: Path, cache: Path) -> tuple[float,
     return result.rows_per_second, result.steady_rows_per_second
 
 
+def reader_only(args: argparse.Namespace, csv: Path) -> float:
+    """Rows/s of the reader stage alone: the same DataLoader (workers, batch, pinning), no model."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from featx.datasets import build_index
+    from featx.pipeline.preprocess import PreprocessConfig
+    from featx.pipeline.reader import BlockBatchSampler, SampleDataset
+
+    index = build_index("csv", csv, modality="xray")
+    loader = DataLoader(
+        SampleDataset(index.table, PreprocessConfig.for_modality("xray", args.size), with_masks=False),
+        batch_sampler=BlockBatchSampler(range(-(-len(index) // 1024)), 1024, len(index), args.batch),
+        num_workers=args.workers,
+        pin_memory=args.device.startswith("cuda"),
+        prefetch_factor=4 if args.workers else None,
+    )
+    batches = iter(loader)
+    first = next(batches)  # worker start-up is not part of the rate
+    start, rows = time.perf_counter(), 0
+    for batch in batches:
+        rows += len(batch["row"])
+        if args.device.startswith("cuda"):
+            batch["pixels"].to(args.device, non_blocking=True)
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    del first
+    return rows / (time.perf_counter() - start)
+
+
+def writer_only(args: argparse.Namespace, feature_dims: dict[str, int], n: int) -> float:
+    """Rows/s of the writer stage alone: whole blocks of random float16 features into a fresh store."""
+    import pandas as pd
+
+    from featx.cache import FeatureStore, cache_key
+    from featx.datasets.index import SampleIndex
+    from featx.pipeline.writer import Batch, BlockWriter
+
+    table = pd.DataFrame({"sample_id": [f"s{i}" for i in range(n)], "patient_id": [f"p{i}" for i in range(n)],
+                          "split": ["train"] * n, "source": ["-"] * n, "reader": ["image"] * n})
+    index = SampleIndex("writer-bench", "binary", "xray", ["a", "b"], table, np.tile([1.0, 0.0], (n, 1)))
+    key, inputs = cache_key(dataset="writer-bench", backbone={}, weights_hash="-", preprocessing={})
+    with tempfile.TemporaryDirectory(prefix="featx-bench-writer-") as folder:
+        store = FeatureStore.create(Path(folder) / f"{key}.zarr.partial", key=key, key_inputs=inputs, index=index,
+                                    feature_dims=feature_dims, block_rows=1024)
+        rng = np.random.default_rng(0)
+        batch_features = {layer: {kind: rng.standard_normal((args.batch, dim)).astype(np.float16)
+                                  for kind in ("cls", "pooled")} for layer, dim in feature_dims.items()}
+        writer = BlockWriter(store)
+        start = time.perf_counter()
+        for first in range(0, n - n % args.batch, args.batch):
+            writer.put(Batch(np.arange(first, first + args.batch), batch_features, [""] * args.batch))
+        writer.close()
+        return (n - n % args.batch) / (time.perf_counter() - start)
+
+
 def peak_rss_child(args: argparse.Namespace, csv: Path, cache: Path) -> None:
     """Run one extraction and print this process's peak RSS (MiB) with its workers'."""
     extraction(args, csv, cache)
@@ -139,6 +195,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="featx-bench-cache-") as cache:
         end_to_end, steady = extraction(args, csv, Path(cache))
     forward_rate = forward_only(args, n_batches=max(4, args.n // args.batch))
+    reader_rate = reader_only(args, csv)
+    n_written = max(4096, args.n // 4) // 1024 * 1024
+    writer_rate = writer_only(args, load(args).feature_dims, n_written)
     print(f"device={args.device} backbone={args.backbone} size={args.size} batch={args.batch} "
           f"workers={args.workers} n={args.n} (random weights)")
     print(f"{'forward-only images/s':<28}{forward_rate:>10.1f}")
@@ -146,6 +205,8 @@ def main() -> None:
     print(f"{'extraction rows/s, total':<28}{end_to_end:>10.1f}   (+ model to device, workers, store layout, publish)")
     print(f"{'ratio steady/forward':<28}{steady / forward_rate:>10.3f}   (target >= 0.9)")
     print(f"{'ratio total/forward':<28}{end_to_end / forward_rate:>10.3f}")
+    print(f"{'reader alone rows/s':<28}{reader_rate:>10.1f}   (DataLoader: decode, preprocess, pin, to device)")
+    print(f"{'writer alone rows/s':<28}{writer_rate:>10.1f}   (whole blocks into Zarr, same feature sizes)")
 
     if not args.rss_sizes[0]:
         return
