@@ -44,7 +44,7 @@ class ExtractResult:
     n_rows: int
     n_failed: int
     failures: pd.DataFrame
-    reused: bool
+    reused: bool  # the published store already held exactly these samples: nothing was run
     rows_extracted: int
     rows_reused: int  # copied from the previous store of this key (unchanged samples)
     seconds: float
@@ -206,9 +206,10 @@ def extract(
         if final.exists():
             published = FeatureStore.open(final)
             if published.matches_index(index, stamps):
+                failures = published.failures()
                 return ExtractResult(
-                    final, key, published.n_rows, int((~published.valid).sum()), published.failures(), True, 0, 0,
-                    0.0, 0.0,
+                    path=final, key=key, n_rows=published.n_rows, n_failed=len(failures), failures=failures,
+                    reused=True, rows_extracted=0, rows_reused=0, seconds=0.0, steady_seconds=0.0,
                 )
             reuse = Reuse(final, published.reusable_rows(index, stamps))  # the dataset grew or changed
         grid = patch_grids(backbone, device)
@@ -231,8 +232,8 @@ def extract(
     published = FeatureStore.open(path)
     failures = published.failures()
     return ExtractResult(
-        path, key, published.n_rows, len(failures), failures, False, n_todo, n_reused, time.perf_counter() - started,
-        steady,
+        path=path, key=key, n_rows=published.n_rows, n_failed=len(failures), failures=failures, reused=False,
+        rows_extracted=n_todo, rows_reused=n_reused, seconds=time.perf_counter() - started, steady_seconds=steady,
     )
 
 
