@@ -201,7 +201,7 @@ def main() -> None:
     print(f"device={args.device} backbone={args.backbone} size={args.size} batch={args.batch} "
           f"workers={args.workers} n={args.n} (random weights)")
     print(f"{'forward-only images/s':<28}{forward_rate:>10.1f}")
-    print(f"{'extraction rows/s, steady':<28}{steady:>10.1f}   (first batch to last block written)")
+    print(f"{'extraction rows/s, steady':<28}{steady:>10.1f}   (from the second batch to the last block written)")
     print(f"{'extraction rows/s, total':<28}{end_to_end:>10.1f}   (+ model to device, workers, store layout, publish)")
     print(f"{'ratio steady/forward':<28}{steady / forward_rate:>10.3f}   (target >= 0.9)")
     print(f"{'ratio total/forward':<28}{end_to_end / forward_rate:>10.3f}")

@@ -35,6 +35,18 @@ from featx.pipeline.writer import Batch, BlockWriter
 PATCH_SHARD_BYTES = 128 * 2**20
 
 
+@dataclass(frozen=True)
+class SteadyRate:
+    """Rows of every batch but the first, and the seconds from the second batch's submission."""
+
+    rows: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
 @dataclass
 class ExtractResult:
     """Where the store is, under which key, and how the run went."""
@@ -48,7 +60,7 @@ class ExtractResult:
     rows_extracted: int
     rows_reused: int  # copied from the previous store of this key (unchanged samples)
     seconds: float
-    steady_seconds: float  # first batch to last block written (0 when run elsewhere)
+    steady: SteadyRate  # while batches flow (zero when blocks were computed elsewhere)
 
     @property
     def rows_per_second(self) -> float:
@@ -58,7 +70,7 @@ class ExtractResult:
     @property
     def steady_rows_per_second(self) -> float:
         """While batches flow: the rate a long extraction runs at."""
-        return self.rows_extracted / self.steady_seconds if self.steady_seconds > 0 else 0.0
+        return self.steady.rows_per_second
 
 
 def resolve_device(device: str) -> torch.device:
@@ -209,7 +221,7 @@ def extract(
                 failures = published.failures()
                 return ExtractResult(
                     path=final, key=key, n_rows=published.n_rows, n_failed=len(failures), failures=failures,
-                    reused=True, rows_extracted=0, rows_reused=0, seconds=0.0, steady_seconds=0.0,
+                    reused=True, rows_extracted=0, rows_reused=0, seconds=0.0, steady=SteadyRate(0, 0.0),
                 )
             reuse = Reuse(final, published.reusable_rows(index, stamps))  # the dataset grew or changed
         grid = patch_grids(backbone, device)
@@ -221,7 +233,7 @@ def extract(
             todo[store.block_slice(block)] = True
         n_reused = int((todo & reuse.copied).sum()) if reuse else 0
         n_todo = int(todo.sum()) - n_reused
-        steady = 0.0
+        steady = SteadyRate(0, 0.0)
         if runner is None:
             steady = run_blocks(
                 store, index, backbone, preprocess, pending, device, batch_size, num_workers, progress, reuse
@@ -233,7 +245,7 @@ def extract(
     failures = published.failures()
     return ExtractResult(
         path=path, key=key, n_rows=published.n_rows, n_failed=len(failures), failures=failures, reused=False,
-        rows_extracted=n_todo, rows_reused=n_reused, seconds=time.perf_counter() - started, steady_seconds=steady,
+        rows_extracted=n_todo, rows_reused=n_reused, seconds=time.perf_counter() - started, steady=steady,
     )
 
 
@@ -259,15 +271,17 @@ def run_blocks(
     num_workers: int,
     progress: bool,
     reuse: Reuse | None = None,
-) -> float:
+) -> SteadyRate:
     """Compute and write the given blocks of a writable store (the unit a worker owns).
 
     Rows that ``reuse`` maps to the previous store are copied from it, the rest are
-    computed. Returns the seconds from the first batch arriving to the last block
-    written: the steady-state time, without model loading and worker start-up.
+    computed. Returns the steady-state rate: the rows of every batch but the first,
+    over the time from the second batch's submission to the last block written (model
+    loading, worker start-up and most of the first, warm-up forward are left out, as
+    a forward-only benchmark leaves out its warm-up).
     """
     if not blocks:
-        return 0.0
+        return SteadyRate(0, 0.0)
     torch_device = resolve_device(device)
     with_masks = index.task == "segmentation"
     loader = DataLoader(
@@ -286,7 +300,8 @@ def run_blocks(
     if reuse is not None:
         copy_reused_rows(writer, store, blocks, reuse)
     failed = 0
-    first_batch_at: float | None = None
+    timed_from: float | None = None
+    rows_timed = 0
     bar = tqdm(total=n_rows, unit="rows", desc=f"extract {backbone.spec.name}", disable=not progress, smoothing=0.1)
 
     def hand_over(landed: Iterator[tuple[dict, tuple]]) -> None:
@@ -299,9 +314,11 @@ def run_blocks(
                 bar.set_postfix(failed=failed)
 
     try:
-        for batch in loader:
-            if first_batch_at is None:
-                first_batch_at = time.perf_counter()
+        for number, batch in enumerate(loader):
+            if number == 1:
+                timed_from = time.perf_counter()
+            if number >= 1:
+                rows_timed += len(batch["row"])
             masks = batch["mask"].numpy() if with_masks else None
             payload = (batch["row"].numpy(), list(batch["error"]), masks)
             hand_over(mapper.submit(batch["pixels"], payload))
@@ -309,4 +326,4 @@ def run_blocks(
     finally:
         bar.close()
         writer.close()
-    return time.perf_counter() - first_batch_at if first_batch_at is not None else 0.0
+    return SteadyRate(rows_timed, time.perf_counter() - timed_from if timed_from is not None else 0.0)
