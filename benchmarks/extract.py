@@ -65,13 +65,12 @@ def load(args: argparse.Namespace):
     return load_backbone(args.backbone, img_size=args.size, random_init=True, model_overrides=overrides)
 
 
-def forward_only(args: argparse.Namespace, n_batches: int) -> float:
+def forward_only(args: argparse.Namespace, backbone, n_batches: int) -> float:
     """Images/s of the bare forward pass on device-resident inputs (the ceiling for extraction)."""
     import contextlib
 
     import torch
 
-    backbone = load(args)
     device = torch.device(args.device)
     model = backbone.model.to(device).eval()
     x = torch.rand(args.batch, 3, args.size, args.size, device=device)
@@ -89,7 +88,7 @@ def forward_only(args: argparse.Namespace, n_batches: int) -> float:
     return n_batches * args.batch / (time.perf_counter() - start)
 
 
-def extraction(args: argparse.Namespace, csv: Path, cache: Path) -> tuple[float, float]:
+def extraction(args: argparse.Namespace, backbone, csv: Path, cache: Path) -> tuple[float, float]:
     """(end-to-end, steady-state) rows/s of a full `extract` over the CSV into a fresh cache."""
     from featx.datasets import build_index
     from featx.pipeline.extract import extract
@@ -98,7 +97,7 @@ def extraction(args: argparse.Namespace, csv: Path, cache: Path) -> tuple[float,
     index = build_index("csv", csv, modality="xray")
     result = extract(
         index,
-        load(args),
+        backbone,
         PreprocessConfig.for_modality("xray", args.size),
         cache,
         device=args.device,
@@ -167,7 +166,7 @@ def writer_only(args: argparse.Namespace, feature_dims: dict[str, int], n: int) 
 
 def peak_rss_child(args: argparse.Namespace, csv: Path, cache: Path) -> None:
     """Run one extraction and print this process's peak RSS (MiB) with its workers'."""
-    extraction(args, csv, cache)
+    extraction(args, load(args), csv, cache)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps({"main_mib": own, "worker_mib": workers}))
@@ -192,12 +191,13 @@ def main() -> None:
         return
 
     csv = make_png_dataset(args.data, args.n)
+    backbone = load(args)  # one model for every measurement of this run
     with tempfile.TemporaryDirectory(prefix="featx-bench-cache-") as cache:
-        end_to_end, steady = extraction(args, csv, Path(cache))
-    forward_rate = forward_only(args, n_batches=max(4, args.n // args.batch))
+        end_to_end, steady = extraction(args, backbone, csv, Path(cache))
+    forward_rate = forward_only(args, backbone, n_batches=max(4, args.n // args.batch))
     reader_rate = reader_only(args, csv)
     n_written = max(4096, args.n // 4) // 1024 * 1024
-    writer_rate = writer_only(args, load(args).feature_dims, n_written)
+    writer_rate = writer_only(args, backbone.feature_dims, n_written)
     print(f"device={args.device} backbone={args.backbone} size={args.size} batch={args.batch} "
           f"workers={args.workers} n={args.n} (random weights)")
     print(f"{'forward-only images/s':<28}{forward_rate:>10.1f}")

@@ -67,6 +67,12 @@ def find_store(cache_root: str | Path, dataset: str, backbone: str) -> Path:
     return max(candidates, key=lambda p: FeatureStore.open(p).attrs.get("completed", ""))
 
 
+def _select(array: zarr.Array, rows: np.ndarray | slice, dtype: type | None = None) -> np.ndarray:
+    """Rows of a per-row array: a slice, or any row numbers (in the order given)."""
+    data = array[rows] if isinstance(rows, slice) else array.get_orthogonal_selection((np.asarray(rows),))
+    return np.asarray(data, dtype=dtype)
+
+
 def row_keys(table: pd.DataFrame, stamps: np.ndarray) -> pd.Series:
     """What identifies a row's input: sample id, file, slice and the file's fingerprint."""
     keys = table[["sample_id", "source", "slice_index"]].astype(str).agg("|".join, axis=1)
@@ -311,8 +317,7 @@ class FeatureStore:
         return [b for b in range(self.n_blocks) if not written[self.block_slice(b)].all()]
 
     def _row_keys(self) -> pd.Series:
-        stamps = self.group["index/stamp"][:] if "index/stamp" in self.group else [""] * self.n_rows
-        return row_keys(self.index, stamps)
+        return row_keys(self.index, self.group["index/stamp"][:])
 
     def matches_index(self, index: SampleIndex, stamps: np.ndarray) -> bool:
         """Whether this store holds exactly the samples of ``index``, from unchanged files."""
@@ -337,24 +342,20 @@ class FeatureStore:
             raise StoreError(f"unknown feature kind {kind!r}; expected one of {FEATURE_KINDS}")
         if layer not in self.layers:
             raise StoreError(f"{self.path}: no layer {layer!r}; stored layers: {self.layers}")
-        array = self.group[f"features/{layer}/{kind}"]
-        data = array[:] if rows is None else array[rows] if isinstance(rows, slice) else array.get_orthogonal_selection(rows)
-        return np.asarray(data, dtype=np.float32)
+        return _select(self.group[f"features/{layer}/{kind}"], slice(None) if rows is None else rows, np.float32)
 
     def read_patch(self, layer: str, rows: np.ndarray | slice) -> np.ndarray:
         """``(n, h, w, D)`` float32 patch tokens of ``rows``."""
         name = f"features/{layer}/patch"
         if name not in self.group:
             raise StoreError(f"{self.path}: patch tokens were not stored (extract with --patch-tokens)")
-        array = self.group[name]
-        data = array[rows] if isinstance(rows, slice) else array.get_orthogonal_selection((rows,))
-        return np.asarray(data, dtype=np.float32)
+        return _select(self.group[name], rows, np.float32)
 
     def read_rows(self, rows: np.ndarray) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray | None]:
         """Every stored feature (float16, as stored) and mask of ``rows``, for copying into a new store."""
         features = {
             layer: {
-                kind: np.asarray(self.group[f"features/{layer}/{kind}"].get_orthogonal_selection((rows,)))
+                kind: _select(self.group[f"features/{layer}/{kind}"], rows)
                 for kind in (*FEATURE_KINDS, "patch")
                 if f"features/{layer}/{kind}" in self.group
             }
@@ -366,8 +367,7 @@ class FeatureStore:
         """``(n, S, S)`` uint8 masks of ``rows`` at the extraction resolution."""
         if "masks" not in self.group:
             raise StoreError(f"{self.path}: no masks stored (not a segmentation dataset)")
-        array = self.group["masks"]
-        return np.asarray(array[rows] if isinstance(rows, slice) else array.get_orthogonal_selection((rows,)))
+        return _select(self.group["masks"], rows)
 
     # ---- writing ----------------------------------------------------------------------------
     def write_block(

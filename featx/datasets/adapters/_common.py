@@ -180,16 +180,19 @@ def find_dir(root: Path, marker: str, *, max_depth: int = 2) -> Path:
     if (root / marker).exists():
         return root
     frontier = [root]
+    unreadable: list[str] = []
     for _ in range(max_depth):
         nxt = []
         for folder in frontier:
             try:
                 children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-            except OSError:
-                continue
+            except OSError as exc:  # searched past, and named in the error below if nothing is found
+                unreadable.append(f"{folder} ({exc.strerror})")
+                children = []
             for child in children:
                 if (child / marker).exists():
                     return child
                 nxt.append(child)
         frontier = nxt
-    raise DatasetError(f"{root}: cannot find {marker!r} here or in a sub-folder (is this the right folder?)")
+    skipped = f"; could not list {', '.join(unreadable)}" if unreadable else ""
+    raise DatasetError(f"{root}: cannot find {marker!r} here or in a sub-folder (is this the right folder?){skipped}")
