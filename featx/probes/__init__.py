@@ -8,7 +8,7 @@ from featx.probes.knn import Neighbours, l2_normalise, search, weighted_vote
 from featx.probes.linear import LinearConfig, LogisticProbe, TorchGrid, protocol_grid
 from featx.probes.metrics import Scored, auroc_per_class, score
 from featx.probes.mlknn import MLkNN
-from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear
+from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear, knn_neighbours
 from featx.probes.records import LabelMismatchError, append_jsonl, read_jsonl
 from featx.probes.runner import ProbeRun, run_probes
 from featx.probes.selection import NoValidationSplit, SealedSplitError, Splits, TestAlreadyScored
@@ -34,6 +34,7 @@ __all__ = [
     "block_names",
     "evaluate_knn",
     "evaluate_linear",
+    "knn_neighbours",
     "l2_normalise",
     "load_probe_data",
     "protocol_grid",

@@ -126,8 +126,10 @@ class ProbeData:
     def block_names(self, n_last_blocks: int = 1, avgpool: bool = False) -> list[str]:
         return block_names(self.layers, n_last_blocks, avgpool)
 
-    def features(self, n_last_blocks: int = 1, avgpool: bool = False, rows: np.ndarray | None = None) -> np.ndarray:
-        """``(n, D')`` float32 concatenation for one configuration."""
+    def features(
+        self, n_last_blocks: int = 1, avgpool: bool = False, rows: np.ndarray | None = None, dtype: type | None = np.float32
+    ) -> np.ndarray:
+        """``(n, D')`` concatenation for one configuration, in ``dtype`` (``None``: as stored)."""
         parts = []
         for name in self.block_names(n_last_blocks, avgpool):
             if name not in self.blocks:
@@ -135,7 +137,7 @@ class ProbeData:
             block = self.blocks[name]
             parts.append(block if rows is None else block[rows])
         out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-        return np.ascontiguousarray(out, dtype=np.float32)
+        return np.ascontiguousarray(out, dtype=dtype)
 
     def rows(self, split: str) -> np.ndarray:
         """Row numbers of one split (``"train+val"`` = both)."""

@@ -5,7 +5,11 @@ Backends (exact inner-product search on L2-normalised features = cosine):
 * ``faiss``: ``IndexFlatIP`` (faiss-cpu; on ``cuda`` a ``GpuIndexFlatIP`` when the
   installed faiss has GPU support) - the reference;
 * ``torch``: chunked ``matmul`` + ``topk`` on CPU or GPU (optionally in bfloat16/float16
-  on a GPU for speed; float32 is the default and what the parity tests check).
+  for speed; float32 is the default and what the parity tests check).
+
+Everything after the search (dropping a query's own row, restricting lists to a sub-bank,
+the weighted vote, ML-kNN's counting) is torch on the search's device, so on a GPU the
+neighbour lists never leave it; only the class scores come back to the host.
 
 The protocol runs **one** search for everything: the memory bank is train+val, the
 queries are test, val and (for ML-kNN) the memory-bank points themselves (leave one
@@ -21,18 +25,22 @@ import importlib.util
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from featx.probes.features import ProbeError
 
 BACKENDS = ("faiss", "torch")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 DEFAULT_KS = (10, 20, 100, 200)
 TEMPERATURE = 0.07
 
+ArrayLike = np.ndarray | torch.Tensor
 
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
+
+def l2_normalise(x: ArrayLike, device: str = "cpu") -> torch.Tensor:
+    """Rows scaled to unit length, as float32 on ``device`` (uploaded in their stored dtype)."""
+    x = torch.as_tensor(np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x).to(device).float()
+    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 def faiss_has_gpu() -> bool:
@@ -47,41 +55,47 @@ def available_backends() -> list[str]:
     out = []
     if importlib.util.find_spec("faiss") is not None:
         out.append("faiss")
-    if importlib.util.find_spec("torch") is not None:
-        out.append("torch")
+    out.append("torch")
     return out
 
 
 def pick_backend(device: str = "cpu", backend: str | None = None) -> str:
-    """The neighbour backend for ``device``: faiss (GPU build on cuda), else torch."""
+    """The neighbour backend for ``device``: faiss on CPU (its GPU build on cuda), else torch."""
     have = available_backends()
     if backend is not None:
         if backend not in BACKENDS:
             raise ProbeError(f"unknown kNN backend {backend!r}; expected one of {BACKENDS}")
         if backend not in have:
-            raise ProbeError(f"kNN backend {backend!r} is not installed (installed: {have or 'none'})")
+            raise ProbeError(f"kNN backend {backend!r} is not installed (installed: {have})")
         return backend
     if device.startswith("cuda"):
         return "faiss" if faiss_has_gpu() else "torch"
-    if "faiss" in have:
-        return "faiss"
-    if "torch" in have:
-        return "torch"
-    raise ProbeError("no kNN backend installed: install faiss-cpu or torch")
+    return "faiss" if "faiss" in have else "torch"
 
 
 @dataclass
 class Neighbours:
-    """Top-k similarities (descending) and database indices of each query."""
+    """Top-k similarities (descending) and database indices of each query, on one device."""
 
-    sims: np.ndarray  # (nq, k) float32
-    idx: np.ndarray  # (nq, k) int64
+    sims: torch.Tensor  # (nq, k) float32
+    idx: torch.Tensor  # (nq, k) int64
+
+    @classmethod
+    def of(cls, sims: ArrayLike, idx: ArrayLike, device: str = "cpu") -> Neighbours:
+        return cls(torch.as_tensor(sims).to(device).float(), torch.as_tensor(idx).to(device).long())
+
+    def head(self, k: int) -> Neighbours:
+        return Neighbours(self.sims[:, :k], self.idx[:, :k])
+
+    def take(self, rows: torch.Tensor | slice) -> Neighbours:
+        return Neighbours(self.sims[rows], self.idx[rows])
 
 
-def _search_faiss(queries: np.ndarray, database: np.ndarray, k: int, device: str, chunk: int) -> Neighbours:
+def _search_faiss(queries: torch.Tensor, database: torch.Tensor, k: int, device: str, chunk: int) -> Neighbours:
     import faiss
 
-    d = database.shape[1]
+    db = database.float().cpu().numpy()
+    d = db.shape[1]
     if device.startswith("cuda") and faiss_has_gpu():
         resources = faiss.StandardGpuResources()
         config = faiss.GpuIndexFlatConfig()
@@ -89,51 +103,46 @@ def _search_faiss(queries: np.ndarray, database: np.ndarray, k: int, device: str
         index = faiss.GpuIndexFlatIP(resources, d, config)
     else:
         index = faiss.IndexFlatIP(d)
-    index.add(database)
+    index.add(db)
     sims = np.empty((queries.shape[0], k), dtype=np.float32)
     idx = np.empty((queries.shape[0], k), dtype=np.int64)
     for start in range(0, queries.shape[0], chunk):
-        s, i = index.search(queries[start : start + chunk], k)
+        s, i = index.search(queries[start : start + chunk].float().cpu().numpy(), k)
         sims[start : start + chunk], idx[start : start + chunk] = s, i
-    return Neighbours(sims, idx)
+    return Neighbours.of(sims, idx, device)
 
 
-def _search_torch(
-    queries: np.ndarray, database: np.ndarray, k: int, device: str, chunk: int, dtype: str
-) -> Neighbours:
-    import torch
-
-    torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
-    db = torch.from_numpy(database).to(device=device, dtype=torch_dtype)
-    sims = np.empty((queries.shape[0], k), dtype=np.float32)
-    idx = np.empty((queries.shape[0], k), dtype=np.int64)
+def _search_torch(queries: torch.Tensor, database: torch.Tensor, k: int, chunk: int, dtype: torch.dtype) -> Neighbours:
+    db = database.to(dtype)
+    sims = torch.empty((queries.shape[0], k), dtype=torch.float32, device=database.device)
+    idx = torch.empty((queries.shape[0], k), dtype=torch.int64, device=database.device)
     with torch.inference_mode():
         for start in range(0, queries.shape[0], chunk):
-            q = torch.from_numpy(queries[start : start + chunk]).to(device=device, dtype=torch_dtype)
-            s, i = torch.topk(q @ db.T, k, dim=1)
-            sims[start : start + chunk] = s.float().cpu().numpy()
-            idx[start : start + chunk] = i.cpu().numpy()
+            s, i = torch.topk(queries[start : start + chunk].to(dtype) @ db.T, k, dim=1)
+            sims[start : start + chunk], idx[start : start + chunk] = s, i
     return Neighbours(sims, idx)
 
 
 def search(
-    queries: np.ndarray,
-    database: np.ndarray,
+    queries: ArrayLike,
+    database: ArrayLike,
     k: int,
     *,
     backend: str = "faiss",
     device: str = "cpu",
-    self_index: np.ndarray | None = None,
+    self_index: ArrayLike | None = None,
     chunk: int = 4096,
     dtype: str = "float32",
 ) -> Neighbours:
-    """Exact top-``k`` by inner product (cosine for L2-normalised inputs).
+    """Exact top-``k`` by inner product (cosine for L2-normalised inputs), on ``device``.
 
     ``self_index[i]`` is the database row of query ``i`` itself (or -1): it is never
     returned as its own neighbour.
     """
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    database = np.ascontiguousarray(database, dtype=np.float32)
+    if dtype not in DTYPES:
+        raise ProbeError(f"unknown search dtype {dtype!r}; expected one of {sorted(DTYPES)}")
+    queries = torch.as_tensor(queries).to(device)
+    database = torch.as_tensor(database).to(device)
     n_db = database.shape[0]
     extra = 1 if self_index is not None else 0
     if k + extra > n_db:
@@ -144,17 +153,17 @@ def search(
             raise ProbeError("the faiss backend searches in float32 only")
         found = _search_faiss(queries, database, kk, device, chunk)
     elif backend == "torch":
-        found = _search_torch(queries, database, kk, device, chunk, dtype)
+        found = _search_torch(queries, database, kk, chunk, DTYPES[dtype])
     else:
         raise ProbeError(f"unknown kNN backend {backend!r}; expected one of {BACKENDS}")
     if self_index is None:
         return found
-    is_self = found.idx == np.asarray(self_index)[:, None]
-    order = np.argsort(is_self, axis=1, kind="stable")[:, :k]  # drop self (or the last) keeping order
-    return Neighbours(np.take_along_axis(found.sims, order, 1), np.take_along_axis(found.idx, order, 1))
+    is_self = found.idx == torch.as_tensor(self_index).to(device)[:, None]
+    order = torch.argsort(is_self.to(torch.uint8), dim=1, stable=True)[:, :k]  # drop self (or the last), keep order
+    return Neighbours(found.sims.gather(1, order), found.idx.gather(1, order))
 
 
-def restrict(found: Neighbours, member: np.ndarray, new_index: np.ndarray, k: int) -> tuple[Neighbours, np.ndarray]:
+def restrict(found: Neighbours, member: torch.Tensor, new_index: torch.Tensor, k: int) -> tuple[Neighbours, torch.Tensor]:
     """Keep the neighbours that are members of a sub-bank, renumbered into it.
 
     Returns the first ``k`` member neighbours of each query and a boolean per query
@@ -162,31 +171,26 @@ def restrict(found: Neighbours, member: np.ndarray, new_index: np.ndarray, k: in
     """
     keep = member[found.idx]
     enough = keep.sum(1) >= k
-    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
-    idx = np.take_along_axis(found.idx, order, 1)
-    sims = np.take_along_axis(found.sims, order, 1)
-    return Neighbours(sims, new_index[idx]), enough
+    order = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)[:, :k]
+    idx = found.idx.gather(1, order)
+    return Neighbours(found.sims.gather(1, order), new_index[idx]), enough
 
 
 def weighted_vote(
-    found: Neighbours, train_labels: np.ndarray, k: int, temperature: float = TEMPERATURE, chunk: int = 8192
+    found: Neighbours, train_labels: ArrayLike, k: int, temperature: float = TEMPERATURE, chunk: int = 8192
 ) -> np.ndarray:
     """DINOv2's kNN: softmax(sim / T) over the top ``k``, summed per class.
 
     ``train_labels`` is ``(n_train, C)`` one-hot (NaN treated as 0). Returns ``(nq, C)``
     class probabilities (rows sum to 1 for one-hot labels).
     """
-    labels = np.nan_to_num(np.asarray(train_labels, dtype=np.float32))
-    nq = found.idx.shape[0]
-    out = np.empty((nq, labels.shape[1]), dtype=np.float32)
-    for start in range(0, nq, chunk):
-        s = found.sims[start : start + chunk, :k].astype(np.float64) / temperature
-        s -= s.max(1, keepdims=True)
-        w = np.exp(s)
-        w /= w.sum(1, keepdims=True)
-        neighbours = labels[found.idx[start : start + chunk, :k]]  # (b, k, C)
-        out[start : start + chunk] = np.einsum("bk,bkc->bc", w, neighbours)
-    return out
+    labels = torch.nan_to_num(torch.as_tensor(train_labels).to(found.idx.device).float())
+    out = []
+    for start in range(0, found.idx.shape[0], chunk):
+        weights = torch.softmax(found.sims[start : start + chunk, :k].double() / temperature, dim=1)
+        neighbours = labels[found.idx[start : start + chunk, :k]].double()  # (b, k, C)
+        out.append(torch.einsum("bk,bkc->bc", weights, neighbours).float())
+    return torch.cat(out).cpu().numpy() if out else np.zeros((0, labels.shape[1]), dtype=np.float32)
 
 
 @dataclass
@@ -200,17 +204,20 @@ class ProtocolNeighbours:
     kmax: int
     final_test: Neighbours
     final_fit: Neighbours | None
-    final_fit_rows: np.ndarray | None  # positions in train+val
+    final_fit_rows: torch.Tensor | None  # positions in train+val
     select_val: Neighbours | None
     select_fit: Neighbours | None
-    select_fit_rows: np.ndarray | None  # positions in train
+    select_fit_rows: torch.Tensor | None  # positions in train
+    backend: str
+    dtype: str
+    fit_max: int | None = None
     n_requeried: int = 0
 
 
 def protocol_neighbours(
-    bank: np.ndarray,
-    bank_is_train: np.ndarray,
-    test: np.ndarray,
+    bank: ArrayLike,
+    bank_is_train: ArrayLike,
+    test: ArrayLike,
     kmax: int,
     *,
     with_selection: bool,
@@ -228,51 +235,53 @@ def protocol_neighbours(
     are train. ``fit_max`` caps the number of leave-one-out fit points (a random subset;
     ``None`` = all, the exact ML-kNN estimate).
     """
+    bank = torch.as_tensor(bank).to(device)
+    is_train = torch.as_tensor(np.asarray(bank_is_train, dtype=bool)).to(device)
     n_bank = bank.shape[0]
-    train_pos = np.cumsum(bank_is_train) - 1  # bank row -> train row
-    train_rows = np.flatnonzero(bank_is_train)
-    val_rows = np.flatnonzero(~bank_is_train) if with_selection else np.zeros(0, dtype=np.int64)
+    train_pos = torch.cumsum(is_train.long(), 0) - 1  # bank row -> train row
+    empty = torch.zeros(0, dtype=torch.int64, device=device)
+    val_rows = torch.nonzero(~is_train).flatten() if with_selection else empty
     fit_rows = None
     if with_fit:
-        fit_rows = np.arange(n_bank)
+        fit_rows = torch.arange(n_bank, device=device)
         if fit_max is not None and 0 < fit_max < n_bank:
-            fit_rows = np.sort(np.random.default_rng(seed).choice(n_bank, fit_max, replace=False))
-    own = np.concatenate([val_rows, fit_rows if fit_rows is not None else np.zeros(0, dtype=np.int64)])
-    own = np.unique(own)
-    train_share = bank_is_train.mean() if with_selection else 1.0
+            chosen = np.sort(np.random.default_rng(seed).choice(n_bank, fit_max, replace=False))
+            fit_rows = torch.from_numpy(chosen).to(device)
+    own = torch.unique(torch.cat([val_rows, fit_rows if fit_rows is not None else empty]))  # sorted
+    train_share = float(is_train.float().mean()) if with_selection else 1.0
     k_search = min(n_bank - 1, int(np.ceil(kmax / max(train_share, 1e-6) * margin)) + 8)
     k_search = max(k_search, kmax) if with_selection else kmax
     final_test = search(test, bank, kmax, backend=backend, device=device, dtype=dtype)
-    if own.size:
-        own_found = search(bank[own], bank, k_search, backend=backend, device=device, self_index=own, dtype=dtype)
-        where = {int(r): i for i, r in enumerate(own)}
-    result = ProtocolNeighbours(kmax, final_test, None, None, None, None, None)
+    subset = fit_max if fit_rows is not None and fit_rows.numel() < n_bank else None
+    result = ProtocolNeighbours(kmax, final_test, None, None, None, None, None, backend, dtype, subset)
+    if own.numel():
+        queries = bank if own.numel() == n_bank else bank[own]  # the exact ML-kNN fit queries every bank row
+        own_found = search(queries, bank, k_search, backend=backend, device=device, self_index=own, dtype=dtype)
+        del queries
     if fit_rows is not None:
-        sel = np.array([where[int(r)] for r in fit_rows])
-        result.final_fit = Neighbours(own_found.sims[sel, :kmax], own_found.idx[sel, :kmax])
+        every = fit_rows.numel() == own.numel()  # own = fit rows (+ val rows, which are bank rows too)
+        result.final_fit = (own_found if every else own_found.take(torch.searchsorted(own, fit_rows))).head(kmax)
         result.final_fit_rows = fit_rows
     if with_selection:
-        n_train = int(bank_is_train.sum())
+        n_train = int(is_train.sum())
         if kmax + 1 > n_train:
             raise ProbeError(f"k={kmax} needs more than the {n_train} training rows")
         sel_queries = val_rows
         if fit_rows is not None:
-            sel_queries = np.concatenate([val_rows, fit_rows[bank_is_train[fit_rows]]])
-        sel = np.array([where[int(r)] for r in sel_queries], dtype=np.int64)
-        sub = Neighbours(own_found.sims[sel], own_found.idx[sel])
-        restricted, enough = restrict(sub, bank_is_train, train_pos, kmax)
-        short = np.flatnonzero(~enough)
-        if short.size:  # too few train members among the returned neighbours: search train alone
+            sel_queries = torch.cat([val_rows, fit_rows[is_train[fit_rows]]])
+        restricted, enough = restrict(own_found.take(torch.searchsorted(own, sel_queries)), is_train, train_pos, kmax)
+        short = torch.nonzero(~enough).flatten()
+        if short.numel():  # too few train members among the returned neighbours: search train alone
             q = sel_queries[short]
-            self_in_train = np.where(bank_is_train[q], train_pos[q], -1)
+            self_in_train = torch.where(is_train[q], train_pos[q], -1)
             again = search(
-                bank[q], bank[train_rows], kmax, backend=backend, device=device, self_index=self_in_train, dtype=dtype
+                bank[q], bank[is_train], kmax, backend=backend, device=device, self_index=self_in_train, dtype=dtype
             )
             restricted.sims[short], restricted.idx[short] = again.sims, again.idx
-        result.n_requeried = int(short.size)
-        n_val = val_rows.size
-        result.select_val = Neighbours(restricted.sims[:n_val], restricted.idx[:n_val])
+        result.n_requeried = int(short.numel())
+        n_val = val_rows.numel()
+        result.select_val = restricted.take(slice(0, n_val))
         if fit_rows is not None:
-            result.select_fit = Neighbours(restricted.sims[n_val:], restricted.idx[n_val:])
+            result.select_fit = restricted.take(slice(n_val, None))
             result.select_fit_rows = train_pos[sel_queries[n_val:]]
     return result

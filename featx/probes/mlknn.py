@@ -11,15 +11,20 @@ For each label l, with smoothing s (1 in the paper and here):
   a real probability, usable for AUROC.
 
 Unknown labels (NaN) are left out of the prior and of the tables for that label, and a
-neighbour whose label is unknown does not count towards C. The scikit-multilearn
-implementation is not used (it crashes on current scikit-learn).
+neighbour whose label is unknown does not count towards C. The counting runs in torch on
+the device the neighbour lists live on (a GPU's after a GPU search); the tables are small
+and kept in float64. The scikit-multilearn implementation is not used (it crashes on
+current scikit-learn).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from featx.probes.features import ProbeError
+
+ArrayLike = np.ndarray | torch.Tensor
 
 
 class MLkNN:
@@ -32,52 +37,50 @@ class MLkNN:
         self.s = float(smoothing)
 
     @staticmethod
-    def counts(neighbour_idx: np.ndarray, bank_labels: np.ndarray, k: int) -> np.ndarray:
-        """``(nq, C)`` number of the first ``k`` neighbours carrying each label."""
-        known_positive = np.nan_to_num(np.asarray(bank_labels, dtype=np.float32)) > 0.5
-        out = np.zeros((neighbour_idx.shape[0], known_positive.shape[1]), dtype=np.int64)
-        for start in range(0, neighbour_idx.shape[0], 8192):
-            out[start : start + 8192] = known_positive[neighbour_idx[start : start + 8192, :k]].sum(1)
+    def counts(neighbour_idx: torch.Tensor, positive: torch.Tensor, k: int, chunk: int = 16384) -> torch.Tensor:
+        """``(nq, C)`` number of the first ``k`` neighbours carrying each label (``positive``: bank, bool)."""
+        out = torch.empty((neighbour_idx.shape[0], positive.shape[1]), dtype=torch.int64, device=positive.device)
+        for start in range(0, neighbour_idx.shape[0], chunk):
+            out[start : start + chunk] = positive[neighbour_idx[start : start + chunk, :k]].sum(1)
         return out
 
-    def fit(self, bank_labels: np.ndarray, fit_neighbours: np.ndarray, fit_rows: np.ndarray | None = None) -> MLkNN:
+    def fit(self, bank_labels: ArrayLike, fit_neighbours: ArrayLike, fit_rows: ArrayLike | None = None) -> MLkNN:
         """Estimate prior and likelihood tables.
 
         ``bank_labels`` (m, C) are the memory bank's labels; ``fit_neighbours`` (f, >=k) the
         leave-one-out neighbour lists (indices into the bank) of the fitting points, whose
         bank rows are ``fit_rows`` (default: all m rows, in order).
         """
-        labels = np.asarray(bank_labels, dtype=np.float64)
-        self.bank_labels = labels
-        if fit_rows is None:
-            fit_rows = np.arange(labels.shape[0])
-        if fit_neighbours.shape[0] != len(fit_rows):
+        neighbours = torch.as_tensor(fit_neighbours).long()
+        device = neighbours.device
+        labels = torch.as_tensor(np.asarray(bank_labels, dtype=np.float64)).to(device)
+        self.positive = torch.nan_to_num(labels) > 0.5
+        rows = torch.arange(labels.shape[0], device=device) if fit_rows is None else torch.as_tensor(fit_rows).to(device)
+        if neighbours.shape[0] != rows.shape[0]:
             raise ProbeError("one neighbour list per fitting point is needed")
-        if fit_neighbours.shape[1] < self.k:
-            raise ProbeError(f"neighbour lists hold {fit_neighbours.shape[1]} entries, k={self.k}")
+        if neighbours.shape[1] < self.k:
+            raise ProbeError(f"neighbour lists hold {neighbours.shape[1]} entries, k={self.k}")
         s, k = self.s, self.k
-        known = ~np.isnan(labels)
-        positives = np.nansum(labels, axis=0)
-        m_known = known.sum(0)
-        self.prior = (s + positives) / (2 * s + m_known)
-        count = self.counts(fit_neighbours, labels, k)  # (f, C)
-        fit_labels = labels[fit_rows]
+        known = ~torch.isnan(labels)
+        self.prior = ((s + self.positive.sum(0)) / (2 * s + known.sum(0))).cpu().numpy()
+        count = self.counts(neighbours, self.positive, k)  # (f, C)
+        fit_labels = labels[rows]
         n_classes = labels.shape[1]
-        c1 = np.zeros((n_classes, k + 1))
-        c0 = np.zeros((n_classes, k + 1))
-        for c in range(n_classes):
-            y = fit_labels[:, c]
-            c1[c] = np.bincount(count[y == 1, c], minlength=k + 1)[: k + 1]
-            c0[c] = np.bincount(count[y == 0, c], minlength=k + 1)[: k + 1]
-        self.c1, self.c0 = c1, c0
-        self.like1 = (s + c1) / (s * (k + 1) + c1.sum(1, keepdims=True))
-        self.like0 = (s + c0) / (s * (k + 1) + c0.sum(1, keepdims=True))
+        cell = torch.arange(n_classes, device=device) * (k + 1) + count  # (f, C): (label, count) cell
+        size = n_classes * (k + 1)
+        c1 = torch.bincount(cell[fit_labels == 1], minlength=size).view(n_classes, k + 1)
+        c0 = torch.bincount(cell[fit_labels == 0], minlength=size).view(n_classes, k + 1)
+        self.c1, self.c0 = c1.cpu().numpy().astype(np.float64), c0.cpu().numpy().astype(np.float64)
+        self.like1 = (s + self.c1) / (s * (k + 1) + self.c1.sum(1, keepdims=True))
+        self.like0 = (s + self.c0) / (s * (k + 1) + self.c0.sum(1, keepdims=True))
         return self
 
-    def predict_proba(self, neighbours: np.ndarray) -> np.ndarray:
+    def predict_proba(self, neighbours: ArrayLike) -> np.ndarray:
         """``(nq, C)`` posteriors P(label | neighbour counts) for queries' neighbour lists."""
-        count = self.counts(neighbours, self.bank_labels, self.k)
-        cols = np.arange(count.shape[1])[None, :]
-        p1 = self.prior[None, :] * self.like1[cols, count]
-        p0 = (1 - self.prior)[None, :] * self.like0[cols, count]
-        return (p1 / (p1 + p0)).astype(np.float32)
+        idx = torch.as_tensor(neighbours).long().to(self.positive.device)
+        count = self.counts(idx, self.positive, self.k)
+        prior = torch.as_tensor(self.prior, device=idx.device)
+        cols = torch.arange(count.shape[1], device=idx.device)[None, :]
+        p1 = prior[None, :] * torch.as_tensor(self.like1, device=idx.device)[cols, count]
+        p0 = (1 - prior)[None, :] * torch.as_tensor(self.like0, device=idx.device)[cols, count]
+        return (p1 / (p1 + p0)).float().cpu().numpy()

@@ -45,6 +45,63 @@ def _val_scored(splits: Splits, probs: np.ndarray, n_boot: int, seed: int) -> Sc
     return score(val.labels, probs, val.patients, task=splits.task, label_names=splits.label_names, n_boot=n_boot, seed=seed)
 
 
+def _k_candidates(splits: Splits, ks: Sequence[int], k: int | None) -> tuple[list[int], list[str]]:
+    """The k values to try (a fixed ``k``, or ``ks`` cut to what the memory bank allows)."""
+    notes: list[str] = []
+    candidates = [int(k)] if k is not None else sorted({int(x) for x in ks})
+    limit = (splits.train.n if len(candidates) > 1 else splits.train_val.n) - 1
+    kept = [c for c in candidates if c <= limit]
+    if len(kept) < len(candidates):
+        dropped = [c for c in candidates if c > limit]
+        notes.append(f"k={dropped} dropped: the memory bank has only {limit + 1} rows")
+        kept = kept or [max(1, limit)]
+    return kept, notes
+
+
+def knn_neighbours(
+    splits: Splits,
+    kmax: int,
+    *,
+    selecting: bool,
+    fit: bool,
+    fit_max: int | None = None,
+    seed: int = 0,
+    backend: str | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+) -> knn_mod.ProtocolNeighbours:
+    """The one search of the kNN protocol on the last layer's CLS (see :func:`knn.protocol_neighbours`)."""
+    if selecting:
+        splits.view("val")  # raises NoValidationSplit before any search
+    bank_view = splits.train_val
+    bank = knn_mod.l2_normalise(bank_view.features(1, False, dtype=None), device)  # stored dtype up, float32 there
+    test = knn_mod.l2_normalise(splits.test_inputs().features(1, False, dtype=None), device)
+    return knn_mod.protocol_neighbours(
+        bank,
+        np.isin(bank_view.rows, splits.train.rows),
+        test,
+        kmax,
+        with_selection=selecting,
+        with_fit=fit,
+        fit_max=fit_max,
+        seed=seed,
+        backend=knn_mod.pick_backend(device, backend),
+        device=device,
+        dtype=dtype,
+    )
+
+
+def _serves(found: knn_mod.ProtocolNeighbours, splits: Splits, kmax: int, selecting: bool, fit: bool) -> bool:
+    """Whether ``found`` holds every list a kNN setting on ``splits`` needs."""
+    has_selection = found.select_val is not None and (not fit or found.select_fit is not None)
+    return (
+        found.kmax >= kmax
+        and found.final_test.idx.shape[0] == splits.n_test
+        and (not selecting or has_selection)
+        and (not fit or found.final_fit is not None)
+    )
+
+
 def evaluate_knn(
     splits: Splits,
     *,
@@ -62,52 +119,33 @@ def evaluate_knn(
     n_boot: int = 1000,
     val_boot: int = 200,
     test_name: str | None = None,
+    neighbours: knn_mod.ProtocolNeighbours | None = None,
 ) -> Outcome:
     """kNN on the last layer's CLS: DINOv2 weighted vote, or ML-kNN for multi-label.
 
     ``k`` fixes k (no selection, no val needed); otherwise k is chosen from ``ks`` by
     validation macro AUROC with train as memory bank, and the test is scored once with
-    train+val as memory bank.
+    train+val as memory bank. ``neighbours`` reuses the lists of an earlier
+    :func:`knn_neighbours` call on the same splits (one search serving several settings).
     """
     use_mlknn = setting == "mlknn" or (splits.task == "multilabel" and multilabel_method == "mlknn")
     if setting == "mlknn" and splits.task != "multilabel":
         raise ProbeError(f"{splits.dataset}: ML-kNN is for multi-label data; this store is {splits.task}")
-    backend = knn_mod.pick_backend(device, backend)
-    notes: list[str] = []
-    n_train = splits.train.n
-    candidates = [int(k)] if k is not None else sorted({int(x) for x in ks})
-    bank_view = splits.train_val
-    limit = (n_train if len(candidates) > 1 else bank_view.n) - 1
-    kept = [c for c in candidates if c <= limit]
-    if len(kept) < len(candidates):
-        dropped = [c for c in candidates if c > limit]
-        notes.append(f"k={dropped} dropped: the memory bank has only {limit + 1} rows")
-        kept = kept or [max(1, limit)]
-    candidates = kept
+    candidates, notes = _k_candidates(splits, ks, k)
     selecting = len(candidates) > 1
-    if selecting:
-        splits.view("val")  # raises NoValidationSplit before any search
     last = splits.layers[-1]
-    bank = knn_mod.l2_normalise(bank_view.features(1, False))
-    bank_is_train = np.isin(bank_view.rows, splits.train.rows)
-    test_features = knn_mod.l2_normalise(splits.test_inputs().features(1, False))
-    kmax = max(candidates)
+    bank_view = splits.train_val
     t_search = time.perf_counter()
-    found = knn_mod.protocol_neighbours(
-        bank,
-        bank_is_train,
-        test_features,
-        kmax,
-        with_selection=selecting,
-        with_fit=use_mlknn,
-        fit_max=fit_max,
-        seed=seed,
-        backend=backend,
-        device=device,
-        dtype=dtype,
-    )
+    if neighbours is None:
+        found = knn_neighbours(
+            splits, max(candidates), selecting=selecting, fit=use_mlknn, fit_max=fit_max, seed=seed,
+            backend=backend, device=device, dtype=dtype,
+        )
+    elif not _serves(neighbours, splits, max(candidates), selecting, use_mlknn):
+        raise ProbeError("the neighbour lists given were searched for a different kNN setting")
+    else:
+        found = neighbours
     t_search = time.perf_counter() - t_search
-    del bank, test_features
     train_labels = splits.train.labels
     bank_labels = bank_view.labels
 
@@ -118,11 +156,11 @@ def evaluate_knn(
         return knn_mod.weighted_vote(neigh, labels, kk, temperature)
 
     def hyper(kk: int) -> dict[str, Any]:
-        h: dict[str, Any] = {"k": kk, "metric": "cosine", "features": f"cls/{last}", "backend": backend}
+        h: dict[str, Any] = {"k": kk, "metric": "cosine", "features": f"cls/{last}", "backend": found.backend, "search_dtype": found.dtype}
         if use_mlknn:
             h.update({"method": "mlknn", "smoothing": smoothing})
-            if fit_max:
-                h["mlknn_fit_max"] = fit_max
+            if found.fit_max:
+                h["mlknn_fit_max"] = found.fit_max
         else:
             h.update({"method": "weighted_knn", "T": temperature})
         return h

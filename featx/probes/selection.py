@@ -54,8 +54,8 @@ class _FeatureRows:
     def n(self) -> int:
         return int(self.rows.size)
 
-    def features(self, n_last_blocks: int = 1, avgpool: bool = False) -> np.ndarray:
-        return self._data.features(n_last_blocks, avgpool, rows=self.rows)
+    def features(self, n_last_blocks: int = 1, avgpool: bool = False, dtype: type | None = np.float32) -> np.ndarray:
+        return self._data.features(n_last_blocks, avgpool, rows=self.rows, dtype=dtype)
 
     def block(self, name: str) -> np.ndarray:
         return self._data.blocks[name][self.rows]

@@ -1,4 +1,5 @@
 import importlib.util
+import math
 
 import numpy as np
 import pytest
@@ -42,14 +43,54 @@ def test_grid_heads_are_independent():
     grid, g = protocol_grid(4), 5
     together = TorchGrid(grid, p["layers"], dims, 3, "multilabel", seed=1)
     alone = TorchGrid([grid[g]], p["layers"], dims, 3, "multilabel", seed=1)
-    for name in alone.uses:  # same initial weights for config g
-        pos = together.uses[name].index(g)
-        alone.weights[name] = together.weights[name][:, pos * 3 : (pos + 1) * 3].clone()
+    alone.set_head_weights(0, together.head_weights(g))  # same initial weights for config g
     together.generator.manual_seed(0)
     alone.generator.manual_seed(0)  # same batch order
     together.fit(p["blocks"], rows, p["labels"][rows], epochs=2, batch_size=16)
     alone.fit(p["blocks"], rows, p["labels"][rows], epochs=2, batch_size=16)
     np.testing.assert_allclose(alone.predict(p["blocks"], test)[:, 0], together.predict(p["blocks"], test)[:, g], atol=1e-5)
+
+
+@pytest.mark.parametrize("task", ["multilabel", "multiclass", "binary"])
+def test_closed_form_step_equals_autograd_sgd(task):
+    """The grid's hand-written gradients and update equal nn.Linear + autograd + torch.optim.SGD
+    (momentum 0.9, cosine per iteration) on the same batches: the paper's training loop."""
+    torch = pytest.importorskip("torch")
+    p = planted(task=task, n_patients=40, dim=6, n_classes=3)
+    rows = np.flatnonzero(p["split"] == "train")
+    dims = {k: v.shape[1] for k, v in p["blocks"].items()}
+    cfg = LinearConfig(4, True, lr=0.05)
+    grid = TorchGrid([cfg], p["layers"], dims, 3, task, seed=2)
+    names = list(grid.head_weights(0))
+    x = torch.from_numpy(np.concatenate([p["blocks"][k][rows] for k in names], 1)).float()
+    labels = p["labels"][rows]
+    head = torch.nn.Linear(x.shape[1], grid.n_out)
+    with torch.no_grad():
+        head.weight.copy_(torch.cat([grid.head_weights(0)[k] for k in names], 0).T)
+        head.bias.zero_()
+    epochs, batch = 3, 8
+    total = epochs * math.ceil(len(rows) / batch)
+    optimiser = torch.optim.SGD(head.parameters(), lr=cfg.lr, momentum=0.9)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
+    if task == "multiclass":
+        target, loss_fn = torch.from_numpy(labels.argmax(1)), torch.nn.CrossEntropyLoss()
+    else:
+        target = torch.from_numpy(labels[:, 1:2] if task == "binary" else labels).float()
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+    order_source = torch.Generator().manual_seed(0)
+    for _ in range(epochs):
+        order = torch.randperm(len(rows), generator=order_source)
+        for start in range(0, len(rows), batch):
+            idx = order[start : start + batch]
+            optimiser.zero_grad()
+            loss_fn(head(x[idx]), target[idx]).backward()
+            optimiser.step()
+            schedule.step()
+    grid.generator.manual_seed(0)
+    grid.fit(p["blocks"], rows, labels, epochs=epochs, batch_size=batch)
+    fitted = torch.cat([grid.head_weights(0)[k] for k in names], 0).T
+    np.testing.assert_allclose(fitted.numpy(), head.weight.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(grid.bias.numpy(), head.bias.detach().numpy(), atol=1e-5)
 
 
 def test_torch_fixed_seed_is_reproducible():

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from featx.probes.protocol import evaluate_knn, evaluate_linear
+from featx.probes.features import ProbeError
+from featx.probes.protocol import evaluate_knn, evaluate_linear, knn_neighbours
 from featx.probes.selection import NoValidationSplit, Splits
 
 from .conftest import noise_data, planted_data
@@ -33,6 +34,20 @@ def test_knn_selection_uses_val_only_and_test_once():
 def test_knn_multilabel_weighted_alternative():
     out = evaluate_knn(Splits(planted_data(task="multilabel", signal=4.0)), ks=(10,), multilabel_method="weighted", n_boot=20)
     assert out.method == "weighted_knn" and out.test.auroc_macro > 0.9
+
+
+def test_one_search_serves_several_settings():
+    """ML-kNN and the weighted vote from one knn_neighbours call equal their own searches."""
+    data = planted_data(task="multilabel", signal=1.0, n_patients=200)
+    found = knn_neighbours(Splits(data), 20, selecting=True, fit=True)
+    for method in ("mlknn", "weighted"):
+        alone = evaluate_knn(Splits(data), ks=(10, 20), multilabel_method=method, n_boot=20)
+        shared = evaluate_knn(Splits(data), ks=(10, 20), multilabel_method=method, n_boot=20, neighbours=found)
+        assert shared.hyperparameters == alone.hyperparameters
+        np.testing.assert_allclose(shared.test.auroc, alone.test.auroc)
+    too_short = knn_neighbours(Splits(data), 10, selecting=True, fit=False)
+    with pytest.raises(ProbeError, match="different kNN setting"):
+        evaluate_knn(Splits(data), ks=(10, 20), neighbours=too_short)
 
 
 def test_fixed_k_needs_no_val_but_selection_does():
