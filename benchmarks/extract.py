@@ -6,8 +6,9 @@
 Prints forward-only images/s (pixels already on the device, same batch size),
 end-to-end extraction rows/s (PNG files on disk -> decode -> preprocess -> forward
 -> Zarr store), their ratio, and the peak host RSS of extraction at two dataset
-sizes, each measured in a fresh process. Weights are random (speed does not
-depend on them).
+sizes, each measured in a fresh process. To say which stage caps the ratio it also
+prints the pipeline with a model that costs nothing, the reader alone and the writer
+alone. Weights are random (speed does not depend on them).
 """
 
 from __future__ import annotations
@@ -108,6 +109,31 @@ def extraction(args: argparse.Namespace, backbone, csv: Path, cache: Path) -> tu
     return result.rows_per_second, result.steady_rows_per_second
 
 
+def null_model(backbone, args: argparse.Namespace):
+    """A stand-in model that returns zeros shaped like ``backbone``'s outputs at once."""
+    import torch
+
+    device = torch.device(args.device)
+    with torch.inference_mode():
+        probe = backbone.model.to(device).eval()(torch.zeros(1, 3, args.size, args.size, device=device))
+    shapes = {layer: {kind: tuple(t.shape[1:]) for kind, t in kinds.items()} for layer, kinds in probe.items()}
+
+    class NullModel(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
+            return {layer: {kind: x.new_zeros(x.shape[0], *shape) for kind, shape in kinds.items()}
+                    for layer, kinds in shapes.items()}
+
+    return NullModel()
+
+
+def pipeline_only(args: argparse.Namespace, backbone, csv: Path, cache: Path) -> float:
+    """Steady rows/s of the whole extraction with a model that costs nothing: reader, host-to-device,
+    packing, device-to-host and writer together, i.e. what the pipeline around the model sustains."""
+    import dataclasses
+
+    return extraction(args, dataclasses.replace(backbone, model=null_model(backbone, args)), csv, cache)[1]
+
+
 def reader_only(args: argparse.Namespace, csv: Path) -> float:
     """Rows/s of the reader stage alone: the same DataLoader (workers, batch, pinning), no model."""
     import torch
@@ -195,6 +221,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="featx-bench-cache-") as cache:
         end_to_end, steady = extraction(args, backbone, csv, Path(cache))
     forward_rate = forward_only(args, backbone, n_batches=max(4, args.n // args.batch))
+    with tempfile.TemporaryDirectory(prefix="featx-bench-cache-") as cache:
+        pipeline_rate = pipeline_only(args, backbone, csv, Path(cache))
     reader_rate = reader_only(args, csv)
     n_written = max(4096, args.n // 4) // 1024 * 1024
     writer_rate = writer_only(args, backbone.feature_dims, n_written)
@@ -205,6 +233,7 @@ def main() -> None:
     print(f"{'extraction rows/s, total':<28}{end_to_end:>10.1f}   (+ model to device, workers, store layout, publish)")
     print(f"{'ratio steady/forward':<28}{steady / forward_rate:>10.3f}   (target >= 0.9)")
     print(f"{'ratio total/forward':<28}{end_to_end / forward_rate:>10.3f}")
+    print(f"{'pipeline, null model rows/s':<28}{pipeline_rate:>10.1f}   (steady; everything but the forward)")
     print(f"{'reader alone rows/s':<28}{reader_rate:>10.1f}   (DataLoader: decode, preprocess, pin, to device)")
     print(f"{'writer alone rows/s':<28}{writer_rate:>10.1f}   (whole blocks into Zarr, same feature sizes)")
 

@@ -22,7 +22,7 @@ step() {  # name, time limit (s), command...
   echo "=== $name exit ${PIPESTATUS[0]}"
 }
 
-step extract 200 python3 benchmarks/extract.py --device cuda --backbone dinov2_vitl14 --size 224 \
+step extract 240 python3 benchmarks/extract.py --device cuda --backbone dinov2_vitl14 --size 224 \
   --n 32768 --batch 256 --workers 14 --rss-sizes 2048 8192
 step probes 150 python3 benchmarks/probes.py --device cuda
 step probes-knn-bf16 60 python3 benchmarks/probes.py --device cuda --knn-dtype bfloat16 --skip linear bootstrap paper

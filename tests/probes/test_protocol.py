@@ -84,3 +84,15 @@ def test_fixed_seed_reproducible():
     b = evaluate_linear(Splits(data), seed=4, n_boot=50, batch_size=32)
     assert a.test.auroc_macro == b.test.auroc_macro and a.test.auroc_macro_ci == b.test.auroc_macro_ci
     assert a.hyperparameters == b.hyperparameters
+
+
+def test_knn_protocol_on_cuda_matches_cpu():
+    """The whole kNN / ML-kNN protocol on a GPU (search and every step after it) equals the CPU run."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    data = planted_data(task="multilabel", signal=1.0, n_patients=200)
+    cpu = evaluate_knn(Splits(data), ks=(10, 20), backend="torch", n_boot=20)
+    gpu = evaluate_knn(Splits(data), ks=(10, 20), backend="torch", device="cuda", n_boot=20)
+    assert gpu.hyperparameters["k"] == cpu.hyperparameters["k"]
+    np.testing.assert_allclose(gpu.test.auroc, cpu.test.auroc, atol=1e-4)
