@@ -53,7 +53,7 @@ class MLkNN:
         """
         neighbours = torch.as_tensor(fit_neighbours).long()
         device = neighbours.device
-        labels = torch.as_tensor(np.asarray(bank_labels, dtype=np.float64)).to(device)
+        labels = torch.as_tensor(bank_labels, dtype=torch.float64).to(device)
         self.positive = torch.nan_to_num(labels) > 0.5
         rows = torch.arange(labels.shape[0], device=device) if fit_rows is None else torch.as_tensor(fit_rows).to(device)
         if neighbours.shape[0] != rows.shape[0]:
