@@ -203,14 +203,14 @@ class ProtocolNeighbours:
 
     kmax: int
     final_test: Neighbours
-    final_fit: Neighbours | None
-    final_fit_rows: torch.Tensor | None  # positions in train+val
-    select_val: Neighbours | None
-    select_fit: Neighbours | None
-    select_fit_rows: torch.Tensor | None  # positions in train
     backend: str
     dtype: str
     fit_max: int | None = None
+    final_fit: Neighbours | None = None
+    final_fit_rows: torch.Tensor | None = None  # positions in train+val
+    select_val: Neighbours | None = None
+    select_fit: Neighbours | None = None
+    select_fit_rows: torch.Tensor | None = None  # positions in train
     n_requeried: int = 0
 
 
@@ -253,7 +253,7 @@ def protocol_neighbours(
     k_search = max(k_search, kmax) if with_selection else kmax
     final_test = search(test, bank, kmax, backend=backend, device=device, dtype=dtype)
     subset = fit_max if fit_rows is not None and fit_rows.numel() < n_bank else None
-    result = ProtocolNeighbours(kmax, final_test, None, None, None, None, None, backend, dtype, subset)
+    result = ProtocolNeighbours(kmax, final_test, backend=backend, dtype=dtype, fit_max=subset)
     if own.numel():
         queries = bank if own.numel() == n_bank else bank[own]  # the exact ML-kNN fit queries every bank row
         own_found = search(queries, bank, k_search, backend=backend, device=device, self_index=own, dtype=dtype)
