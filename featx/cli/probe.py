@@ -41,6 +41,7 @@ def probe_command(
     ks: Annotated[str, typer.Option("--ks", help="kNN k values selected on validation")] = "10,20,100,200",
     k: Annotated[Optional[int], typer.Option("--k", help="fix k (no selection, no validation split needed)")] = None,
     temperature: Annotated[float, typer.Option("--temperature", help="kNN softmax temperature")] = 0.07,
+    knn_vote: Annotated[str, typer.Option("--knn-vote", help="dinov2 (softmax over the top max(ks) once, first-k sums) or renormalised (softmax per k)")] = "dinov2",
     multilabel_knn: Annotated[str, typer.Option("--multilabel-knn", help="'knn' on multi-label data: mlknn or weighted (per-class weighted vote)")] = "mlknn",
     knn_backend: Annotated[Optional[str], typer.Option("--knn-backend", help="faiss or torch (default: by --device and what is installed)")] = None,
     knn_dtype: Annotated[str, typer.Option("--knn-dtype", help="torch backend only: float32, float16 or bfloat16")] = "float32",
@@ -51,9 +52,11 @@ def probe_command(
     lrs: Annotated[str, typer.Option("--lrs", help="linear probe learning rates")] = "0.001,0.005,0.01,0.05",
     shots: Annotated[str, typer.Option("--shots", help="few-shot patients per class, e.g. 1,2,4,8,16,all")] = "1,2,4,8,16,all",
     fewshot_seeds: Annotated[int, typer.Option("--fewshot-seeds", help="few-shot repeats (seeds)")] = 5,
+    fewshot_linear: Annotated[str, typer.Option("--fewshot-linear", help="few-shot linear probe: logistic (scikit-learn L-BFGS, C=1) or sgd (the paper's SGD linear layer)")] = "logistic",
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="patient bootstrap resamples for the 95% interval")] = 1000,
     val_bootstrap: Annotated[int, typer.Option("--val-bootstrap", help="resamples for validation records")] = 200,
     val_records: Annotated[bool, typer.Option("--val-records/--no-val-records", help="also record every candidate's validation score")] = True,
+    allow_test_reuse: Annotated[bool, typer.Option("--allow-test-reuse", help="a deliberate re-run: do not warn when a test split already scored with other hyper-parameters is scored again (records still carry test_reuse)")] = False,
 ) -> None:
     """Run probes on cached features only (no backbone is loaded) and append results to --out."""
     from featx.probes.features import ProbeError
@@ -69,6 +72,10 @@ def probe_command(
         raise typer.BadParameter("--cache needs --dataset and --backbone")
     if multilabel_knn not in ("mlknn", "weighted"):
         raise typer.BadParameter(f"--multilabel-knn: expected mlknn or weighted, got {multilabel_knn!r}")
+    if knn_vote not in ("dinov2", "renormalised"):
+        raise typer.BadParameter(f"--knn-vote: expected dinov2 or renormalised, got {knn_vote!r}")
+    if fewshot_linear not in ("logistic", "sgd"):
+        raise typer.BadParameter(f"--fewshot-linear: expected logistic or sgd, got {fewshot_linear!r}")
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise typer.BadParameter(f"--device: expected cpu or cuda, got {device!r}")
 
@@ -88,6 +95,7 @@ def probe_command(
             ks=_ints(ks, "--ks"),
             k=k,
             temperature=temperature,
+            knn_vote=knn_vote,
             multilabel_knn=multilabel_knn,
             knn_backend=knn_backend,
             knn_dtype=knn_dtype,
@@ -98,9 +106,11 @@ def probe_command(
             lrs=[float(x) for x in lrs.split(",") if x.strip()],
             shots=_shots(shots),
             fewshot_seeds=fewshot_seeds,
+            fewshot_linear=fewshot_linear,
             n_boot=bootstrap,
             val_boot=val_bootstrap,
             record_val=val_records,
+            allow_test_reuse=allow_test_reuse,
             echo=echo,
         )
     except ProbeError as error:

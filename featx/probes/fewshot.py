@@ -11,9 +11,12 @@
   few-shot training set), so nothing is selected: kNN uses a fixed k
   (``min(k, (n_train - 1) // 2)``, ML-kNN for multi-label; with k close to the whole
   training set ML-kNN's leave-one-out counts turn anti-informative) and the linear probe a fixed
-  L2-regularised logistic regression (C = 1, last-layer CLS).
+  L2-regularised logistic regression (C = 1, last-layer CLS; ``linear="logistic"``, the
+  default: it converges on a handful of rows) or the paper's SGD linear layer
+  (``linear="sgd"``, lr 1e-3, 10 epochs, batch 128); records name the probe.
 * Each (probe, n, seed) is scored on test once; an aggregate per (probe, n) reports the
-  mean over seeds with the spread (standard deviation, min, max).
+  mean over seeds, the spread over seeds (std, min, max, per-seed values) and a 95%
+  interval for that mean from a bootstrap over seeds and test patients.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import numpy as np
 
 from featx.probes.features import ProbeData, ProbeError
 from featx.probes.linear import LinearConfig
-from featx.probes.metrics import Scored
 from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear
 from featx.probes.selection import Splits
 
@@ -71,6 +73,10 @@ def sample_rows(data: ProbeData, shots: int | str, seed: int) -> np.ndarray:
     return train_rows[np.isin(data.patients[train_rows], list(chosen))]
 
 
+FEWSHOT_LINEAR = ("logistic", "sgd")
+SGD_LR = 1e-3  # the paper's grid starts here; few-shot has no validation to choose another
+
+
 @dataclass
 class _Run:
     probe: str
@@ -79,50 +85,39 @@ class _Run:
     outcome: Outcome
 
 
-def _aggregate(runs: list[_Run], data: ProbeData) -> Outcome:
-    tests = [r.outcome.test for r in runs]
-    macro = np.array([t.auroc_macro for t in tests], dtype=float)
-    per_class = np.stack([t.auroc for t in tests])
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            scored = Scored(
-                label_names=list(data.label_names),
-                auroc=np.nanmean(per_class, 0),
-                auroc_ci=np.nanmean(np.stack([t.auroc_ci for t in tests]), 0),
-                auroc_macro=float(np.nanmean(macro)),
-                auroc_macro_ci=(
-                    float(np.nanmean([t.auroc_macro_ci[0] for t in tests])),
-                    float(np.nanmean([t.auroc_macro_ci[1] for t in tests])),
-                ),
-                n_rows=tests[0].n_rows,
-                n_patients=tests[0].n_patients,
-            )
-            if tests[0].accuracy is not None:
-                scored.accuracy = float(np.nanmean([t.accuracy for t in tests]))
-                scored.accuracy_ci = (
-                    float(np.nanmean([t.accuracy_ci[0] for t in tests])),
-                    float(np.nanmean([t.accuracy_ci[1] for t in tests])),
-                )
+def _aggregate(runs: list[_Run], data: ProbeData, *, n_boot: int, seed: int, allow_test_reuse: bool) -> Outcome:
+    """The mean over seeds of one (probe, shots), with spread and a seeds x patients interval."""
     first = runs[0].outcome
-    hyper = {k: v for k, v in first.hyperparameters.items() if k not in ("fewshot_seed", "k")}
+    hyper = {k: v for k, v in first.hyperparameters.items() if k not in ("fewshot_seed", "k", "n_patients")}
+    hyper = {**hyper, "shots": runs[0].shots, "seeds": [r.seed for r in runs]}
+    splits = Splits(data, allow_test_reuse=allow_test_reuse)
+    scored = splits.score_test_over_seeds(
+        ("aggregate", first.setting, runs[0].shots),
+        [r.outcome.test_scores for r in runs],
+        setting=first.setting,
+        hyperparameters=hyper,
+        n_boot=n_boot,
+        seed=seed,
+    )
+    macro = scored.over_seeds["auroc_macro"]
+    use = splits.test_use(("aggregate", first.setting, runs[0].shots)).as_record()
+    use["test_reuse"] = max([use["test_reuse"]] + [int(r.outcome.extra.get("test_reuse", 0)) for r in runs])
     return Outcome(
         setting=first.setting,
         method=first.method,
-        hyperparameters={**hyper, "shots": runs[0].shots, "seeds": [r.seed for r in runs]},
+        hyperparameters=hyper,
         test=scored,
         n_train=int(np.mean([r.outcome.n_train for r in runs])),
         n_test=first.n_test,
         extra={
             "aggregate": "mean_over_seeds",
             "n_seeds": len(runs),
-            "macro_std": float(np.nanstd(macro, ddof=1)) if len(runs) > 1 else 0.0,
-            "macro_min": float(np.nanmin(macro)),
-            "macro_max": float(np.nanmax(macro)),
-            "macro_per_seed": [float(v) for v in macro],
-            "ci_note": "ci_low/ci_high: mean over seeds of each seed's patient-bootstrap interval",
+            # the spread of the macro AUROC over seeds, under the names featx report reads
+            "macro_std": macro["std"],
+            "macro_min": macro["min"],
+            "macro_max": macro["max"],
+            "macro_per_seed": macro["values"],
+            **use,
         },
     )
 
@@ -135,6 +130,10 @@ def evaluate_fewshot(
     probes: Sequence[str] = ("knn", "linear"),
     k: int = 10,
     C: float = 1.0,
+    linear: str = "logistic",
+    lr: float = SGD_LR,
+    epochs: int = 10,
+    batch_size: int = 128,
     seed: int = 0,
     device: str = "cpu",
     knn_backend: str | None = None,
@@ -142,13 +141,21 @@ def evaluate_fewshot(
     val_boot: int = 0,
     problems: list[str] | None = None,
     name: str = "",
+    allow_test_reuse: bool = False,
 ) -> list[Outcome]:
-    """Per-seed outcomes and one aggregate per (probe, shots); skips impossible shot counts."""
+    """Per-seed outcomes and one aggregate per (probe, shots); skips impossible shot counts.
+
+    ``linear="logistic"`` (default) fits scikit-learn's L2 logistic regression (L-BFGS,
+    C = ``C``) on the last CLS; ``linear="sgd"`` trains the paper's linear layer (SGD
+    momentum 0.9, cosine decay, ``lr``, ``epochs``, ``batch_size``) on the same features.
+    """
     del val_boot  # nothing is selected on validation in few-shot
     outcomes: list[Outcome] = []
     bad = [p for p in probes if p not in ("knn", "linear")]
     if bad:
         raise ProbeError(f"unknown few-shot probe(s) {bad}; expected knn and/or linear")
+    if linear not in FEWSHOT_LINEAR:
+        raise ProbeError(f"unknown few-shot linear probe {linear!r}; expected one of {FEWSHOT_LINEAR}")
     for n in shots:
         repeats = 1 if n == "all" else n_seeds
         runs: list[_Run] = []
@@ -163,7 +170,7 @@ def evaluate_fewshot(
             keep[rows] = True
             keep |= data.split == "test"
             subset = data.subset(np.flatnonzero(keep))
-            splits = Splits(subset)
+            splits = Splits(subset, allow_test_reuse=allow_test_reuse)
             n_train = int(rows.size)
             tag = {"shots": n, "fewshot_seed": run_seed, "n_patients": int(np.unique(data.patients[rows]).size)}
             for probe in probes:
@@ -179,8 +186,9 @@ def evaluate_fewshot(
                         seed=run_seed,
                         n_boot=n_boot,
                         test_name=("knn", n, run_seed),
+                        hyper_extra={**tag, "selected_on": "fixed (few-shot: no validation)"},
                     )
-                else:
+                elif linear == "logistic":
                     outcome = evaluate_linear(
                         splits,
                         setting="fewshot-linear",
@@ -189,14 +197,28 @@ def evaluate_fewshot(
                         seed=run_seed,
                         n_boot=n_boot,
                         test_name=("linear", n, run_seed),
+                        hyper_extra={**tag, "probe": "logistic_regression", "solver": "lbfgs", "selected_on": "fixed (few-shot: no validation)"},
                     )
-                hyper = {key: v for key, v in outcome.hyperparameters.items() if key != "retrained_on"}
-                outcome.hyperparameters = {**hyper, **tag, "selected_on": "fixed (few-shot: no validation)"}
+                else:
+                    outcome = evaluate_linear(
+                        splits,
+                        setting="fewshot-linear",
+                        backend="torch",
+                        device=device,
+                        config=LinearConfig(1, False, lr=lr),
+                        epochs=epochs,
+                        batch_size=batch_size,
+                        seed=run_seed,
+                        n_boot=n_boot,
+                        test_name=("linear", n, run_seed),
+                        hyper_extra={**tag, "probe": "sgd_linear_layer", "selected_on": "fixed (few-shot: no validation)"},
+                    )
+                outcome.hyperparameters = {key: v for key, v in outcome.hyperparameters.items() if key != "retrained_on"}
                 outcome.extra = {**outcome.extra, "shots": n, "fewshot_seed": run_seed}
                 outcomes.append(outcome)
                 runs.append(_Run(probe, n, run_seed, outcome))
         for probe in probes:
             mine = [r for r in runs if r.probe == probe]
             if mine:
-                outcomes.append(_aggregate(mine, data))
+                outcomes.append(_aggregate(mine, data, n_boot=n_boot, seed=seed, allow_test_reuse=allow_test_reuse))
     return outcomes

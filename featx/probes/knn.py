@@ -1,4 +1,4 @@
-"""Nearest neighbours on cached features, and DINOv2's weighted kNN vote.
+"""Nearest neighbours on cached features, and DINOv2's weighted kNN vote (softmax over max(ks) once).
 
 Backends (exact inner-product search on L2-normalised features = cosine):
 
@@ -176,18 +176,41 @@ def restrict(found: Neighbours, member: torch.Tensor, new_index: torch.Tensor, k
     return Neighbours(found.sims.gather(1, order), new_index[idx]), enough
 
 
-def weighted_vote(
-    found: Neighbours, train_labels: ArrayLike, k: int, temperature: float = TEMPERATURE, chunk: int = 8192
-) -> np.ndarray:
-    """DINOv2's kNN: softmax(sim / T) over the top ``k``, summed per class.
+VOTES = ("dinov2", "renormalised")
 
-    ``train_labels`` is ``(n_train, C)`` one-hot (NaN treated as 0). Returns ``(nq, C)``
-    class probabilities (rows sum to 1 for one-hot labels).
+
+def weighted_vote(
+    found: Neighbours,
+    train_labels: ArrayLike,
+    k: int,
+    temperature: float = TEMPERATURE,
+    *,
+    kmax: int | None = None,
+    vote: str = "dinov2",
+    chunk: int = 8192,
+) -> np.ndarray:
+    """Weighted kNN class scores from the first ``k`` neighbours of each query.
+
+    ``vote="dinov2"`` is DINOv2's ``eval/knn.py``: the weights are ``softmax(sim / T)``
+    over the top ``kmax`` neighbours (``max(ks)``; default: every column of ``found``),
+    computed once, and the score of a class is the sum of the first ``k`` of those
+    weights whose neighbour carries it (not renormalised, so rows sum to at most 1).
+    ``vote="renormalised"`` takes the softmax over each k's own ``k`` neighbours instead
+    (rows sum to 1 for one-hot labels); arg-max is the same, the scores (and AUROC) are not.
+
+    ``train_labels`` is ``(n_train, C)`` one-hot or multi-hot (NaN treated as 0).
+    Returns ``(nq, C)`` scores.
     """
+    if vote not in VOTES:
+        raise ProbeError(f"unknown kNN vote {vote!r}; expected one of {VOTES}")
+    width = found.idx.shape[1] if kmax is None else int(kmax)
+    if not 1 <= k <= width <= found.idx.shape[1]:
+        raise ProbeError(f"kNN vote needs 1 <= k ({k}) <= kmax ({width}) <= neighbours listed ({found.idx.shape[1]})")
+    span = width if vote == "dinov2" else k
     labels = torch.nan_to_num(torch.as_tensor(train_labels).to(found.idx.device).float())
     out = []
     for start in range(0, found.idx.shape[0], chunk):
-        weights = torch.softmax(found.sims[start : start + chunk, :k].double() / temperature, dim=1)
+        weights = torch.softmax(found.sims[start : start + chunk, :span].double() / temperature, dim=1)[:, :k]
         neighbours = labels[found.idx[start : start + chunk, :k]].double()  # (b, k, C)
         out.append(torch.einsum("bk,bkc->bc", weights, neighbours).float())
     return torch.cat(out).cpu().numpy() if out else np.zeros((0, labels.shape[1]), dtype=np.float32)

@@ -4,7 +4,10 @@
   = mean over the classes that have both positives and negatives in the split.
 * Accuracy (multi-class / binary: arg-max of the scores against the one-hot labels).
 * 95% interval: the percentile bootstrap over **patients** (a patient drawn k times
-  contributes all of their rows k times). It is computed with weighted AUROC on one
+  contributes all of their rows k times). Macro AUROC is the mean over one fixed set of
+  classes (those defined in the whole split) in the point estimate and in every
+  resample; resamples in which a class is undefined are counted
+  (``auroc_ci_resamples``) and an interval resting on fewer than 90% of them is flagged. It is computed with weighted AUROC on one
   pre-sorted order per class, so 1,000 resamples of 22k rows x 14 classes take a few
   seconds, not minutes.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -72,9 +76,21 @@ def _nanmean_rows(values: np.ndarray) -> np.ndarray:
         return np.nanmean(values, axis=-1)
 
 
+MIN_RESAMPLE_SHARE = 0.9  # an interval resting on fewer of the resamples is flagged
+CI_PATIENTS = "95% percentile bootstrap over test patients"
+CI_SEEDS_AND_PATIENTS = "95% percentile bootstrap over seeds and test patients"
+
+
 @dataclass
 class Scored:
-    """Point estimates and 95% patient-bootstrap intervals of one prediction."""
+    """Point estimates and 95% bootstrap intervals of one prediction (or a mean over seeds).
+
+    Macro AUROC, in the point estimate and in every resample alike, is the mean over
+    the classes defined (positives and negatives present) in the whole split; a
+    resample in which one of them is undefined does not count towards the macro
+    interval. ``auroc_ci_resamples[c]`` / ``auroc_macro_ci_resamples`` are the resamples
+    each interval rests on, out of ``n_boot``.
+    """
 
     label_names: list[str]
     auroc: np.ndarray  # (C,) per class, NaN where undefined
@@ -86,12 +102,135 @@ class Scored:
     n_rows: int = 0
     n_patients: int = 0
     undefined: list[str] = field(default_factory=list)  # classes without positives or negatives
+    n_boot: int = 0
+    auroc_ci_resamples: np.ndarray | None = None  # (C,) resamples in which the class was defined
+    auroc_macro_ci_resamples: int = 0  # resamples in which every defined class was defined
+    ci_method: str = CI_PATIENTS
+    over_seeds: dict[str, dict[str, Any]] | None = None  # metric key -> mean, std, min, max, values
 
     def summary(self) -> dict[str, float]:
         out = {"auroc_macro": self.auroc_macro}
         if self.accuracy is not None:
             out["accuracy"] = self.accuracy
         return out
+
+    def support(self, used: int) -> dict[str, Any]:
+        """What an interval rests on: resamples used and lost, and a flag when too few."""
+        return {
+            "ci_resamples": int(used),
+            "ci_resamples_lost": int(self.n_boot - used),
+            "ci_low_support": bool(self.n_boot > 0 and used < MIN_RESAMPLE_SHARE * self.n_boot),
+        }
+
+
+def _prepare(labels: np.ndarray, scores: np.ndarray, defined: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+    """Per class: known rows in ascending score order, their labels, and the tie groups."""
+    prepared = []
+    for c in range(labels.shape[1]):
+        if not defined[c]:
+            prepared.append(None)
+            continue
+        known = np.flatnonzero(~np.isnan(labels[:, c]))
+        order = known[np.argsort(scores[known, c], kind="mergesort")]
+        prepared.append((order, labels[order, c], _tie_groups(scores[order, c])))
+    return prepared
+
+
+def bootstrap(
+    labels: np.ndarray,
+    score_sets: list[np.ndarray],
+    patients: np.ndarray,
+    *,
+    task: str,
+    n_boot: int,
+    seed: int = 0,
+    chunk: int = 250,
+) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Per-class AUROC (and accuracy) of several predictions on the same patient resamples.
+
+    Returns ``(S, B, C)`` AUROCs (NaN where a class is undefined in a resample or in the
+    whole split), ``(S, B)`` accuracies (``None`` for multi-label) and the number of patients.
+    """
+    labels = np.asarray(labels, dtype=np.float64)
+    _, inverse = np.unique(np.asarray(patients).astype(str), return_inverse=True)
+    n_pat = int(inverse.max()) + 1 if inverse.size else 0
+    n_sets, n_classes = len(score_sets), labels.shape[1]
+    boot_auc = np.full((n_sets, max(n_boot, 0), n_classes), np.nan)
+    with_accuracy = task in ("multiclass", "binary")
+    boot_acc = np.full((n_sets, max(n_boot, 0)), np.nan) if with_accuracy else None
+    if n_boot <= 0 or labels.shape[0] == 0:
+        return boot_auc, boot_acc, n_pat
+    defined = np.isfinite(auroc_per_class(labels, np.zeros_like(labels)))  # depends on the labels only
+    prepared = [_prepare(labels, np.asarray(s, dtype=np.float64), defined) for s in score_sets]
+    correct = [(np.argmax(s, 1) == np.argmax(labels, 1)).astype(np.float64) for s in score_sets] if with_accuracy else []
+    rng = np.random.default_rng(seed)
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        draws = rng.integers(0, n_pat, size=(b, n_pat))
+        counts = np.zeros((b, n_pat), dtype=np.float64)
+        np.add.at(counts, (np.repeat(np.arange(b), n_pat), draws.ravel()), 1.0)
+        weights = counts[:, inverse]
+        for i, prep in enumerate(prepared):
+            for c, one in enumerate(prep):
+                if one is not None:
+                    order, y_sorted, starts = one
+                    boot_auc[i, start : start + b, c] = _weighted_auc_sorted(y_sorted, starts, weights[:, order])
+            if with_accuracy:
+                boot_acc[i, start : start + b] = (weights @ correct[i]) / weights.sum(1)
+    return boot_auc, boot_acc, n_pat
+
+
+def _percentiles(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.stack([np.nanpercentile(values, 2.5, axis), np.nanpercentile(values, 97.5, axis)], -1)
+
+
+def _summarise(
+    point: np.ndarray,
+    point_macro: float,
+    point_acc: float | None,
+    boot_auc: np.ndarray,
+    boot_acc: np.ndarray | None,
+    *,
+    label_names: list[str],
+    n_rows: int,
+    n_pat: int,
+    n_boot: int,
+    ci_method: str,
+) -> Scored:
+    """Intervals from ``(B, C)`` resampled AUROCs, the macro over the point's classes only."""
+    defined = np.isfinite(point)
+    n_classes = point.shape[0]
+    if n_boot > 0:
+        used = np.isfinite(boot_auc).sum(0)
+        auc_ci = _percentiles(boot_auc)
+        complete = np.isfinite(boot_auc[:, defined]).all(1) if defined.any() else np.zeros(n_boot, bool)
+        macro_boot = boot_auc[complete][:, defined].mean(1)
+        macro_ci = tuple(float(v) for v in _percentiles(macro_boot)) if complete.any() else (float("nan"), float("nan"))
+    else:
+        used, complete = np.zeros(n_classes, dtype=np.int64), np.zeros(0, bool)
+        auc_ci = np.full((n_classes, 2), np.nan)
+        macro_ci = (float("nan"), float("nan"))
+    auc_ci[~defined] = np.nan
+    result = Scored(
+        label_names=list(label_names),
+        auroc=point,
+        auroc_ci=auc_ci,
+        auroc_macro=point_macro,
+        auroc_macro_ci=(float(macro_ci[0]), float(macro_ci[1])),
+        n_rows=n_rows,
+        n_patients=n_pat,
+        undefined=[name for name, ok in zip(label_names, defined) if not ok],
+        n_boot=max(n_boot, 0),
+        auroc_ci_resamples=np.where(defined, used, 0).astype(np.int64),
+        auroc_macro_ci_resamples=int(complete.sum()),
+        ci_method=ci_method,
+    )
+    if point_acc is not None:
+        result.accuracy = point_acc
+        result.accuracy_ci = tuple(float(v) for v in _percentiles(boot_acc)) if n_boot > 0 else (float("nan"), float("nan"))
+    return result
 
 
 def score(
@@ -122,62 +261,83 @@ def score(
             stacklevel=2,
         )
     macro = float(_nanmean_rows(point)) if np.isfinite(point).any() else float("nan")
-    n_classes = labels.shape[1]
-    boot_auc = np.full((max(n_boot, 0), n_classes), np.nan)
-    boot_acc = np.full(max(n_boot, 0), np.nan)
-    with_accuracy = task in ("multiclass", "binary")
-    correct = (np.argmax(scores, 1) == np.argmax(labels, 1)).astype(np.float64) if with_accuracy else None
-    _, inverse = np.unique(np.asarray(patients).astype(str), return_inverse=True)
-    n_pat = int(inverse.max()) + 1 if inverse.size else 0
-    if n_boot > 0 and labels.shape[0] > 0:
-        rng = np.random.default_rng(seed)
-        prepared = []
-        for c in range(n_classes):
-            if np.isnan(point[c]):
-                prepared.append(None)
-                continue
-            known = np.flatnonzero(~np.isnan(labels[:, c]))
-            order = known[np.argsort(scores[known, c], kind="mergesort")]
-            prepared.append((order, labels[order, c], _tie_groups(scores[order, c])))
-        for start in range(0, n_boot, chunk):
-            b = min(chunk, n_boot - start)
-            draws = rng.integers(0, n_pat, size=(b, n_pat))
-            counts = np.zeros((b, n_pat), dtype=np.float64)
-            np.add.at(counts, (np.repeat(np.arange(b), n_pat), draws.ravel()), 1.0)
-            weights = counts[:, inverse]
-            for c, prep in enumerate(prepared):
-                if prep is not None:
-                    order, y_sorted, starts = prep
-                    boot_auc[start : start + b, c] = _weighted_auc_sorted(y_sorted, starts, weights[:, order])
-            if correct is not None:
-                boot_acc[start : start + b] = (weights @ correct) / weights.sum(1)
-    if n_boot > 0:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            auc_ci = np.stack([np.nanpercentile(boot_auc, 2.5, 0), np.nanpercentile(boot_auc, 97.5, 0)], 1)
-            macro_boot = _nanmean_rows(boot_auc)
-            macro_ci = (float(np.nanpercentile(macro_boot, 2.5)), float(np.nanpercentile(macro_boot, 97.5)))
-    else:
-        auc_ci = np.full((n_classes, 2), np.nan)
-        macro_ci = (float("nan"), float("nan"))
-    auc_ci[np.isnan(point)] = np.nan
-    result = Scored(
-        label_names=list(label_names),
-        auroc=point,
-        auroc_ci=auc_ci,
-        auroc_macro=macro,
-        auroc_macro_ci=macro_ci,
-        n_rows=int(labels.shape[0]),
-        n_patients=n_pat,
-        undefined=undefined,
+    boot_auc, boot_acc, n_pat = bootstrap(labels, [scores], patients, task=task, n_boot=n_boot, seed=seed, chunk=chunk)
+    point_acc = None
+    if boot_acc is not None:
+        point_acc = accuracy(labels, scores) if labels.shape[0] else float("nan")
+    return _summarise(
+        point, macro, point_acc, boot_auc[0], None if boot_acc is None else boot_acc[0],
+        label_names=list(label_names), n_rows=int(labels.shape[0]), n_pat=n_pat, n_boot=n_boot, ci_method=CI_PATIENTS,
     )
-    if correct is not None:
-        result.accuracy = float(correct.mean()) if correct.size else float("nan")
-        result.accuracy_ci = (
-            (float(np.nanpercentile(boot_acc, 2.5)), float(np.nanpercentile(boot_acc, 97.5)))
-            if n_boot > 0
-            else (float("nan"), float("nan"))
-        )
+
+
+def _spread(values: np.ndarray) -> dict[str, Any]:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return {"mean": None, "std": None, "min": None, "max": None, "values": [None] * len(values)}
+    return {
+        "mean": float(finite.mean()),
+        "std": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
+        "min": float(finite.min()),
+        "max": float(finite.max()),
+        "values": [float(v) if np.isfinite(v) else None for v in values],
+    }
+
+
+def score_over_seeds(
+    labels: np.ndarray,
+    score_sets: list[np.ndarray],
+    patients: np.ndarray,
+    *,
+    task: str,
+    label_names: list[str],
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> Scored:
+    """The mean over seeds of several predictions of one test split, with honest intervals.
+
+    Point: the mean over seeds of each seed's AUROC (macro: of each seed's macro).
+    Interval: a two-level percentile bootstrap, each resample drawing the seeds with
+    replacement and the test patients with replacement, and taking the mean over the
+    drawn seeds of their AUROC on the drawn patients. ``over_seeds`` keeps the spread
+    (std, min, max, per-seed values) of every number.
+    """
+    labels = np.asarray(labels, dtype=np.float64)
+    sets = [np.asarray(s, dtype=np.float64) for s in score_sets]
+    per_seed = np.stack([auroc_per_class(labels, s) for s in sets])  # (S, C)
+    defined = np.isfinite(per_seed[0])
+    macro_per_seed = per_seed[:, defined].mean(1) if defined.any() else np.full(len(sets), np.nan)
+    boot_auc, boot_acc, n_pat = bootstrap(labels, sets, patients, task=task, n_boot=n_boot, seed=seed)
+    n_sets = len(sets)
+    pick = np.random.default_rng([seed, 1]).integers(0, n_sets, size=(max(n_boot, 0), n_sets))  # seeds per resample
+    rows = np.arange(max(n_boot, 0))[:, None]
+    mean_auc = boot_auc[pick, rows].mean(1) if n_boot > 0 else np.zeros((0, labels.shape[1]))  # (B, C)
+    acc_per_seed = None
+    mean_acc = None
+    if boot_acc is not None:
+        acc_per_seed = np.array([accuracy(labels, s) for s in sets]) if labels.shape[0] else np.full(n_sets, np.nan)
+        mean_acc = boot_acc[pick, rows].mean(1) if n_boot > 0 else np.zeros(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        point = np.where(defined, np.nanmean(per_seed, 0), np.nan)
+    result = _summarise(
+        point,
+        float(macro_per_seed.mean()) if defined.any() else float("nan"),
+        None if acc_per_seed is None else float(acc_per_seed.mean()),
+        mean_auc,
+        mean_acc,
+        label_names=list(label_names),
+        n_rows=int(labels.shape[0]),
+        n_pat=n_pat,
+        n_boot=n_boot,
+        ci_method=CI_SEEDS_AND_PATIENTS,
+    )
+    spread = {"auroc_macro": _spread(macro_per_seed)}
+    for c, name in enumerate(label_names):
+        spread[f"auroc/{name}"] = _spread(per_seed[:, c])
+    if acc_per_seed is not None:
+        spread["accuracy"] = _spread(acc_per_seed)
+    result.over_seeds = spread
     return result
 
 

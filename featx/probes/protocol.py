@@ -38,6 +38,15 @@ class Outcome:
     val: list[tuple[dict[str, Any], Scored]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    test_scores: np.ndarray | None = None  # the scored predictions of the test rows (no labels)
+
+
+def _score_test(
+    splits: Splits, name: str, setting: str, probs: np.ndarray, hyper: dict[str, Any], n_boot: int, seed: int
+) -> tuple[Scored, dict[str, Any]]:
+    """The one test scoring, entered in the test-use ledger; returns its ledger fields too."""
+    test = splits.score_test_once(name, lambda _inputs: probs, setting=setting, hyperparameters=hyper, n_boot=n_boot, seed=seed)
+    return test, splits.test_use(name).as_record()
 
 
 def _val_scored(splits: Splits, probs: np.ndarray, n_boot: int, seed: int) -> Scored:
@@ -109,6 +118,7 @@ def evaluate_knn(
     ks: Sequence[int] = knn_mod.DEFAULT_KS,
     k: int | None = None,
     temperature: float = knn_mod.TEMPERATURE,
+    vote: str = "dinov2",
     multilabel_method: str = "mlknn",
     smoothing: float = 1.0,
     backend: str | None = None,
@@ -120,19 +130,27 @@ def evaluate_knn(
     val_boot: int = 200,
     test_name: str | None = None,
     neighbours: knn_mod.ProtocolNeighbours | None = None,
+    hyper_extra: dict[str, Any] | None = None,
 ) -> Outcome:
     """kNN on the last layer's CLS: DINOv2 weighted vote, or ML-kNN for multi-label.
 
     ``k`` fixes k (no selection, no val needed); otherwise k is chosen from ``ks`` by
     validation macro AUROC with train as memory bank, and the test is scored once with
-    train+val as memory bank. ``neighbours`` reuses the lists of an earlier
-    :func:`knn_neighbours` call on the same splits (one search serving several settings).
+    train+val as memory bank. The vote (``vote="dinov2"``, the default) takes the softmax
+    over the top ``max(ks)`` neighbours once and sums the first k weights per class;
+    ``vote="renormalised"`` is the per-k softmax (see :func:`knn.weighted_vote`).
+    ``neighbours`` reuses the lists of an earlier :func:`knn_neighbours` call on the same
+    splits (one search serving several settings). ``hyper_extra`` is added to the
+    recorded hyper-parameters (few-shot: shots and seed).
     """
     use_mlknn = setting == "mlknn" or (splits.task == "multilabel" and multilabel_method == "mlknn")
     if setting == "mlknn" and splits.task != "multilabel":
         raise ProbeError(f"{splits.dataset}: ML-kNN is for multi-label data; this store is {splits.task}")
+    if vote not in knn_mod.VOTES:
+        raise ProbeError(f"unknown kNN vote {vote!r}; expected one of {knn_mod.VOTES}")
     candidates, notes = _k_candidates(splits, ks, k)
     selecting = len(candidates) > 1
+    kmax = max(candidates)
     last = splits.layers[-1]
     bank_view = splits.train_val
     t_search = time.perf_counter()
@@ -153,7 +171,7 @@ def evaluate_knn(
         if use_mlknn:
             model = MLkNN(kk, smoothing).fit(labels, fit.idx, fit_rows)
             return model.predict_proba(neigh.idx)
-        return knn_mod.weighted_vote(neigh, labels, kk, temperature)
+        return knn_mod.weighted_vote(neigh, labels, kk, temperature, kmax=kmax, vote=vote)
 
     def hyper(kk: int) -> dict[str, Any]:
         h: dict[str, Any] = {"k": kk, "metric": "cosine", "features": f"cls/{last}", "backend": found.backend, "search_dtype": found.dtype}
@@ -162,8 +180,10 @@ def evaluate_knn(
             if found.fit_max:
                 h["mlknn_fit_max"] = found.fit_max
         else:
-            h.update({"method": "weighted_knn", "T": temperature})
-        return h
+            h.update({"method": "weighted_knn", "T": temperature, "vote": vote, "softmax_over": kmax if vote == "dinov2" else kk})
+        if selecting:
+            h["ks"] = list(candidates)
+        return {**h, **(hyper_extra or {})}
 
     val_records: list[tuple[dict[str, Any], Scored]] = []
     if selecting:
@@ -177,17 +197,19 @@ def evaluate_knn(
     else:
         chosen = candidates[0]
     probs = predict(found.final_test, bank_labels, chosen, found.final_fit, found.final_fit_rows)
-    test = splits.score_test_once(test_name or setting, lambda _inputs: probs, n_boot=n_boot, seed=seed)
+    final_hyper = {**hyper(chosen), "selected_on": "val" if selecting else "fixed"}
+    test, use = _score_test(splits, test_name or setting, setting, probs, final_hyper, n_boot, seed)
     return Outcome(
         setting=setting,
         method="mlknn" if use_mlknn else "weighted_knn",
-        hyperparameters={**hyper(chosen), "selected_on": "val" if selecting else "fixed"},
+        hyperparameters=final_hyper,
         test=test,
         n_train=bank_view.n,
         n_test=splits.n_test,
         val=val_records,
         notes=notes,
-        extra={"n_requeried": found.n_requeried, "seconds_search": round(t_search, 3)},
+        extra={"n_requeried": found.n_requeried, "seconds_search": round(t_search, 3), **use},
+        test_scores=probs,
     )
 
 
@@ -206,8 +228,12 @@ def evaluate_linear(
     n_boot: int = 1000,
     val_boot: int = 200,
     test_name: str | None = None,
+    hyper_extra: dict[str, Any] | None = None,
 ) -> Outcome:
-    """The linear-probe grid: train on train, choose on val, retrain on train+val, test once."""
+    """The linear-probe grid: train on train, choose on val, retrain on train+val, test once.
+
+    ``hyper_extra`` is added to the recorded hyper-parameters (few-shot: shots and seed).
+    """
     backend = linear_mod.pick_backend(device, backend)
     layers = splits.layers
     grid = [config] if config is not None else linear_mod.protocol_grid(len(layers), backend, lrs, cs)
@@ -260,13 +286,24 @@ def evaluate_linear(
         epochs=epochs,
         batch_size=batch_size,
     )
-    test = splits.score_test_once(test_name or setting, lambda _inputs: probs, n_boot=n_boot, seed=seed)
+    final_hyper = {
+        **chosen.as_dict(),
+        **common,
+        "selected_on": "val" if len(grid) > 1 else "fixed",
+        "retrained_on": "train+val" if splits.has_val else "train",
+    }
+    if len(grid) > 1:
+        final_hyper["grid"] = [cfg.as_dict() for cfg in grid]
+    final_hyper.update(hyper_extra or {})
+    test, use = _score_test(splits, test_name or setting, setting, probs, final_hyper, n_boot, seed)
     return Outcome(
         setting=setting,
         method=f"linear_{backend}",
-        hyperparameters={**chosen.as_dict(), **common, "selected_on": "val" if len(grid) > 1 else "fixed", "retrained_on": "train+val" if splits.has_val else "train"},
+        hyperparameters=final_hyper,
         test=test,
         n_train=final.n,
         n_test=splits.n_test,
         val=val_records,
+        extra=use,
+        test_scores=probs,
     )

@@ -1,9 +1,10 @@
 """Result records: one JSON object per number, appended to a JSON-lines file.
 
 Every record carries what it measures (dataset, backbone, setting, split, metric,
-class, value, 95% patient-bootstrap interval) and where it comes from (store key and
-path, weights hash, random_init, hyper-parameters of the selected configuration,
-seed, row counts, featx version, UTC creation time). NaN becomes ``null``.
+class, value, 95% bootstrap interval and what it rests on) and where it comes from
+(store key and path, weights hash, random_init, hyper-parameters of the selected
+configuration, seed, row counts, featx version, UTC creation time); test records also
+carry what the test-use ledger saw (``test_reuse``, ``test_use``). NaN becomes ``null``.
 """
 
 from __future__ import annotations
@@ -68,14 +69,30 @@ def _clean(value: Any) -> Any:
 
 
 def scored_records(scored: Scored, base: dict[str, Any]) -> list[dict[str, Any]]:
-    """Macro AUROC, per-class AUROC and (where defined) accuracy, each as one record."""
-    out = [
-        {**base, "metric": "auroc_macro", "value": scored.auroc_macro, "ci_low": scored.auroc_macro_ci[0], "ci_high": scored.auroc_macro_ci[1]}
-    ]
-    for name, value, ci in zip(scored.label_names, scored.auroc, scored.auroc_ci):
-        out.append({**base, "metric": "auroc", "class": name, "value": float(value), "ci_low": float(ci[0]), "ci_high": float(ci[1])})
+    """Macro AUROC, per-class AUROC and (where defined) accuracy, each as one record.
+
+    Every record says which interval it carries (``ci``) and how many resamples it rests
+    on (``ci_resamples``, ``ci_resamples_lost``, ``ci_low_support``); an aggregate over
+    seeds also carries the spread over seeds (``seed_mean``, ``seed_std``, ``seed_min``,
+    ``seed_max``, ``per_seed``).
+    """
+    spread = scored.over_seeds or {}
+
+    def one(metric: str, key: str, value: Any, ci: Any, used: int | None, **fields: Any) -> dict[str, Any]:
+        record = {**base, "metric": metric, **fields, "value": value, "ci_low": ci[0], "ci_high": ci[1], "ci": scored.ci_method}
+        if used is not None:
+            record.update(scored.support(used))
+        if key in spread:
+            s = spread[key]
+            record.update({"seed_mean": s["mean"], "seed_std": s["std"], "seed_min": s["min"], "seed_max": s["max"], "per_seed": s["values"]})
+        return record
+
+    per_class_used = scored.auroc_ci_resamples if scored.auroc_ci_resamples is not None else [None] * len(scored.label_names)
+    out = [one("auroc_macro", "auroc_macro", scored.auroc_macro, scored.auroc_macro_ci, scored.auroc_macro_ci_resamples)]
+    for name, value, ci, used in zip(scored.label_names, scored.auroc, scored.auroc_ci, per_class_used):
+        out.append(one("auroc", f"auroc/{name}", float(value), (float(ci[0]), float(ci[1])), None if used is None else int(used), **{"class": name}))
     if scored.accuracy is not None:
-        out.append({**base, "metric": "accuracy", "value": scored.accuracy, "ci_low": scored.accuracy_ci[0], "ci_high": scored.accuracy_ci[1]})
+        out.append(one("accuracy", "accuracy", scored.accuracy, scored.accuracy_ci, scored.n_boot))
     return out
 
 
@@ -107,7 +124,6 @@ def make_base(
         "n_train": n_train,
         "n_test": n_test,
         "label_names": list(label_names),
-        "ci": "95% percentile bootstrap over patients",
         "featx_version": featx_version(),
         "created": utc_now(),
         **(extra or {}),

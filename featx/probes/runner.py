@@ -21,10 +21,11 @@ import numpy as np
 from featx.probes import knn as knn_mod
 from featx.probes import linear as linear_mod
 from featx.probes.features import ProbeData, ProbeError, load_probe_data
+from featx.probes.ledger import LEDGER, TestReuseWarning
 from featx.probes.metrics import MetricWarning
 from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear
 from featx.probes.records import append_jsonl, check_label_names, finalise, make_base, read_jsonl, scored_records
-from featx.probes.selection import Splits
+from featx.probes.selection import Splits, check_patient_split
 
 log = logging.getLogger("featx.probes")
 
@@ -63,6 +64,8 @@ def outcome_records(outcome: Outcome, provenance: dict[str, Any], data: ProbeDat
         selected = {k: v for k, v in outcome.hyperparameters.items() if k not in ("selected_on", "retrained_on")}
         for hyper, scored in outcome.val:
             val_base = {**base, "split": "val", "hyperparameters": hyper, "n_train": int((data.split == "train").sum()), "n_test": scored.n_rows}
+            val_base.pop("test_reuse", None)
+            val_base.pop("test_use", None)
             val_base["selected"] = all(selected.get(k) == v for k, v in hyper.items())
             records.extend(r for r in scored_records(scored, val_base) if r["metric"] == "auroc_macro")
     return records
@@ -109,6 +112,7 @@ def run_probes(
     ks: Sequence[int] = knn_mod.DEFAULT_KS,
     k: int | None = None,
     temperature: float = knn_mod.TEMPERATURE,
+    knn_vote: str = "dinov2",
     multilabel_knn: str = "mlknn",
     knn_backend: str | None = None,
     knn_dtype: str = "float32",
@@ -120,15 +124,20 @@ def run_probes(
     shots: Sequence[int | str] = (1, 2, 4, 8, 16, "all"),
     fewshot_seeds: int = 5,
     fewshot_probes: Sequence[str] = ("knn", "linear"),
+    fewshot_linear: str = "logistic",
     n_boot: int = 1000,
     val_boot: int = 200,
     record_val: bool = True,
+    allow_test_reuse: bool = False,
     echo: Callable[[str], None] | None = None,
 ) -> ProbeRun:
     """Run ``settings`` on each store and append one record per number to ``out``.
 
     ``stores`` are store paths (or open stores); alternatively ``cache`` with
     ``datasets`` x ``backbones`` picks the newest published store of each pair.
+    Test scorings are checked against the test-use ledger, which also holds the test
+    records already in ``out``: a test scored again with other hyper-parameters warns
+    and its records carry ``test_reuse: n`` (``allow_test_reuse`` silences the warning).
     """
     say = echo or log.info
     run = ProbeRun()
@@ -137,10 +146,14 @@ def run_probes(
         raise ProbeError(f"unknown setting(s) {unknown}; expected some of {SETTINGS}")
     opened = resolve_stores(stores, cache, datasets, backbones, run.problems)
     existing = read_jsonl(out) if out is not None else []
+    LEDGER.load_records(existing)
     for store in opened:
         name = f"{store.attrs.get('dataset')} x {store.provenance().get('backbone')}"
         try:
             check_label_names(existing, str(store.attrs.get("dataset")), store.label_names, out or "")
+            index = store.index
+            check_patient_split(index["patient_id"].to_numpy(), index["split"].to_numpy(), f"store {store.path}")
+            del index
             need_grid = "linear" in settings or "fewshot" in settings
             n_blocks = 4 if need_grid else 1
             dims = store.attrs.get("feature_dims", {}) or {}
@@ -159,6 +172,7 @@ def run_probes(
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", MetricWarning)
+                    warnings.simplefilter("always", TestReuseWarning)
                     t0 = time.perf_counter()
                     outcomes = _run_setting(
                         setting,
@@ -168,6 +182,7 @@ def run_probes(
                         ks=ks,
                         k=k,
                         temperature=temperature,
+                        knn_vote=knn_vote,
                         multilabel_knn=multilabel_knn,
                         knn_backend=knn_backend,
                         knn_dtype=knn_dtype,
@@ -179,6 +194,8 @@ def run_probes(
                         shots=shots,
                         fewshot_seeds=fewshot_seeds,
                         fewshot_probes=fewshot_probes,
+                        fewshot_linear=fewshot_linear,
+                        allow_test_reuse=allow_test_reuse,
                         n_boot=n_boot,
                         val_boot=val_boot,
                         problems=run.problems,
@@ -187,6 +204,8 @@ def run_probes(
                 for warning in caught:
                     if issubclass(warning.category, MetricWarning):
                         say(f"{name} / {setting}: warning: {warning.message}")
+                    elif issubclass(warning.category, TestReuseWarning):
+                        say(f"{name} / {setting}: WARNING: {warning.message}")
                 records = []
                 for outcome in outcomes:
                     records.extend(outcome_records(outcome, data.provenance, data, seed, record_val))
@@ -205,6 +224,7 @@ def run_probes(
                         f"{name} / {outcome.setting}: test macro AUROC {t.auroc_macro:.3f} "
                         f"[{t.auroc_macro_ci[0]:.3f}, {t.auroc_macro_ci[1]:.3f}] "
                         f"({_brief(outcome.hyperparameters)}) in {time.perf_counter() - t0:.1f}s"
+                        + (f" [test re-used: test_reuse={outcome.extra['test_reuse']}]" if outcome.extra.get("test_reuse") else "")
                     )
             except (ProbeError, ValueError, RuntimeError) as error:
                 run.problems.append(f"{name} / {setting}: {error}")
@@ -223,16 +243,18 @@ def _run_setting(setting: str, data: ProbeData, *, problems: list[str], name: st
         "ks": kw["ks"],
         "k": kw["k"],
         "temperature": kw["temperature"],
+        "vote": kw["knn_vote"],
         "multilabel_method": kw["multilabel_knn"],
         "backend": kw["knn_backend"],
         "dtype": kw["knn_dtype"],
         "fit_max": kw["mlknn_fit_max"],
     }
     linear_kw = {"backend": kw["linear_backend"], "epochs": kw["epochs"], "batch_size": kw["batch_size"], "lrs": kw["lrs"]}
+    reuse = kw["allow_test_reuse"]
     if setting in ("knn", "mlknn"):
-        return [evaluate_knn(Splits(data), setting=setting, **knn_kw, **common)]
+        return [evaluate_knn(Splits(data, allow_test_reuse=reuse), setting=setting, **knn_kw, **common)]
     if setting == "linear":
-        return [evaluate_linear(Splits(data), **linear_kw, **common)]
+        return [evaluate_linear(Splits(data, allow_test_reuse=reuse), **linear_kw, **common)]
     if setting == "fewshot":
         from featx.probes.fewshot import evaluate_fewshot
 
@@ -244,6 +266,10 @@ def _run_setting(setting: str, data: ProbeData, *, problems: list[str], name: st
             problems=problems,
             name=name,
             knn_backend=kw["knn_backend"],
+            linear=kw["fewshot_linear"],
+            epochs=kw["epochs"],
+            batch_size=kw["batch_size"],
+            allow_test_reuse=reuse,
             **common,
         )
     raise ProbeError(f"unknown setting {setting!r}")

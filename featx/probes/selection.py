@@ -11,12 +11,18 @@ when no validation set is given, and its few-shot path trains on the validation 
 * :meth:`Splits.score_test_once` scores a named result on test exactly once; a second
   call with the same name raises :class:`TestAlreadyScored`;
 * a selection on a store without validation rows raises :class:`NoValidationSplit`
-  (never a fall-back to test).
+  (never a fall-back to test);
+* a patient in more than one split raises :class:`PatientLeakError` (the adapters'
+  patient-level check, applied again to whatever data reaches a probe);
+* every test scoring is entered in the test-use ledger (:mod:`featx.probes.ledger`),
+  which sees other ``Splits`` objects and earlier runs: scoring the same test again with
+  other hyper-parameters warns and is marked ``test_reuse: n``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
@@ -25,8 +31,12 @@ from typing import Any
 
 import numpy as np
 
+import pandas as pd
+
+from featx.datasets.index import DatasetError, check_patient_level
+from featx.probes import ledger as ledger_mod
 from featx.probes.features import ProbeData, ProbeError
-from featx.probes.metrics import Scored, score
+from featx.probes.metrics import Scored, score, score_over_seeds
 
 
 class SealedSplitError(RuntimeError):
@@ -41,6 +51,21 @@ class TestAlreadyScored(RuntimeError):
 
 class NoValidationSplit(ProbeError):
     """Selection needs validation rows and the store has none."""
+
+
+class PatientLeakError(ProbeError):
+    """A patient appears in more than one split."""
+
+
+def check_patient_split(patients: np.ndarray, split: np.ndarray, where: str) -> None:
+    """Refuse data in which a patient sits in two splits (the adapters' check and message)."""
+    try:
+        check_patient_level(pd.DataFrame({"patient_id": np.asarray(patients).astype(str), "split": np.asarray(split).astype(str)}))
+    except DatasetError as error:
+        raise PatientLeakError(
+            f"{where}: {error}; its near neighbours would be the same patient's other images. "
+            "Re-split the dataset by patient (featx datasets) and extract the store again"
+        ) from None
 
 
 class _FeatureRows:
@@ -114,9 +139,16 @@ class Selection:
 
 
 class Splits:
-    """Train / val / test of one :class:`ProbeData`, with the test labels sealed."""
+    """Train / val / test of one :class:`ProbeData`, with the test labels sealed.
 
-    def __init__(self, data: ProbeData) -> None:
+    ``ledger`` is the test-use ledger (default: the process-wide one);
+    ``allow_test_reuse`` silences its warning for a deliberate re-run (records still
+    carry ``test_reuse``).
+    """
+
+    def __init__(self, data: ProbeData, *, ledger: ledger_mod.TestLedger | None = None, allow_test_reuse: bool = False) -> None:
+        where = data.provenance.get("store_path") or data.dataset or "data"
+        check_patient_split(data.patients, data.split, str(where))
         test = data.split == "test"
         self._test_rows = np.flatnonzero(test)
         self._test_labels = data.labels[self._test_rows].copy()
@@ -126,6 +158,17 @@ class Splits:
         self._data = dataclasses.replace(data, labels=public_labels)
         self._selecting = 0
         self._scored: set[Hashable] = set()
+        self._uses: dict[Hashable, ledger_mod.TestUse] = {}
+        self._ledger = ledger if ledger is not None else ledger_mod.LEDGER
+        self._allow_reuse = bool(allow_test_reuse)
+        last_cls = data.blocks.get(f"cls/{data.layers[-1]}") if data.layers else None
+        self._where = ledger_mod.where_of(
+            data.provenance,
+            data.ids[self._test_rows],
+            self._test_patients,
+            self._test_labels,
+            None if data.provenance.get("store_key") or last_cls is None else last_cls[self._test_rows],
+        )
         self.task = data.task
         self.label_names = list(data.label_names)
         self.dataset = data.dataset
@@ -219,18 +262,21 @@ class Splits:
         name: Hashable,
         predict: Callable[[TestInputs], np.ndarray],
         *,
+        setting: str | None = None,
+        hyperparameters: dict[str, Any] | None = None,
         n_boot: int = 1000,
         seed: int = 0,
     ) -> Scored:
-        """Predict the test rows with ``predict`` and score them; once per result ``name``."""
-        if self._selecting:
-            raise SealedSplitError("the test split cannot be scored while a configuration is being selected")
-        if name in self._scored:
-            raise TestAlreadyScored(f"{name!r} was already scored on test; a final result is scored once")
-        self._scored.add(name)
-        scores = np.asarray(predict(self.test_inputs()), dtype=np.float64)
-        if scores.shape != self._test_labels.shape:
+        """Predict the test rows with ``predict`` and score them; once per result ``name``.
+
+        The scoring is entered in the test-use ledger under ``setting`` (default: the
+        name) and a fingerprint of ``hyperparameters`` and ``seed`` (without them: of
+        the predictions themselves); :meth:`test_use` tells what the ledger said.
+        """
+        scores = self._claim(name, predict)
+        if scores.ndim != 2:
             raise ProbeError(f"predictions have shape {scores.shape}, expected {self._test_labels.shape}")
+        self._enter(name, setting, hyperparameters, seed, scores)
         return score(
             self._test_labels,
             scores,
@@ -240,3 +286,61 @@ class Splits:
             n_boot=n_boot,
             seed=seed,
         )
+
+    def score_test_over_seeds(
+        self,
+        name: Hashable,
+        predictions: list[np.ndarray],
+        *,
+        setting: str,
+        hyperparameters: dict[str, Any],
+        n_boot: int = 1000,
+        seed: int = 0,
+    ) -> Scored:
+        """Score the mean over seeds of several test predictions (few-shot), once per ``name``.
+
+        The interval is a bootstrap over seeds and test patients
+        (:func:`~featx.probes.metrics.score_over_seeds`); the scoring is ledgered like any other.
+        """
+        if not predictions:
+            raise ProbeError("no predictions to aggregate over seeds")
+        stacked = self._claim(name, lambda _inputs: np.stack([np.asarray(p, dtype=np.float64) for p in predictions]))
+        self._enter(name, setting, hyperparameters, seed, stacked)
+        return score_over_seeds(
+            self._test_labels,
+            list(stacked),
+            self._test_patients,
+            task=self.task,
+            label_names=self.label_names,
+            n_boot=n_boot,
+            seed=seed,
+        )
+
+    def _claim(self, name: Hashable, predict: Callable[[TestInputs], np.ndarray]) -> np.ndarray:
+        """Mark ``name`` as scored (once) and return its predictions of the test rows."""
+        if self._selecting:
+            raise SealedSplitError("the test split cannot be scored while a configuration is being selected")
+        if name in self._scored:
+            raise TestAlreadyScored(f"{name!r} was already scored on test; a final result is scored once")
+        self._scored.add(name)
+        scores = np.asarray(predict(self.test_inputs()), dtype=np.float64)
+        if scores.shape[-2:] != self._test_labels.shape:
+            raise ProbeError(f"predictions have shape {scores.shape}, expected {self._test_labels.shape}")
+        return scores
+
+    def _enter(self, name: Hashable, setting: str | None, hyperparameters: dict[str, Any] | None, seed: int, scores: np.ndarray) -> None:
+        hyper = dict(hyperparameters or {})
+        if hyperparameters is None:
+            hyper = {"predictions": hashlib.sha256(np.round(scores, 6).tobytes()).hexdigest()[:16]}
+        self._uses[name] = self._ledger.record(
+            self._where,
+            ledger_mod.what_of(setting or str(name), hyper),
+            ledger_mod.fingerprint_of(hyper, seed),
+            allow_reuse=self._allow_reuse,
+        )
+
+    def test_use(self, name: Hashable) -> ledger_mod.TestUse:
+        """What the test-use ledger recorded for the scoring ``name``."""
+        if name not in self._uses:
+            raise KeyError(f"{name!r} has not been scored on test")
+        return self._uses[name]

@@ -69,16 +69,41 @@ def test_torch_cuda_matches_cpu():
     assert np.mean([len(set(a) & set(b)) / 50 for a, b in zip(ref.idx.cpu().numpy(), got.idx.cpu().numpy())]) > 0.999
 
 
-def test_weighted_vote_is_dinov2_softmax_by_hand():
-    sims = np.array([[0.9, 0.8, 0.1]], dtype=np.float32)
+def _dinov2_by_hand(sims, idx, labels, k, kmax, T=0.07):
+    """DINOv2 eval/knn.py: softmax over the top kmax once, then the first k weights summed per class."""
+    w = np.exp(sims[:, :kmax] / T)
+    w /= w.sum(1, keepdims=True)
+    return np.einsum("qk,qkc->qc", w[:, :k], labels[idx[:, :k]])
+
+
+def test_weighted_vote_is_dinov2_softmax_over_max_k_by_hand():
+    sims = np.array([[0.9, 0.8, 0.75, 0.1], [0.5, 0.49, 0.3, 0.29]], dtype=np.float32)
+    idx = np.array([[0, 1, 2, 3], [3, 2, 1, 0]])
+    labels = np.array([[1, 0], [0, 1], [0, 1], [1, 0]], dtype=np.float32)
+    found = knn.Neighbours.of(sims, idx)
+    w = np.exp(sims[0] / 0.07) / np.exp(sims[0] / 0.07).sum()  # one softmax over all four
+    np.testing.assert_allclose(knn.weighted_vote(found, labels, 2)[0], [w[0], w[1]], rtol=1e-6)
+    for k in (1, 2, 3, 4):
+        np.testing.assert_allclose(knn.weighted_vote(found, labels, k), _dinov2_by_hand(sims, idx, labels, k, 4), rtol=1e-6)
+    for k in (1, 2, 3):  # max(ks) = 3 of the four listed
+        np.testing.assert_allclose(knn.weighted_vote(found, labels, k, kmax=3), _dinov2_by_hand(sims, idx, labels, k, 3), rtol=1e-6)
+    assert knn.weighted_vote(found, labels, 2).sum(1).max() < 1.0  # not renormalised per k
+
+
+def test_renormalised_vote_is_the_softmax_over_each_ks_own_neighbours():
+    sims = np.array([[0.9, 0.8, 0.78]], dtype=np.float32)
     idx = np.array([[0, 1, 2]])
     labels = np.array([[1, 0], [0, 1], [0, 1]], dtype=np.float32)
-    w = np.exp(sims[0] / 0.07)
-    w /= w.sum()
-    expected = np.array([[w[0], w[1] + w[2]]])
-    np.testing.assert_allclose(knn.weighted_vote(knn.Neighbours.of(sims, idx), labels, 3), expected, rtol=1e-6)
-    # only the top k count
-    np.testing.assert_allclose(knn.weighted_vote(knn.Neighbours.of(sims, idx), labels, 1), [[1.0, 0.0]])
+    found = knn.Neighbours.of(sims, idx)
+    w = np.exp(sims[0, :2] / 0.07)
+    np.testing.assert_allclose(knn.weighted_vote(found, labels, 2, vote="renormalised"), [w / w.sum()], rtol=1e-6)
+    np.testing.assert_allclose(knn.weighted_vote(found, labels, 1, vote="renormalised"), [[1.0, 0.0]])
+    dinov2 = knn.weighted_vote(found, labels, 2)
+    assert np.argmax(dinov2) == 0 and not np.allclose(dinov2, [w / w.sum()])  # same arg-max, other scores
+    with pytest.raises(Exception, match="unknown kNN vote"):
+        knn.weighted_vote(found, labels, 2, vote="majority")
+    with pytest.raises(Exception, match="kmax"):
+        knn.weighted_vote(found, labels, 3, kmax=2)
 
 
 @pytest.mark.parametrize("margin", [1.15, 0.5])

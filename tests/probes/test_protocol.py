@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from featx.probes.features import ProbeError
 from featx.probes.protocol import evaluate_knn, evaluate_linear, knn_neighbours
@@ -29,6 +30,48 @@ def test_knn_selection_uses_val_only_and_test_once():
     assert out.hyperparameters["k"] == chosen
     with pytest.raises(Exception, match="already scored"):
         splits.score_test_once("knn", lambda t: np.zeros((t.n, 3)))
+
+
+def _vote_by_hand(queries, bank, bank_labels, k, kmax, renormalised=False, T=0.07):
+    """DINOv2 eval/knn.py from its definition: softmax(sim / T) over the top kmax = max(ks) once,
+    class score = sum of the first k of those weights (``renormalised``: softmax over the k only)."""
+    sims = queries.astype(np.float64) @ bank.astype(np.float64).T
+    idx = np.argsort(-sims, 1, kind="stable")[:, :kmax]
+    top = np.take_along_axis(sims, idx, 1)[:, : k if renormalised else kmax]
+    w = np.exp((top - top[:, :1]) / T)
+    w /= w.sum(1, keepdims=True)
+    return np.einsum("qk,qkc->qc", w[:, :k], bank_labels[idx[:, :k]])
+
+
+def _knn_protocol_by_hand(data, ks, renormalised=False):
+    """Choose k on val (bank: train), score test with train+val: chosen k and per-class test AUROC."""
+    f = data.blocks[f"cls/{data.layers[-1]}"].astype(np.float32)
+    f = f / np.linalg.norm(f, axis=1, keepdims=True)
+    y = data.labels
+    train, val, test = (data.split == s for s in ("train", "val", "test"))
+    macro = lambda yy, pp: np.mean([roc_auc_score(yy[:, c], pp[:, c]) for c in range(yy.shape[1])])  # noqa: E731
+    val_scores = [macro(y[val], _vote_by_hand(f[val], f[train], y[train], k, max(ks), renormalised)) for k in ks]
+    chosen = ks[int(np.argmax(val_scores))]
+    bank = train | val
+    probs = _vote_by_hand(f[test], f[bank], y[bank], chosen, max(ks), renormalised)
+    return chosen, np.array([roc_auc_score(y[test][:, c], probs[:, c]) for c in range(y.shape[1])])
+
+
+def test_knn_vote_and_chosen_k_are_dinov2s_computed_by_hand():
+    """The default vote is DINOv2's (softmax over max(ks) once); on these features the per-k
+    renormalised vote picks another k and gives other test AUROCs, so the hand computation tells them apart."""
+    data = planted_data(task="multiclass", signal=0.6, n_patients=160, dim=16, seed=0)
+    ks = (5, 20, 60)
+    k_dinov2, auroc_dinov2 = _knn_protocol_by_hand(data, ks)
+    k_renorm, auroc_renorm = _knn_protocol_by_hand(data, ks, renormalised=True)
+    assert k_dinov2 != k_renorm  # the two votes disagree on these features
+    out = evaluate_knn(Splits(data), ks=ks, n_boot=0)
+    assert out.hyperparameters["k"] == k_dinov2
+    assert out.hyperparameters["vote"] == "dinov2" and out.hyperparameters["softmax_over"] == max(ks)
+    np.testing.assert_allclose(out.test.auroc, auroc_dinov2, atol=1e-9)
+    renorm = evaluate_knn(Splits(data, allow_test_reuse=True), ks=ks, n_boot=0, vote="renormalised")
+    assert renorm.hyperparameters["k"] == k_renorm and renorm.hyperparameters["vote"] == "renormalised"
+    np.testing.assert_allclose(renorm.test.auroc, auroc_renorm, atol=1e-9)
 
 
 def test_knn_multilabel_weighted_alternative():

@@ -1,0 +1,175 @@
+"""The test-use ledger: every scoring of a test split, across objects and across runs.
+
+:class:`~featx.probes.selection.Splits` seals the test split of one object, but a fresh
+``Splits`` on the same data, another ``test_name``, or ``featx probe`` run again with
+another ``--k`` into the same results file could score the test again unnoticed, which
+is how one ends up choosing on test. The ledger remembers each test scoring as
+
+* **where**: the store key (and ``store_version`` where the store has one), or for
+  in-memory data a hash of the test rows' ids, patients, labels and last-layer CLS;
+* **what**: the setting and its *scope* (what legitimately tells scorings of one setting
+  apart: few-shot ``shots`` and ``fewshot_seed``);
+* **how**: a fingerprint of the hyper-parameters (including the candidate grid) and seed.
+
+A scoring of the same where + what with a fingerprint not seen before, after others,
+is a **re-use**: it warns (:class:`TestReuseWarning`) unless allowed, and its records
+carry ``test_reuse: n`` (n = the number of other fingerprints already scored there).
+Scoring the same fingerprint again (an identical re-run) is not a re-use.
+
+One process-wide ledger (:data:`LEDGER`) is used by default; ``run_probes`` also loads
+the test records already in its results file into it, so a second run is checked
+against the first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("featx.probes")
+
+SCOPE_KEYS = ("shots", "fewshot_seed")  # hyper-parameters that name a scoring rather than tune it
+VOLATILE_KEYS = ("n_patients",)  # derived from the scope, not chosen
+
+
+class TestReuseWarning(UserWarning):
+    """A test split was scored again with other hyper-parameters."""
+
+    __test__ = False
+
+
+@dataclass(frozen=True)
+class TestUse:
+    """One test scoring as the ledger saw it."""
+
+    __test__ = False
+
+    where: str
+    what: str
+    fingerprint: str
+    reuse: int  # other fingerprints already scored at (where, what)
+    deliberate: bool  # the re-use was explicitly allowed
+
+    def as_record(self) -> dict[str, Any]:
+        """The fields every test record of this scoring carries."""
+        return {
+            "test_reuse": self.reuse,
+            "test_use": {"where": self.where, "what": self.what, "fingerprint": self.fingerprint, "deliberate": self.deliberate},
+        }
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    return value
+
+
+def where_of(
+    provenance: Mapping[str, Any],
+    test_ids: np.ndarray,
+    test_patients: np.ndarray,
+    test_labels: np.ndarray,
+    test_features: np.ndarray | None = None,
+) -> str:
+    """The identity of a test split: its store key (+ version), or a hash of its rows
+    (ids, patients, labels and, where given, features: other features are another store)."""
+    key = provenance.get("store_key")
+    if key:
+        version = provenance.get("store_version")
+        return f"store:{key}" + (f"@{version}" if version not in (None, "") else "")
+    digest = hashlib.sha256()
+    for array in (np.asarray(test_ids).astype(str), np.asarray(test_patients).astype(str)):
+        digest.update("\x1f".join(array.tolist()).encode())
+    digest.update(np.ascontiguousarray(np.nan_to_num(np.asarray(test_labels, dtype=np.float32), nan=-1.0)).tobytes())
+    if test_features is not None:
+        digest.update(np.ascontiguousarray(test_features).tobytes())
+    return f"rows:{digest.hexdigest()[:16]}"
+
+
+def what_of(setting: str, hyperparameters: Mapping[str, Any]) -> str:
+    """The setting and its scope (few-shot shots and seed), as one string."""
+    scope = {k: hyperparameters[k] for k in SCOPE_KEYS if k in hyperparameters}
+    return setting + (json.dumps(_canonical(scope), sort_keys=True) if scope else "")
+
+
+def fingerprint_of(hyperparameters: Mapping[str, Any], seed: Any) -> str:
+    """A short hash of the hyper-parameters (candidate grid included) and seed."""
+    kept = {k: v for k, v in hyperparameters.items() if k not in VOLATILE_KEYS}
+    text = json.dumps(_canonical({"hyperparameters": kept, "seed": seed}), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class TestLedger:
+    """Test scorings seen so far: (where, what) -> fingerprints in the order first seen."""
+
+    __test__ = False
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], list[str]] = {}
+
+    def clear(self) -> None:
+        self._seen.clear()
+
+    def seen(self, where: str, what: str) -> list[str]:
+        return list(self._seen.get((where, what), []))
+
+    def record(self, where: str, what: str, fingerprint: str, *, allow_reuse: bool = False) -> TestUse:
+        """Enter one test scoring; warn loudly if it re-uses a test scored with other settings."""
+        prints = self._seen.setdefault((where, what), [])
+        others = [p for p in prints if p != fingerprint]
+        if fingerprint not in prints:
+            prints.append(fingerprint)
+        use = TestUse(where, what, fingerprint, len(others), bool(allow_reuse and others))
+        if others and not allow_reuse:
+            message = (
+                f"TEST SPLIT RE-USED: {where} / {what} was already scored on test with {len(others)} other "
+                "hyper-parameter set(s); comparing these test numbers is selecting on test. The records are "
+                f"marked test_reuse: {len(others)}. Select on validation instead, or pass --allow-test-reuse "
+                "(allow_test_reuse=True) for a deliberate re-run"
+            )
+            log.warning(message)
+            warnings.warn(message, TestReuseWarning, stacklevel=3)
+        return use
+
+    def load_records(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Enter the test scorings behind result records (one per scoring); returns how many.
+
+        Records written before the ledger existed are entered from their store key,
+        setting, hyper-parameters and seed.
+        """
+        entered = 0
+        for record in records:
+            if record.get("split") != "test" or record.get("metric") != "auroc_macro" or record.get("aggregate"):
+                continue
+            use = record.get("test_use")
+            if isinstance(use, Mapping) and {"where", "what", "fingerprint"} <= set(use):
+                where, what, fingerprint = str(use["where"]), str(use["what"]), str(use["fingerprint"])
+            elif record.get("store_key") and record.get("setting"):
+                hyper = record.get("hyperparameters") or {}
+                where = where_of({"store_key": record["store_key"], "store_version": record.get("store_version")}, [], [], np.zeros((0, 0)))
+                what = what_of(str(record["setting"]), hyper)
+                fingerprint = fingerprint_of(hyper, record.get("seed"))
+            else:
+                continue
+            prints = self._seen.setdefault((where, what), [])
+            if fingerprint not in prints:
+                prints.append(fingerprint)
+            entered += 1
+        return entered
+
+
+LEDGER = TestLedger()
+"""The process-wide ledger every :class:`~featx.probes.selection.Splits` uses by default."""
