@@ -24,7 +24,7 @@ import zarr
 
 from featx import __version__
 from featx.cache.key import SCHEMA_VERSION
-from featx.datasets.index import COLUMNS, SampleIndex
+from featx.datasets.index import COLUMNS, DatasetError, SampleIndex, check_patient_level
 
 PUBLISHED_SUFFIX = ".zarr"
 PARTIAL_SUFFIX = ".zarr.partial"
@@ -115,6 +115,10 @@ class FeatureStore:
         n = len(index)
         if n == 0:
             raise StoreError(f"{index.dataset}: no samples to store")
+        try:
+            check_patient_level(index.table)
+        except DatasetError as error:
+            raise StoreError(f"{path}: {error}; re-split the index by patient before creating a store") from None
         group = zarr.open_group(str(path), mode="w-", zarr_format=3)
         rows = min(block_rows, n)
         for column, dtype in COLUMNS.items():

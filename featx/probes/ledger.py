@@ -13,8 +13,9 @@ is how one ends up choosing on test. The ledger remembers each test scoring as
 
 A scoring of the same where + what with a fingerprint not seen before, after others,
 is a **re-use**: it warns (:class:`TestReuseWarning`) unless allowed, and its records
-carry ``test_reuse: n`` (n = the number of other fingerprints already scored there).
-Scoring the same fingerprint again (an identical re-run) is not a re-use.
+carry ``test_reuse: n`` (n = the number of other fingerprints scored there before it).
+Scoring a fingerprint again (an identical re-run) is no new look at the test: no
+warning, and ``test_reuse`` is what it was the first time.
 
 One process-wide ledger (:data:`LEDGER`) is used by default; ``run_probes`` also loads
 the test records already in its results file into it, so a second run is checked
@@ -54,7 +55,7 @@ class TestUse:
     where: str
     what: str
     fingerprint: str
-    reuse: int  # other fingerprints already scored at (where, what)
+    reuse: int  # other fingerprints scored at (where, what) before this one
     deliberate: bool  # the re-use was explicitly allowed
 
     def as_record(self) -> dict[str, Any]:
@@ -129,15 +130,17 @@ class TestLedger:
     def record(self, where: str, what: str, fingerprint: str, *, allow_reuse: bool = False) -> TestUse:
         """Enter one test scoring; warn loudly if it re-uses a test scored with other settings."""
         prints = self._seen.setdefault((where, what), [])
-        others = [p for p in prints if p != fingerprint]
-        if fingerprint not in prints:
-            prints.append(fingerprint)
-        use = TestUse(where, what, fingerprint, len(others), bool(allow_reuse and others))
-        if others and not allow_reuse:
+        if fingerprint in prints:  # an identical re-run: what its first scoring was, no warning
+            before = prints.index(fingerprint)
+            return TestUse(where, what, fingerprint, before, bool(allow_reuse and before))
+        prints.append(fingerprint)
+        n = len(prints) - 1
+        use = TestUse(where, what, fingerprint, n, bool(allow_reuse and n))
+        if n and not allow_reuse:
             message = (
-                f"TEST SPLIT RE-USED: {where} / {what} was already scored on test with {len(others)} other "
+                f"TEST SPLIT RE-USED: {where} / {what} was already scored on test with {n} other "
                 "hyper-parameter set(s); comparing these test numbers is selecting on test. The records are "
-                f"marked test_reuse: {len(others)}. Select on validation instead, or pass --allow-test-reuse "
+                f"marked test_reuse: {n}. Select on validation instead, or pass --allow-test-reuse "
                 "(allow_test_reuse=True) for a deliberate re-run"
             )
             log.warning(message)

@@ -106,3 +106,13 @@ def test_open_rejects_a_plain_zarr_group(tmp_path):
     zarr.open_group(str(tmp_path / "x.zarr"), mode="w", zarr_format=3)
     with pytest.raises(StoreError, match="not a featx feature store"):
         FeatureStore.open(tmp_path / "x.zarr")
+
+
+def test_create_refuses_an_index_with_a_patient_in_two_splits(tmp_path):
+    index = make_index(10)
+    table = index.table.copy()
+    table.loc[9, "patient_id"] = "p0"  # a test image of train patient p0
+    leaky = SampleIndex("toy", "multilabel", "xray", ["a", "b"], table, index.labels)
+    with pytest.raises(StoreError, match=r"patient 'p0' appears in splits \['test', 'train'\].*patient-level"):
+        create(tmp_path, leaky)
+    assert not any(tmp_path.rglob("*.zarr.partial"))  # nothing half-made left behind

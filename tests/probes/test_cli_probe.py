@@ -44,3 +44,34 @@ def test_cli_bad_arguments(tmp_path):
     assert result.exit_code != 0 and "--store" in result.output
     result = CliRunner().invoke(_app(), ["probe", "--store", "x", "--setting", "svm", "--out", str(tmp_path / "r.jsonl")])
     assert result.exit_code != 0 and "unknown" in result.output
+
+
+def _test_macro(out, setting="knn"):
+    return [json.loads(line) for line in out.read_text().splitlines() if '"split": "test"' in line and '"metric": "auroc_macro"' in line and f'"setting": "{setting}"' in line]
+
+
+def test_second_run_with_other_hyperparameters_into_the_same_results_warns_and_flags(store_factory, tmp_path):
+    from featx.probes.ledger import LEDGER
+
+    path = store_factory(task="multiclass", n_patients=100)
+    out = tmp_path / "r.jsonl"
+
+    def run(*extra):
+        LEDGER.clear()  # a new `featx probe` process: only the results file remembers
+        args = ["probe", "--store", str(path), "--setting", "knn", "--out", str(out), "--bootstrap", "10", *extra]
+        result = CliRunner().invoke(_app(), args)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "RE-USED" not in run("--k", "10")
+    second = run("--k", "20")
+    assert "TEST SPLIT RE-USED" in second and "--allow-test-reuse" in second
+    assert [r["test_reuse"] for r in _test_macro(out)] == [0, 1]
+    again = run("--k", "10")  # an identical re-run: no new look at the test
+    assert "RE-USED" not in again and _test_macro(out)[-1]["test_reuse"] == 0
+    deliberate = run("--k", "30", "--allow-test-reuse")
+    assert "RE-USED" not in deliberate
+    last = _test_macro(out)[-1]
+    assert last["test_reuse"] == 2 and last["test_use"]["deliberate"] is True
+    per_class = [json.loads(line) for line in out.read_text().splitlines()][-4:]
+    assert all(r["test_reuse"] == 2 for r in per_class if r["split"] == "test")

@@ -59,3 +59,36 @@ def test_evaluate_fewshot_seeds_spread_and_skip_impossible():
     assert all(o.test.auroc_macro > 0.95 for o in alls)
     # never trained on validation rows
     assert all(o.n_train <= int((data.split == "train").sum()) for o in per_seed)
+
+
+def test_fewshot_aggregate_interval_is_for_the_mean_over_seeds():
+    data = planted_data(task="multiclass", n_patients=150, signal=0.4, dim=32)
+    out = evaluate_fewshot(data, shots=(2,), n_seeds=4, probes=("linear",), n_boot=200)
+    per_seed = [o for o in out if not o.extra.get("aggregate")]
+    (agg,) = [o for o in out if o.extra.get("aggregate")]
+    means = np.mean([o.test.auroc_macro for o in per_seed])
+    assert agg.test.auroc_macro == pytest.approx(means)
+    assert agg.test.auroc_macro_ci[0] <= means <= agg.test.auroc_macro_ci[1]
+    assert agg.test.ci_method == "95% percentile bootstrap over seeds and test patients"
+    spread = agg.test.over_seeds["auroc_macro"]
+    assert spread["values"] == pytest.approx([o.test.auroc_macro for o in per_seed])
+    assert spread["min"] <= means <= spread["max"] and spread["std"] > 0
+    for c, name in enumerate(data.label_names):  # per-class numbers: mean over seeds, same interval kind
+        assert agg.test.auroc[c] == pytest.approx(np.mean([o.test.auroc[c] for o in per_seed]))
+        assert agg.test.auroc_ci[c, 0] <= agg.test.auroc[c] <= agg.test.auroc_ci[c, 1]
+        assert agg.test.over_seeds[f"auroc/{name}"]["values"] == pytest.approx([o.test.auroc[c] for o in per_seed])
+    assert agg.test.accuracy == pytest.approx(np.mean([o.test.accuracy for o in per_seed]))
+
+
+def test_fewshot_linear_probe_is_named_and_the_papers_sgd_layer_is_an_option():
+    data = planted_data(task="multiclass", n_patients=150, signal=3.0, dim=16)
+    logistic = evaluate_fewshot(data, shots=(4,), n_seeds=2, probes=("linear",), n_boot=0)
+    sgd = evaluate_fewshot(data, shots=(4,), n_seeds=2, probes=("linear",), linear="sgd", lr=0.05, epochs=30, batch_size=8, n_boot=0, allow_test_reuse=True)
+    for outcome in logistic:
+        assert outcome.hyperparameters["probe"] == "logistic_regression" and outcome.hyperparameters["backend"] == "sklearn"
+    for outcome in sgd:
+        h = outcome.hyperparameters
+        assert h["probe"] == "sgd_linear_layer" and h["backend"] == "torch" and h["optimizer"] == "sgd" and h["lr"] == 0.05
+    assert [o for o in sgd if o.extra.get("aggregate")][0].test.auroc_macro > 0.8
+    with pytest.raises(Exception, match="few-shot linear probe"):
+        evaluate_fewshot(data, shots=(4,), probes=("linear",), linear="svm")

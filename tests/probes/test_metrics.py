@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from featx.probes.metrics import MetricWarning, accuracy, auroc_per_class, score, selection_score
+from featx.probes.metrics import MetricWarning, accuracy, auroc_per_class, score, score_over_seeds, selection_score
 
 
 def test_auroc_matches_sklearn_with_ties_and_nan():
@@ -60,3 +60,45 @@ def test_bootstrap_is_by_patient_not_by_row():
     by_row = score(y, s, np.arange(n_pat * per), task="binary", label_names=["n", "p"], n_boot=400)
     width = lambda r: r.auroc_macro_ci[1] - r.auroc_macro_ci[0]  # noqa: E731
     assert width(by_patient) > 2.5 * width(by_row)
+
+
+def test_macro_uses_one_class_set_for_point_and_resamples_and_counts_lost_resamples():
+    """A rare class that is always ranked wrong: the macro of every resample is over both classes.
+
+    Class a is ranked perfectly (AUROC 1), class b has one positive patient ranked last (AUROC 0):
+    the point macro is 0.5. Averaging only the classes present in each resample would put the
+    resamples without b's patient at 1.0 and give an interval reaching far above the point.
+    """
+    n = 40
+    y = np.zeros((n, 2))
+    y[: n // 2, 0] = 1
+    y[0, 1] = 1  # one positive for b
+    s = np.stack([y[:, 0] + np.linspace(0, 0.1, n), np.linspace(1, 0, n)], 1)
+    s[0, 1] = -1.0  # b's positive ranked below every negative
+    out = score(y, s, np.arange(n), task="multilabel", label_names=["a", "b"], n_boot=400, seed=1)
+    assert out.auroc_macro == pytest.approx(0.5) and out.auroc[1] == 0.0
+    assert out.auroc_macro_ci == pytest.approx((0.5, 0.5))
+    lost = out.n_boot - out.auroc_ci_resamples[1]
+    assert 0.2 * 400 < lost < 0.5 * 400  # ~ (1 - 1/n)^n of the resamples miss the one positive patient
+    assert out.auroc_macro_ci_resamples == out.auroc_ci_resamples[1] and out.auroc_ci_resamples[0] == 400
+    assert out.support(out.auroc_ci_resamples[1])["ci_low_support"] is True
+    assert out.support(out.auroc_ci_resamples[0]) == {"ci_resamples": 400, "ci_resamples_lost": 0, "ci_low_support": False}
+
+
+def test_mean_over_seeds_interval_contains_the_mean_and_spread_is_over_seeds():
+    rng = np.random.default_rng(4)
+    n = 200
+    patients = np.repeat(np.arange(100), 2)
+    y = np.eye(3)[rng.integers(0, 3, n)]
+    sets = [y * strength + rng.normal(0, 1.0, y.shape) for strength in (0.5, 1.0, 2.0)]
+    per_seed = [score(y, s, patients, task="multiclass", label_names=list("abc"), n_boot=0).auroc_macro for s in sets]
+    out = score_over_seeds(y, sets, patients, task="multiclass", label_names=list("abc"), n_boot=300, seed=2)
+    assert out.auroc_macro == pytest.approx(np.mean(per_seed))
+    assert out.auroc_macro_ci[0] < out.auroc_macro < out.auroc_macro_ci[1]
+    spread = out.over_seeds["auroc_macro"]
+    assert spread["values"] == pytest.approx(per_seed) and spread["std"] == pytest.approx(np.std(per_seed, ddof=1))
+    assert spread["min"] == pytest.approx(min(per_seed)) and spread["max"] == pytest.approx(max(per_seed))
+    # the interval covers the spread between seeds, which one seed's patient bootstrap does not
+    one = score(y, sets[1], patients, task="multiclass", label_names=list("abc"), n_boot=300, seed=2)
+    assert out.auroc_macro_ci[1] - out.auroc_macro_ci[0] > one.auroc_macro_ci[1] - one.auroc_macro_ci[0]
+    assert out.ci_method == "95% percentile bootstrap over seeds and test patients"

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from featx.probes.metrics import score
+from featx.probes.metrics import score, score_over_seeds
 from featx.probes.records import REQUIRED, LabelMismatchError, append_jsonl, check_label_names, make_base, read_jsonl, scored_records
 
 
@@ -59,3 +59,25 @@ def test_label_name_mismatch_is_clear():
     check_label_names(existing, "other", ["x"])
     with pytest.raises(LabelMismatchError, match="differ"):
         check_label_names(existing, "d", ["pos", "neg"])
+
+
+def test_records_say_which_interval_and_what_it_rests_on():
+    records = _records()
+    for r in records:
+        assert r["ci"] == "95% percentile bootstrap over test patients"
+        assert r["ci_resamples"] + r["ci_resamples_lost"] == 20 and isinstance(r["ci_low_support"], bool)
+        assert "seed_std" not in r
+    rng = np.random.default_rng(0)
+    y = np.eye(2)[rng.integers(0, 2, 30)]
+    sets = [y + rng.normal(0, 1, y.shape) for _ in range(3)]
+    scored = score_over_seeds(y, sets, np.arange(30), task="binary", label_names=["neg", "pos"], n_boot=50)
+    base = make_base(
+        provenance={"dataset": "d", "store_key": "k"}, setting="fewshot-knn", split="test", hyperparameters={}, seed=0,
+        n_train=4, n_test=30, label_names=["neg", "pos"],
+    )
+    over = scored_records(scored, base)
+    assert [r["metric"] for r in over] == ["auroc_macro", "auroc", "auroc", "accuracy"]
+    for r in over:
+        assert r["ci"] == "95% percentile bootstrap over seeds and test patients"
+        assert len(r["per_seed"]) == 3 and r["seed_min"] <= r["seed_mean"] <= r["seed_max"] and r["seed_std"] > 0
+        assert r["seed_mean"] == pytest.approx(r["value"])

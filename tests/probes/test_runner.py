@@ -95,3 +95,39 @@ def test_fewshot_and_mlknn_settings_write_records(store_factory, tmp_path):
     two = [r for r in aggregate if r["hyperparameters"]["shots"] == 2 and r["setting"] == "fewshot-linear"][0]
     assert two["n_seeds"] == 2 and "macro_std" in two and two["split"] == "test"
     assert all(r["split"] == "test" for r in records if r["setting"].startswith("fewshot"))
+
+
+def test_store_with_a_patient_in_train_and_test_is_refused_at_probe_time(store_factory, tmp_path):
+    """A store written by a script or an older featx (FeatureStore.create now refuses such an index)."""
+    import zarr
+
+    from featx.cache import FeatureStore
+    from featx.probes.features import load_probe_data
+    from featx.probes.selection import PatientLeakError, Splits
+
+    path = store_factory(task="multiclass", n_patients=60)
+    group = zarr.open_group(str(path), mode="r+")
+    split = group["index/split"][:]
+    patients = group["index/patient_id"][:]
+    leaked = patients[split == "test"][0]
+    split[np.flatnonzero(patients == leaked)[0]] = "train"
+    group["index/split"][:] = split
+    out = tmp_path / "r.jsonl"
+    messages = []
+    run = run_probes([path], settings=["knn"], out=out, n_boot=10, echo=messages.append)
+    assert not run.records and not out.exists()
+    assert len(run.problems) == 1 and f"patient '{leaked}' appears in splits ['test', 'train']" in run.problems[0]
+    assert str(path) in run.problems[0] and "patient-level" in run.problems[0]
+    with pytest.raises(PatientLeakError, match="patient-level"):
+        Splits(load_probe_data(FeatureStore.open(path)))
+
+
+def test_every_knn_record_names_its_vote(store_factory, tmp_path):
+    path = store_factory(task="multiclass", n_patients=100)
+    run = run_probes([path], settings=["knn"], n_boot=10)
+    renorm = run_probes([path], settings=["knn"], n_boot=10, knn_vote="renormalised", allow_test_reuse=True)
+    for records, vote in ((run.records, "dinov2"), (renorm.records, "renormalised")):
+        assert records and all(r["hyperparameters"]["vote"] == vote for r in records)
+        for r in records:
+            hyper = r["hyperparameters"]
+            assert hyper["softmax_over"] == (max(hyper["ks"]) if vote == "dinov2" else hyper["k"])

@@ -1,8 +1,12 @@
+import dataclasses
+import warnings
+
 import numpy as np
 import pytest
 
 from featx.probes.features import ProbeError
-from featx.probes.selection import NoValidationSplit, SealedSplitError, Splits, TestAlreadyScored
+from featx.probes.ledger import TestReuseWarning
+from featx.probes.selection import NoValidationSplit, PatientLeakError, SealedSplitError, Splits, TestAlreadyScored
 
 from .conftest import planted_data
 
@@ -76,3 +80,38 @@ def test_store_without_test_rows_is_refused():
     data.split[data.split == "test"] = "train"
     with pytest.raises(ProbeError, match="no test rows"):
         Splits(data)
+
+
+def test_patient_in_two_splits_is_refused_with_the_adapters_message():
+    data = planted_data(task="multiclass")
+    test_patient = data.patients[data.split == "test"][0]
+    data.split[np.flatnonzero(data.patients == test_patient)[0]] = "train"  # one image of a test patient in train
+    with pytest.raises(PatientLeakError, match=rf"patient '{test_patient}' appears in splits \['test', 'train'\].*patient-level"):
+        Splits(data)
+
+
+def test_fresh_splits_on_the_same_data_see_earlier_test_scorings():
+    """The ledger spans Splits objects: other hyper-parameters warn and count, the same ones do not."""
+    data = planted_data(task="multiclass")
+    first = Splits(data)
+    first.score_test_once("a", lambda t: np.ones((t.n, 3)), setting="knn", hyperparameters={"k": 10}, n_boot=0)
+    assert first.test_use("a").reuse == 0
+    same = Splits(data)
+    same.score_test_once("a", lambda t: np.ones((t.n, 3)), setting="knn", hyperparameters={"k": 10}, n_boot=0)
+    assert same.test_use("a").reuse == 0  # an identical re-run is no re-use
+    with pytest.warns(TestReuseWarning, match="RE-USED.*test_reuse: 1"):
+        first.score_test_once("b", lambda t: np.ones((t.n, 3)), setting="knn", hyperparameters={"k": 20}, n_boot=0)
+    assert first.test_use("b").reuse == 1
+    other = Splits(data, allow_test_reuse=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TestReuseWarning)
+        other.score_test_once("c", lambda t: np.ones((t.n, 3)), setting="knn", hyperparameters={"k": 100}, n_boot=0)
+    assert other.test_use("c").reuse == 2 and other.test_use("c").deliberate
+    # without hyper-parameters the predictions themselves are the fingerprint
+    with pytest.warns(TestReuseWarning):
+        Splits(data).score_test_once("raw", lambda t: np.zeros((t.n, 3)), setting="knn", n_boot=0)
+    # other features on the same rows are another test set (another backbone), not a re-use
+    shifted = dataclasses.replace(data, blocks={k: v + 1 for k, v in data.blocks.items()})
+    fresh = Splits(shifted)
+    fresh.score_test_once("a", lambda t: np.ones((t.n, 3)), setting="knn", hyperparameters={"k": 50}, n_boot=0)
+    assert fresh.test_use("a").reuse == 0
