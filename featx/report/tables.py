@@ -51,6 +51,9 @@ def _cell(row: pd.Series) -> str:
     low, high = row.get("ci_low"), row.get("ci_high")
     if low is not None and high is not None and not (math.isnan(low) or math.isnan(high)):
         text += f" [{low:.3f}, {high:.3f}]"
+    reuse = row.get("test_reuse")
+    if isinstance(reuse, (int, float)) and not math.isnan(reuse) and reuse > 0:
+        text += f" (test re-used x{int(reuse)})"
     return text
 
 
@@ -89,5 +92,7 @@ def fewshot_table(curves: pd.DataFrame, metric: str = HEADLINE_METRIC) -> str:
     for (dataset, backbone, setting), group in curves.groupby(["dataset", "backbone", "setting"]):
         cells = {r["shots"]: f"{r['value']:.3f} ± {r.get('macro_std', float('nan')):.3f}" for _, r in group.iterrows()}
         probe = setting.removeprefix("fewshot-")
+        kinds = {h.get("probe") for h in group["hyperparameters"] if isinstance(h, dict) and h.get("probe")}
+        probe += f" ({', '.join(sorted(kinds))})" if kinds else ""
         lines.append(f"| {dataset} | {backbone_label(backbone, group)} | {probe} | " + " | ".join(cells.get(n, "–") for n in shots) + " |")
     return "\n".join(lines)

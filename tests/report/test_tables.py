@@ -81,3 +81,12 @@ def test_fewshot_results_get_their_own_table_and_curve_not_a_headline_cell(tmp_p
     assert "| nih | dinov2_vitl14 (random weights) | knn | – | 0.660 ± 0.050 | – |" in table
     figure = plot_fewshot(frame, tmp_path / "fewshot.png")
     assert figure is not None and figure.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_test_reuse_and_fewshot_probe_are_marked(tmp_path):
+    records = [record(test_reuse=2), record(setting="knn", test_reuse=0),
+               record(setting="fewshot-linear", aggregate="mean_over_seeds", macro_std=0.01,
+                      hyperparameters={"shots": 4, "probe": "logistic_regression"})]
+    table = summary_table(load_records([write(tmp_path / "r.jsonl", records)]))
+    assert "| nih | dinov2_vitl14 | 0.760 [0.750, 0.770] | 0.760 [0.750, 0.770] (test re-used x2) |" in table
+    assert "| linear (logistic_regression) | 0.760 ± 0.010 |" in table
