@@ -197,7 +197,7 @@ def evaluate_knn(
     else:
         chosen = candidates[0]
     probs = predict(found.final_test, bank_labels, chosen, found.final_fit, found.final_fit_rows)
-    final_hyper = {**hyper(chosen), "selected_on": "val" if selecting else "fixed"}
+    final_hyper = {**hyper(chosen), "selected_on": "val" if selecting else "fixed", **(hyper_extra or {})}
     test, use = _score_test(splits, test_name or setting, setting, probs, final_hyper, n_boot, seed)
     return Outcome(
         setting=setting,

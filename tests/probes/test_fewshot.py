@@ -63,7 +63,9 @@ def test_evaluate_fewshot_seeds_spread_and_skip_impossible():
 
 def test_fewshot_aggregate_interval_is_for_the_mean_over_seeds():
     data = planted_data(task="multiclass", n_patients=150, signal=0.4, dim=32)
-    out = evaluate_fewshot(data, shots=(2,), n_seeds=4, probes=("linear",), n_boot=200)
+    both = evaluate_fewshot(data, shots=(2,), n_seeds=4, n_boot=200)
+    assert all(o.hyperparameters["selected_on"] == "fixed (few-shot: no validation)" for o in both)
+    out = [o for o in both if o.setting == "fewshot-linear"]
     per_seed = [o for o in out if not o.extra.get("aggregate")]
     (agg,) = [o for o in out if o.extra.get("aggregate")]
     means = np.mean([o.test.auroc_macro for o in per_seed])
