@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,8 @@ def panels(n: int, *, width: float = PANEL_INCHES[0], height: float = PANEL_INCH
 def save(fig: plt.Figure, out_dir: Path, key: str, title: str) -> Drawn:
     """Write ``key``.png and ``key``.svg at the figure's own size (no tight cropping, so sizes are predictable)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    fig.suptitle(title, fontsize=10)
+    width_chars = max(20, int(fig.get_size_inches()[0] * 11))
+    fig.suptitle("\n".join(textwrap.wrap(title, width_chars)), fontsize=10)
     fig.tight_layout()
     png, svg = out_dir / f"{key}.png", out_dir / f"{key}.svg"
     fig.savefig(png, dpi=DPI)

@@ -23,7 +23,7 @@ def _open(path: Path):
 def pick_rows(store, n: int) -> np.ndarray:
     """``n`` readable rows spread over the store, test rows first (deterministic)."""
     valid = np.flatnonzero(store.valid)
-    split = store.index()["split"].to_numpy()[valid]
+    split = store.index["split"].to_numpy()[valid]
     ordered = np.concatenate([valid[split == "test"], valid[split != "test"]])
     if len(ordered) <= n:
         return ordered
@@ -36,7 +36,7 @@ def store_image(store, row: int) -> np.ndarray | str:
     from featx.datasets.readers import load_sample
     from featx.pipeline.preprocess import PreprocessConfig, to_model_input
 
-    record = store.index().iloc[int(row)].to_dict()
+    record = store.index.iloc[int(row)].to_dict()
     try:
         image, _ = load_sample(record)
         config = PreprocessConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in store.attrs["preprocessing"].items()})
@@ -200,7 +200,7 @@ def mask_figure(stores: list[Path], mask_folders: list[Path], out_dir: Path, sam
     chosen = []
     for path in stores:
         store = _open(path)
-        index = store.index()
+        index = store.index
         valid = store.valid
         for row_number in range(len(index)):
             row = index.iloc[row_number].to_dict()

@@ -36,6 +36,11 @@ def fewshot(dataset, backbone, shots, value, std):
 @pytest.fixture
 def full_records():
     """Two backbones on two classification and two segmentation datasets, few-shot and fine-tuning."""
+    return make_full_records()
+
+
+def make_full_records():
+    """Two backbones on two classification and two segmentation datasets, few-shot and fine-tuning."""
     rows = []
     for backbone, shift in (("dinov2_vitl14", 0.05), ("densenet201", 0.0)):
         for dataset, base in (("nih", 0.70), ("chexpert", 0.78)):
