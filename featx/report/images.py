@@ -127,12 +127,16 @@ def pca_figure(stores: list[Path], out_dir: Path, samples: int = 4) -> Figure:
 
 
 def _normalise(name: str) -> str:
-    name = name.split("#")[0] + ("#" + name.split("#", 1)[1] if "#" in name else "")
+    """A sample, volume or mask file name reduced to lower-case words: image suffixes (repeated ones too) dropped."""
     lowered = name.lower()
-    for suffix in IMAGE_SUFFIXES:
-        lowered = lowered.replace(suffix + "#", "#")
-        if lowered.endswith(suffix):
-            lowered = lowered[: -len(suffix)]
+    changed = True
+    while changed:
+        changed = False
+        for suffix in IMAGE_SUFFIXES:
+            if lowered.endswith(suffix) or suffix + "#" in lowered:
+                lowered = lowered.replace(suffix + "#", "#")
+                lowered = lowered[: -len(suffix)] if lowered.endswith(suffix) else lowered
+                changed = True
     return re.sub(r"[^a-z0-9]+", "_", lowered).strip("_")
 
 
@@ -145,15 +149,24 @@ def _mask_files(folder: Path) -> dict[str, Path]:
 
 
 def decoder_folders(folders: list[Path]) -> dict[str, dict[str, Path]]:
-    """Decoder name -> {normalised sample name: mask file}; a folder of folders gives one decoder per sub-folder."""
+    """Decoder -> {normalised sample name: mask file}: every folder holding mask files is one decoder, named by its
+    path under the folder given (``--save-masks DIR`` writes ``DIR/<dataset>/<setting>/``)."""
     decoders: dict[str, dict[str, Path]] = {}
     for folder in folders:
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: no such mask folder (give the folder `--save-masks` wrote)")
-        subfolders = [p for p in sorted(folder.iterdir()) if p.is_dir() and _mask_files(p)]
-        for sub in subfolders or [folder]:
-            decoders[sub.name] = _mask_files(sub)
+        for sub in [folder, *sorted(p for p in folder.rglob("*") if p.is_dir())]:
+            files = _mask_files(sub)
+            if files:
+                name = sub.relative_to(folder).as_posix() if sub != folder else folder.name
+                decoders[name if name != "." else folder.name] = files
     return decoders
+
+
+def _for_dataset(decoders: dict[str, dict[str, Path]], dataset: str) -> dict[str, dict[str, Path]]:
+    """The decoders under a folder named after the store's dataset, if there are any, else all of them."""
+    mine = {name.split("/", 1)[1]: files for name, files in decoders.items() if name.startswith(f"{dataset}/")}
+    return mine or decoders
 
 
 def read_mask(path: Path, row: dict) -> np.ndarray:
@@ -202,10 +215,11 @@ def mask_figure(stores: list[Path], mask_folders: list[Path], out_dir: Path, sam
         store = _open(path)
         index = store.index
         valid = store.valid
+        mine = _for_dataset(decoders, str(store.attrs.get("dataset")))
         for row_number in range(len(index)):
             row = index.iloc[row_number].to_dict()
-            files = [next((d[n] for n in _names(row) if n in d), None) for d in decoders.values()]
-            if valid[row_number] and all(files):
+            files = {name: next((d[n] for n in _names(row) if n in d), None) for name, d in mine.items()}
+            if valid[row_number] and all(files.values()):
                 chosen.append((store, row_number, row, files))
             if len(chosen) >= samples:
                 break
@@ -214,7 +228,7 @@ def mask_figure(stores: list[Path], mask_folders: list[Path], out_dir: Path, sam
         return Missing(key, title, f"no sample of the given stores has a mask in every decoder folder ({names}); "
                                    "mask files are matched to sample ids by name")
     has_truth = all("masks" in store.group for store, *_ in chosen)
-    columns = len(decoders) + (1 if has_truth else 0)
+    columns = max(len(files) for *_, files in chosen) + (1 if has_truth else 0)
     fig, axes = plt.subplots(len(chosen), columns, figsize=(2.0 * columns, 2.1 * len(chosen)), squeeze=False, dpi=DPI)
     for r, (store, row_number, row, files) in enumerate(chosen):
         image = store_image(store, row_number)
@@ -223,7 +237,7 @@ def mask_figure(stores: list[Path], mask_folders: list[Path], out_dir: Path, sam
             _overlay(axes[r, 0], image, store.read_masks(np.array([row_number]))[0].astype(np.int64),
                      "ground truth" if r == 0 else "")
             c = 1
-        for name, path in zip(decoders, files):
+        for name, path in files.items():
             _overlay(axes[r, c], image, read_mask(path, row), name if r == 0 else "")
             c += 1
         axes[r, 0].set_ylabel(str(row["sample_id"])[-24:], fontsize=6)

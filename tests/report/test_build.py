@@ -30,11 +30,11 @@ def test_report_writes_markdown_csv_figures_and_one_self_contained_page(report):
         if isinstance(figure, Drawn):
             assert figure.png.exists() and figure.svg.exists()
     text = report.markdown.read_text()
-    for title in ("### linear:", "### knn:", "### seg-linear:", "### seg-unet:", "### fewshot-linear:",
+    for title in ("### linear:", "### knn:", "### seg_linear:", "### seg_unet:", "### fewshot-linear:",
                   "trainable parameters", "Rank per dataset", "RANDOM WEIGHTS", "Figure 2", "not drawn"):
         assert title in text, title
     rows = list(csv.DictReader(report.csv.open()))
-    assert {r["section"] for r in rows} >= {"linear", "knn", "seg-linear", "seg-unet", "fewshot-linear", "lora"}
+    assert {r["section"] for r in rows} >= {"linear", "knn", "seg_linear", "seg_unet", "fewshot-linear", "finetune-lora"}
     page = report.html.read_text()
     assert page.count("data:image/png;base64,") == 4 and "http://" not in page and "https://" not in page
     assert 'class="banner"' in page and "vit_random on nih" in page

@@ -62,10 +62,10 @@ def test_one_dataset_with_two_label_sets_is_two_columns_and_a_problem(tmp_path):
 
 def test_segmentation_and_test_reuse_are_recognised(tmp_path):
     found = cells(tmp_path, [
-        record(setting="seg-unet", metric="dice_jaccard_mean", value=0.9),
-        record(setting="seg-unet", metric="dice", value=0.95),  # not the headline when the mean is there
+        record(setting="seg_unet", metric="dice_jaccard_mean", value=0.9),
+        record(setting="seg_unet", metric="dice", value=0.95),  # not the headline when the mean is there
         record(test_reuse=True),
     ])
     sections = found.cells.set_index("section")
-    assert sections.loc["seg-unet", "task"] == "segmentation" and sections.loc["seg-unet", "value"] == 0.9
+    assert sections.loc["seg_unet", "task"] == "segmentation" and sections.loc["seg_unet", "value"] == 0.9
     assert sections.loc["linear", "task"] == "classification" and bool(sections.loc["linear", "test_reuse"])

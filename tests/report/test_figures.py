@@ -47,6 +47,6 @@ def test_figures_without_their_inputs_say_what_is_missing_and_draw_nothing(tmp_p
 
 
 def test_a_decoder_comparison_needs_both_decoders(tmp_path):
-    rows = [record(setting="seg-linear", metric="dice_jaccard_mean", value=0.8)]
+    rows = [record(setting="seg_linear", metric="dice_jaccard_mean", value=0.8)]
     missing = decoder_comparison(collect(load_records([write(tmp_path / "r.jsonl", rows)])), tmp_path)
-    assert isinstance(missing, Missing) and "['seg-linear']" in missing.reason
+    assert isinstance(missing, Missing) and "['seg_linear']" in missing.reason

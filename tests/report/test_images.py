@@ -1,5 +1,6 @@
 """Figures 2 and 6 read from a real feature store (tiny random ViT with patch tokens) and real mask files."""
 
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -58,7 +59,8 @@ def write_masks(folder: Path, names: list[str], value: int, shape=(SIZE, SIZE)) 
     mask = np.zeros(shape, dtype=np.uint8)
     mask[10:30, 12:40] = value
     for name in names:
-        Image.fromarray(mask).save(folder / f"{Path(name).name.rsplit('.', 1)[0]}.png")
+        # as --save-masks names them: the sample id without its suffix, unsafe characters as "_"
+        Image.fromarray(mask).save(folder / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', Path(name).with_suffix('').as_posix())}.png")
 
 
 def test_mask_figure_overlays_each_decoders_masks(tmp_path, patch_store):
@@ -66,10 +68,12 @@ def test_mask_figure_overlays_each_decoders_masks(tmp_path, patch_store):
 
     store = FeatureStore.open(patch_store)
     ids = store.index["sample_id"].to_numpy()[pick_rows(store, 2)].tolist()
-    write_masks(tmp_path / "masks" / "linear", ids, 1)
-    write_masks(tmp_path / "masks" / "unet", ids, 2)
+    write_masks(tmp_path / "masks" / "demo_xray" / "seg_linear", ids, 1)  # DIR/<dataset>/<setting>/ as --save-masks
+    write_masks(tmp_path / "masks" / "demo_xray" / "seg_unet", ids[:1], 2)
     # a NIfTI mask is read the same way (2D here; volumes are sliced like the store's rows)
-    nib.save(nib.Nifti1Image(np.ones((SIZE, SIZE), dtype=np.uint8), np.eye(4)), tmp_path / "masks" / "unet" / "extra.nii.gz")
+    nib.save(nib.Nifti1Image(np.full((SIZE, SIZE), 2, dtype=np.uint8), np.eye(4)),
+             tmp_path / "masks" / "demo_xray" / "seg_unet" / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', Path(ids[1]).with_suffix('').as_posix())}.nii.gz")
+    write_masks(tmp_path / "masks" / "other_dataset" / "seg_unet", ["x.png"], 1)  # another dataset: not drawn here
     figure = mask_figure([patch_store], [tmp_path / "masks"], tmp_path / "out", samples=2)
     assert isinstance(figure, Drawn)
     image = assert_image(figure)

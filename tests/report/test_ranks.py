@@ -14,7 +14,7 @@ def test_ranks_equal_a_hand_computed_example(tmp_path):
     rows += [seg("spleen", m, "unet", v) for m, v in {"A": 0.5, "B": 0.6, "C": 0.7}.items()]
     rows += [seg("spleen", m, "linear", v) for m, v in {"A": 0.9, "B": 0.1, "C": 0.2}.items()]
     ranks = cross_task_ranks(collect(load_records([write(tmp_path / "r.jsonl", rows)])).cells)
-    assert ranks.sections == {"classification": "linear", "segmentation": "seg-unet"}
+    assert ranks.sections == {"classification": "linear", "segmentation": "seg_unet"}
     # nih: A 1, B and C share 2 and 3 -> 2.5; chexpert: B 1, C 2, A 3; spleen (U-Net): C 1, B 2, A 3
     assert ranks.per_dataset.loc["A", "nih"] == 1 and ranks.per_dataset.loc["B", "nih"] == 2.5
     assert ranks.mean["classification"].to_dict() == pytest.approx({"A": 2.0, "B": 1.75, "C": 2.25})

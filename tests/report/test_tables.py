@@ -55,16 +55,16 @@ def test_fewshot_table_is_by_shots_with_spread(tmp_path, full_records):
     table = summary_table(frame(tmp_path, full_records))
     assert "| dataset | backbone | 1 | 4 | all |" in table
     assert "| nih | densenet201 | 0.600 ± 0.030 ≈ | 0.650 ± 0.030 ≈ | 0.700 ± 0.030 ≈ |" in table
-    assert "### seg-unet: test dice_jaccard_mean" in table
+    assert "### seg_unet: test dice_jaccard_mean" in table
 
 
 def test_fine_tuning_sits_beside_frozen_probes_with_trainable_parameters(tmp_path, full_records):
     table = adaptation_table(collect(frame(tmp_path, full_records)))
     rows = {(r[0].text, r[1].text): [c.text for c in r[2:]] for r in table.rows}
     assert table.header == ["backbone", "setting", "trainable params", "chexpert", "nih"]
-    assert rows[("dinov2_vitl14", "lora")] == ["1,000 (0.10%)", "–", "0.800 [0.790, 0.810]"]
+    assert rows[("dinov2_vitl14", "finetune-lora")] == ["1,000 (0.10%)", "–", "0.800 [0.790, 0.810]"]
     assert rows[("dinov2_vitl14", "knn")][0] == "0" and rows[("dinov2_vitl14", "linear")][0] == "–"
-    assert ("densenet201", "lora") not in rows and ("dinov2_vitl14", "seg-unet") not in rows
+    assert ("densenet201", "finetune-lora") not in rows and ("dinov2_vitl14", "seg_unet") not in rows
     assert adaptation_table(collect(frame(tmp_path, [record()]))) is None
 
 
