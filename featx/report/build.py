@@ -92,5 +92,5 @@ def build_report(
     markdown.write_text(text)
     cells_csv(experiments).to_csv(csv, index=False)
     page.write_text(render_html(tables=tables, figures=figures, problems=experiments.problems, records=records,
-                                sources=[str(r) for r in results], version=__version__))
+                                sources=[str(r) for r in results], version=__version__, csv_text=csv.read_text()))
     return Report(out, markdown, csv, page, figures, text, experiments.problems)

@@ -117,6 +117,7 @@ def render_html(
     records: pd.DataFrame,
     sources: list[str],
     version: str,
+    csv_text: str = "",
 ) -> str:
     """The whole report as one HTML document that needs nothing else (no network, no files beside it)."""
     stores = store_provenance(records)
@@ -131,6 +132,9 @@ def render_html(
         items = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
         problem_list = f'<div class="problems"><b>Problems found in the results</b><ul>{items}</ul></div>'
     body = "".join(to_html(t) for t in tables) if tables else '<div class="missing">No test-split headline results to tabulate.</div>'
+    if csv_text:
+        data = base64.b64encode(csv_text.encode()).decode("ascii")
+        body += f'<p><a download="tables.csv" href="data:text/csv;base64,{data}">Every cell as CSV (tables.csv)</a></p>'
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>featx report</title>'
         f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body>{banner}<h1>featx report</h1>"

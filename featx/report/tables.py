@@ -13,7 +13,7 @@ from featx.report.ranks import Ranks, mark_best
 
 LEGEND = ("**bold**: best in its column; ≈: its 95% interval overlaps the best's (a tie); "
           "‡: the test split was scored more than once for this number (test_reuse); "
-          "conflict: several different runs fall in this cell and are listed below, not merged.")
+          "conflict: several different runs fall in this cell; they are listed under Problems, not merged.")
 
 
 @dataclass
@@ -51,7 +51,7 @@ def _cell(cell: pd.Series | None) -> Cell:
         return Cell("n/a")
     text = _number(float(cell["value"]), float(cell["ci_low"]), float(cell["ci_high"]))
     if cell.get("spread") is not None and not pd.isna(cell.get("spread")):
-        text = f"{float(cell['value']):.3f} ± {float(cell['spread']):.3f}"
+        text = text.replace(f"{float(cell['value']):.3f}", f"{float(cell['value']):.3f} ± {float(cell['spread']):.3f}", 1)
     if cell.get("test_reuse"):
         text += " ‡"
     return Cell(text + (" ≈" if cell.get("tied") else ""), best=bool(cell.get("best")), tied=bool(cell.get("tied")))
@@ -110,7 +110,7 @@ def fewshot_tables(experiments: Experiments) -> list[Table]:
         pairs = sorted({(r["column"], r["model"]) for _, r in rows.iterrows()})
         metric = ", ".join(dict.fromkeys(rows["metric"]))
         tables.append(Table(
-            title=f"{section}: test {metric}, mean ± std over seeds, by patients per class",
+            title=f"{section}: test {metric}, mean ± std over seeds [95% interval], by patients per class",
             header=["dataset", "backbone", *shots],
             rows=[[Cell(c), Cell(m), *(_cell(found.get((m, c, n))) for n in shots)] for c, m in pairs],
         ))

@@ -37,6 +37,7 @@ def test_report_writes_markdown_csv_figures_and_one_self_contained_page(report):
     assert {r["section"] for r in rows} >= {"linear", "knn", "seg_linear", "seg_unet", "fewshot-linear", "finetune-lora"}
     page = report.html.read_text()
     assert page.count("data:image/png;base64,") == 4 and "http://" not in page and "https://" not in page
+    assert "data:text/csv;base64," in page  # the CSV travels inside the page too
     assert 'class="banner"' in page and "vit_random on nih" in page
     assert "k-nih-dinov2_vitl14" in page and "a" * 64 in page  # provenance: store keys and weights hashes
 

@@ -54,7 +54,7 @@ def test_ties_are_marked_in_markdown_html_and_csv(tmp_path):
 def test_fewshot_table_is_by_shots_with_spread(tmp_path, full_records):
     table = summary_table(frame(tmp_path, full_records))
     assert "| dataset | backbone | 1 | 4 | all |" in table
-    assert "| nih | densenet201 | 0.600 ± 0.030 ≈ | 0.650 ± 0.030 ≈ | 0.700 ± 0.030 ≈ |" in table
+    assert "| nih | densenet201 | 0.600 ± 0.030 [0.550, 0.650] ≈ | 0.650 ± 0.030 [0.600, 0.700] ≈ | 0.700 ± 0.030 [0.650, 0.750] ≈ |" in table
     assert "### seg_unet: test dice_jaccard_mean" in table
 
 
