@@ -15,13 +15,19 @@ def test_report_prints_tables_and_with_out_names_the_html(tmp_path):
     assert (tmp_path / "out" / "figures" / "fig3_linear.svg").exists() and (tmp_path / "out" / "tables.csv").exists()
 
 
-def test_an_empty_results_file_is_one_line(tmp_path):
-    import subprocess
+def test_an_empty_results_file_is_one_line(tmp_path, monkeypatch, capsys):
     import sys
 
+    import pytest
+
+    from featx.cli import main
+
     (tmp_path / "empty.jsonl").write_text("")
-    run = subprocess.run([sys.executable, "-m", "featx", "report", str(tmp_path / "empty.jsonl")],
-                         capture_output=True, text=True, cwd=tmp_path, env=None)
-    assert run.returncode == 2
-    assert run.stderr.strip().splitlines() == [f"error: {tmp_path / 'empty.jsonl'}: no result records in this file; "
-                                               f"write some with `featx probe ... --out {tmp_path / 'empty.jsonl'}`"]
+    monkeypatch.setattr(sys, "argv", ["featx", "report", str(tmp_path / "empty.jsonl"), "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exit_status:
+        main()
+    assert exit_status.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {tmp_path / 'empty.jsonl'}: no result records in this file; "
+        f"write some with `featx probe ... --out {tmp_path / 'empty.jsonl'}`"]
+    assert not (tmp_path / "out").exists()

@@ -58,3 +58,14 @@ def make_full_records():
     rows.append(record(setting="finetune-lora", value=0.80, ci_low=0.79, ci_high=0.81, trainable_params=1_000,
                        total_params=1_000_000, store_key=None))
     return rows
+
+
+@pytest.fixture(scope="session")
+def full_report(tmp_path_factory):
+    """The report of ``make_full_records`` plus one random-weights backbone, built once for the tests that read it."""
+    from featx.report.build import build_report
+
+    root = tmp_path_factory.mktemp("report")
+    results = write(root / "r.jsonl", make_full_records() + [record(backbone="vit_random", random_init=True,
+                                                                    weights_hash="random-init", store_key="rnd")])
+    return build_report([results], root / "report")

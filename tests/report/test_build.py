@@ -8,21 +8,13 @@ from PIL import Image
 
 from featx.report.build import build_report
 from featx.report.figures import Drawn, Missing
-from tests.report.conftest import make_full_records, record, write
+from tests.report.conftest import record, write
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    """The report of two backbones, all settings, and one random-weights backbone (built once for these tests)."""
-    root = tmp_path_factory.mktemp("report")
-    results = write(root / "r.jsonl", make_full_records() + [record(backbone="vit_random", random_init=True,
-                                                                    weights_hash="random-init", store_key="rnd")])
-    return build_report([results], root / "report")
-
-
-def test_report_writes_markdown_csv_figures_and_one_self_contained_page(report):
+def test_report_writes_markdown_csv_figures_and_one_self_contained_page(full_report):
+    report = full_report
     drawn = {f.key for f in report.figures if isinstance(f, Drawn)}
     assert drawn == {"fig1_ranks", "fig3_linear", "fig4_decoders", "fig5_fewshot"}
     assert {f.key for f in report.figures if isinstance(f, Missing)} == {"fig2_pca", "fig6_masks"}
@@ -62,8 +54,8 @@ def chromium(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (`apt-get install chromium`; `make test` tries)")
-def test_the_page_renders_in_a_real_browser_with_tables_figures_and_the_banner(tmp_path, report):
-    url = report.html.resolve().as_uri()
+def test_the_page_renders_in_a_real_browser_with_tables_figures_and_the_banner(tmp_path, full_report):
+    url = full_report.html.resolve().as_uri()
     dom = chromium("--dump-dom", url).stdout
     assert 'data-images-loaded="4"' in dom, dom[:500]
     assert 'data-tables="' in dom and int(dom.split('data-tables="')[1].split('"')[0]) >= 7
