@@ -103,6 +103,9 @@ def pca_figure(stores: list[Path], out_dir: Path, samples: int = 4) -> Figure:
             skipped.append(f"{path}: no patch tokens stored (extract with --patch-tokens)")
             continue
         rows = pick_rows(store, samples)
+        if len(rows) == 0:
+            skipped.append(f"{path}: no readable rows")
+            continue
         tokens = store.read_patch(layer, np.sort(rows))
         order = np.argsort(np.argsort(rows))
         rgb = pca_rgb(tokens[order])
@@ -169,18 +172,24 @@ def _for_dataset(decoders: dict[str, dict[str, Path]], dataset: str) -> dict[str
     return mine or decoders
 
 
-def read_mask(path: Path, row: dict) -> np.ndarray:
-    """A predicted mask as class ids: a PNG, a 2D NIfTI, or the row's slice of a NIfTI volume."""
-    if path.name.lower().endswith(".png"):
-        return np.asarray(Image.open(path)).astype(np.int64)
-    from featx.datasets.readers import load_canonical_volume, volume_slice
-
+def read_mask(path: Path, row: dict) -> np.ndarray | str:
+    """A predicted mask as class ids (a PNG, a 2D NIfTI, or the row's slice of a NIfTI volume), or why it cannot be read."""
     import nibabel as nib
 
-    data = np.asarray(nib.load(str(path)).dataobj)
-    if data.ndim == 2:
-        return data.astype(np.int64)
-    return volume_slice(load_canonical_volume(str(path)), int(row["slice_axis"]), int(row["slice_index"])).astype(np.int64)
+    from featx.datasets import DatasetError
+    from featx.datasets.readers import load_canonical_volume, volume_slice
+
+    try:
+        if path.name.lower().endswith(".png"):
+            mask = np.asarray(Image.open(path))
+            return (mask[..., 0] if mask.ndim == 3 else mask).astype(np.int64)
+        data = np.asarray(nib.load(str(path)).dataobj)
+        if data.ndim == 2:
+            return data.astype(np.int64)
+        volume = load_canonical_volume(str(path))
+        return volume_slice(volume, int(row["slice_axis"]), int(row["slice_index"])).astype(np.int64)
+    except (OSError, ValueError, IndexError, DatasetError, nib.filebasedimages.ImageFileError) as error:
+        return f"mask not readable: {path.name}: {error}"
 
 
 def _names(row: dict) -> list[str]:
@@ -191,9 +200,9 @@ def _names(row: dict) -> list[str]:
     return list(dict.fromkeys(_normalise(str(n)) for n in names))
 
 
-def _overlay(ax: plt.Axes, image: np.ndarray | str, mask: np.ndarray | None, title: str) -> None:
-    if isinstance(image, str) or mask is None:
-        _show(ax, image, title)
+def _overlay(ax: plt.Axes, image: np.ndarray | str, mask: np.ndarray | str, title: str) -> None:
+    if isinstance(image, str) or isinstance(mask, str):
+        _show(ax, mask if isinstance(mask, str) else image, title)
         return
     if image.shape != mask.shape:
         image = np.asarray(Image.fromarray(image.astype(np.float32), mode="F").resize(mask.shape[::-1]))

@@ -75,6 +75,12 @@ def test_mask_figure_overlays_each_decoders_masks(tmp_path, patch_store):
              tmp_path / "masks" / "demo_xray" / "seg_unet" / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', Path(ids[1]).with_suffix('').as_posix())}.nii.gz")
     write_masks(tmp_path / "masks" / "other_dataset" / "seg_unet", ["x.png"], 1)  # another dataset: not drawn here
     figure = mask_figure([patch_store], [tmp_path / "masks"], tmp_path / "out", samples=2)
+    # one unreadable mask file is said in its panel; the figure is still drawn
+    linear = tmp_path / "masks" / "demo_xray" / "seg_linear"
+    broken = sorted(linear.iterdir())[0]
+    broken.write_bytes(b"not a png")
+    with_broken = mask_figure([patch_store], [tmp_path / "masks"], tmp_path / "out-broken", samples=2)
+    assert isinstance(with_broken, Drawn) and "mask not readable" in with_broken.svg.read_text()
     assert isinstance(figure, Drawn)
     image = assert_image(figure)
     assert figure.size_px == (400, 420)  # 2 decoders x 2 samples at 2.0 x 2.1 in (no ground truth in this store)
