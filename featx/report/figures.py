@@ -99,6 +99,7 @@ def rank_figure(ranks: Ranks, out_dir: Path) -> Figure:
         right.scatter(x, y)
         for model in models:
             right.annotate(model, (x[model], y[model]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        right.margins(0.25)  # room for the labels
         right.set_xlabel("mean segmentation rank")
         right.set_ylabel("mean classification rank")
         right.invert_xaxis()
