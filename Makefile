@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench venv clean browser
 
 venv: $(VENV)/.installed
 
@@ -19,8 +19,15 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(BIN)/featx demo --out $(DEMO_OUT)
 
-test: venv
+test: venv browser
 	$(BIN)/python -m pytest -q
+
+# Best effort: Debian's chromium for the report's headless-browser test (skipped without it). Never fails `make test`.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-cache policy chromium 2>/dev/null | grep -q 'Candidate: [0-9]' || timeout 120 apt-get update -qq) && \
+	  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } || \
+	  echo "note: chromium not installed; the report's browser test will be skipped"
 
 bench: venv
 	$(BIN)/python benchmarks/extract.py

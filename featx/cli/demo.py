@@ -44,4 +44,5 @@ def demo_command(
     typer.echo(f"  results     {result.results}  (one JSON line per number, with provenance)")
     for name, path in result.stores.items():
         typer.echo(f"  store       {path}  ({name}; layout in docs/cache-format.md)")
-    typer.echo("  next        featx probe --store STORE --setting linear --out more.jsonl; featx report more.jsonl")
+    typer.echo("  next        featx probe --store STORE --setting linear --out more.jsonl; featx report more.jsonl --out DIR")
+    typer.echo(f"\nOpen the report: {result.html}")

@@ -23,6 +23,7 @@ class DemoResult:
     out: Path
     results: Path
     report: Path
+    html: Path  # the self-contained HTML report to open
     figure: Path | None
     stores: dict[str, Path]
     table: str
@@ -54,7 +55,9 @@ def run_demo(
     from featx.pipeline.extract import extract
     from featx.pipeline.preprocess import PreprocessConfig
     from featx.probes import run_probes
-    from featx.report import load_records, plot_summary, summary_table
+    from featx.report import load_records, summary_table
+    from featx.report.build import build_report
+    from featx.report.figures import Drawn
 
     out = Path(out)
     data = make_demo_data(out / "data", seed=seed)
@@ -86,11 +89,7 @@ def run_demo(
         )
         if probed.problems:
             raise RuntimeError(f"demo probes failed on {index.dataset}: {'; '.join(probed.problems)}")
-    records = load_records([results])
-    table = summary_table(records)
-    report_dir = out / "report"
-    report_dir.mkdir(parents=True, exist_ok=True)
-    report = report_dir / "report.md"
-    report.write_text(table + "\n")
-    figure = plot_summary(records, report_dir / "summary.png")
-    return DemoResult(out, results, report, figure, stores, table, loaded.random_init)
+    table = summary_table(load_records([results]))
+    report = build_report([results], out / "report", stores=list(stores.values()))
+    figure = next((f.png for f in report.figures if isinstance(f, Drawn)), None)
+    return DemoResult(out, results, report.markdown, report.html, figure, stores, table, loaded.random_init)

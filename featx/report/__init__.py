@@ -1,7 +1,7 @@
-"""Reports: result records (JSON lines) -> the paper's tables and figures."""
+"""Reports: result records (JSON lines) -> the paper's tables and figures, and one HTML page."""
 
-from featx.report.figures import plot_fewshot, plot_summary
+from featx.report.experiments import Experiments, collect
 from featx.report.records import load_records
 from featx.report.tables import summary_table
 
-__all__ = ["load_records", "plot_fewshot", "plot_summary", "summary_table"]
+__all__ = ["Experiments", "collect", "load_records", "summary_table"]

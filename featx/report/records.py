@@ -9,15 +9,18 @@ from pathlib import Path
 import pandas as pd
 
 REQUIRED_FIELDS = ("dataset", "backbone", "setting", "split", "metric", "value")
+OPTIONAL_FIELDS = ("ci_low", "ci_high", "class", "random_init", "hyperparameters", "store_key", "weights_hash",
+                   "img_size", "seed", "created", "label_names")
 
 
 def load_records(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """All records of the given JSONL files as one frame; a malformed line is an error naming it."""
+    """All records of the given JSONL files as one frame; a malformed line or an empty file is an error naming it."""
     records = []
     for path in paths:
         path = Path(path)
-        if not path.exists():
+        if not path.is_file():
             raise FileNotFoundError(f"{path}: no such results file")
+        found = 0
         for number, line in enumerate(path.read_text().splitlines(), start=1):
             if not line.strip():
                 continue
@@ -25,14 +28,23 @@ def load_records(paths: Iterable[str | Path]) -> pd.DataFrame:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}:{number}: not a JSON object")
             missing = [f for f in REQUIRED_FIELDS if f not in record]
             if missing:
                 raise ValueError(f"{path}:{number}: record lacks fields {missing}")
             records.append(record)
+            found += 1
+        if not found:
+            raise ValueError(f"{path}: no result records in this file; write some with `featx probe ... --out {path}`")
     if not records:
-        raise ValueError("no result records found")
+        raise ValueError("no results files given")
     frame = pd.DataFrame.from_records(records)
-    for column in ("ci_low", "ci_high", "class", "random_init"):
+    for column in OPTIONAL_FIELDS:
         if column not in frame:
             frame[column] = None
+    frame["hyperparameters"] = [h if isinstance(h, dict) else {} for h in frame["hyperparameters"]]
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+    for column in ("ci_low", "ci_high"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame

@@ -1,98 +1,213 @@
-"""Markdown summary tables: datasets x backbones x settings."""
+"""The paper's tables: datasets as columns, backbones as rows, settings as sections; markdown, HTML and CSV."""
 
 from __future__ import annotations
 
+import html
 import math
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-HEADLINE_METRIC = "auroc_macro"
+from featx.report.experiments import Experiments, collect, shots_sorted
+from featx.report.ranks import Ranks, mark_best
+
+LEGEND = ("**bold**: best in its column; ≈: its 95% interval overlaps the best's (a tie); "
+          "‡: the test split was scored more than once for this number (test_reuse); "
+          "conflict: several different runs fall in this cell; they are listed under Problems, not merged.")
 
 
-def _test_numbers(records: pd.DataFrame, metric: str) -> pd.DataFrame:
-    rows = records[(records["split"] == "test") & (records["metric"] == metric) & records["class"].isna()]
-    return rows.sort_values("created") if "created" in rows else rows
+@dataclass
+class Cell:
+    """One table cell: its text and marks."""
+
+    text: str
+    best: bool = False
+    tied: bool = False
 
 
-def is_fewshot(setting: pd.Series) -> pd.Series:
-    """Few-shot settings (``fewshot-knn``, ``fewshot-linear``) are reported per number of shots."""
-    return setting.astype(str).str.startswith("fewshot")
+@dataclass
+class Table:
+    """A titled table: header, rows of cells (first cells are row labels), notes under it."""
+
+    title: str
+    header: list[str]
+    rows: list[list[Cell]]
+    notes: list[str] = field(default_factory=list)
 
 
-def headline(records: pd.DataFrame, metric: str = HEADLINE_METRIC) -> pd.DataFrame:
-    """The test-split headline numbers, the newest per (dataset, backbone, setting); few-shot apart."""
-    rows = _test_numbers(records, metric)
-    rows = rows[~is_fewshot(rows["setting"])]
-    return rows.groupby(["dataset", "backbone", "setting"], as_index=False).last()
-
-
-def fewshot_curves(records: pd.DataFrame, metric: str = HEADLINE_METRIC) -> pd.DataFrame:
-    """Mean over seeds (and its spread) per (dataset, backbone, setting, shots), newest run."""
-    if "aggregate" not in records:
-        return records.iloc[0:0]
-    rows = _test_numbers(records, metric)
-    rows = rows[is_fewshot(rows["setting"]) & rows["aggregate"].notna()]
-    rows = rows.assign(shots=[str(h.get("shots")) for h in rows["hyperparameters"]])
-    return rows.groupby(["dataset", "backbone", "setting", "shots"], as_index=False).last()
-
-
-def _shots_order(shots: str) -> tuple[int, int]:
-    return (1, 0) if shots == "all" else (0, int(float(shots)))
-
-
-def backbone_label(backbone: str, rows: pd.DataFrame) -> str:
-    """The backbone's name, marked when its numbers come from random weights."""
-    random = bool(rows["random_init"].fillna(False).astype(bool).any())
-    return backbone + (" (random weights)" if random else "")
-
-
-def _cell(row: pd.Series) -> str:
-    text = f"{row['value']:.3f}"
-    low, high = row.get("ci_low"), row.get("ci_high")
+def _number(value: float, low: float | None, high: float | None) -> str:
+    text = f"{value:.3f}"
     if low is not None and high is not None and not (math.isnan(low) or math.isnan(high)):
         text += f" [{low:.3f}, {high:.3f}]"
-    reuse = row.get("test_reuse")
-    if isinstance(reuse, (int, float)) and not math.isnan(reuse) and reuse > 0:
-        text += f" (test re-used x{int(reuse)})"
     return text
 
 
-def summary_table(records: pd.DataFrame, metric: str = HEADLINE_METRIC) -> str:
-    """A markdown table, one row per (dataset, backbone), one column per setting."""
-    rows = headline(records, metric)
-    if rows.empty:
-        return f"No test-split '{metric}' records to report."
-    settings = sorted(rows["setting"].unique())
-    lines = [
-        f"Test-split {metric} (95% patient-bootstrap interval in brackets)",
-        "",
-        "| dataset | backbone | " + " | ".join(settings) + " |",
-        "|---|---|" + "---|" * len(settings),
-    ]
-    for (dataset, backbone), group in rows.groupby(["dataset", "backbone"]):
-        by_setting = {r["setting"]: _cell(r) for _, r in group.iterrows()}
-        lines.append(f"| {dataset} | {backbone_label(backbone, group)} | " + " | ".join(by_setting.get(s, "–") for s in settings) + " |")
-    if rows["random_init"].fillna(False).astype(bool).any():
-        lines += ["", "Rows marked '(random weights)' come from randomly initialised backbones: not a model comparison."]
-    curves = fewshot_curves(records, metric)
-    if not curves.empty:
-        lines += ["", fewshot_table(curves, metric)]
+def _cell(cell: pd.Series | None) -> Cell:
+    if cell is None:
+        return Cell("–")
+    if cell.get("conflict"):
+        return Cell(f"conflict ({int(cell['n_runs'])} runs)")
+    if pd.isna(cell["value"]):
+        return Cell("n/a")
+    text = _number(float(cell["value"]), float(cell["ci_low"]), float(cell["ci_high"]))
+    if cell.get("spread") is not None and not pd.isna(cell.get("spread")):
+        text = text.replace(f"{float(cell['value']):.3f}", f"{float(cell['value']):.3f} ± {float(cell['spread']):.3f}", 1)
+    if cell.get("test_reuse"):
+        text += " ‡"
+    return Cell(text + (" ≈" if cell.get("tied") else ""), best=bool(cell.get("best")), tied=bool(cell.get("tied")))
+
+
+def _lookup(cells: pd.DataFrame, keys: list[str]) -> dict[tuple, pd.Series]:
+    return {tuple(row[k] for k in keys): row for _, row in cells.iterrows()}
+
+
+def _params(value: object, total: object) -> str:
+    if value is None or pd.isna(value):
+        return "–"
+    text = f"{int(value):,}"
+    if total is not None and not pd.isna(total) and float(total) > 0:
+        text += f" ({100 * float(value) / float(total):.2f}%)"
+    return text
+
+
+def section_tables(experiments: Experiments) -> list[Table]:
+    """One table per setting (the paper's Tables 3-8 shape): models x datasets, best and ties marked."""
+    cells = mark_best(experiments.cells)
+    tables = []
+    if cells.empty:
+        return tables
+    order = {"classification": 0, "segmentation": 1}
+    sections = sorted(cells["section"].unique(), key=lambda s: (order[cells.loc[cells["section"] == s, "task"].iloc[0]], s))
+    for section in sections:
+        rows = cells[cells["section"] == section]
+        columns = sorted(rows["column"].unique())
+        models = sorted(rows["model"].unique())
+        found = _lookup(rows, ["model", "column"])
+        metric = ", ".join(dict.fromkeys(rows["metric"]))
+        table = Table(
+            title=f"{section}: test {metric} (95% patient-bootstrap interval)",
+            header=["backbone", *columns],
+            rows=[[Cell(m), *(_cell(found.get((m, c))) for c in columns)] for m in models],
+        )
+        backends = {h.get("backend") for h in rows["hyperparameters"] if h.get("backend")}
+        if backends:
+            table.notes.append(f"backend: {', '.join(sorted(backends))}")
+        tables.append(table)
+    return tables
+
+
+def fewshot_tables(experiments: Experiments) -> list[Table]:
+    """Few-shot: per setting, rows (model, dataset), columns patients per class, mean ± spread over seeds."""
+    cells = experiments.fewshot
+    tables = []
+    if cells.empty:
+        return tables
+    cells = mark_best(cells)
+    for section in sorted(cells["section"].unique()):
+        rows = cells[cells["section"] == section]
+        shots = shots_sorted(rows["shots"])
+        found = _lookup(rows, ["model", "column", "shots"])
+        pairs = sorted({(r["column"], r["model"]) for _, r in rows.iterrows()})
+        metric = ", ".join(dict.fromkeys(rows["metric"]))
+        tables.append(Table(
+            title=f"{section}: test {metric}, mean ± std over seeds [95% interval], by patients per class",
+            header=["dataset", "backbone", *shots],
+            rows=[[Cell(c), Cell(m), *(_cell(found.get((m, c, n))) for n in shots)] for c, m in pairs],
+        ))
+    return tables
+
+
+def adaptation_table(experiments: Experiments) -> Table | None:
+    """Frozen probes beside fine-tuning (the paper's Table 9), with trainable-parameter counts, where any are recorded."""
+    cells = mark_best(experiments.cells)
+    if cells.empty or cells["trainable_params"].isna().all():
+        return None
+    models = set(cells.loc[cells["trainable_params"].notna(), "model"])
+    rows = cells[cells["model"].isin(models) & (cells["task"] == "classification")]
+    columns = sorted(rows["column"].unique())
+    found = _lookup(rows, ["model", "section", "column"])
+    body = []
+    for model, section in sorted({(r["model"], r["section"]) for _, r in rows.iterrows()}):
+        group = rows[(rows["model"] == model) & (rows["section"] == section)]
+        params = group["trainable_params"].dropna()
+        totals = group["total_params"].dropna()
+        trainable = params.iloc[0] if len(params) else (0 if section.startswith("knn") or section.startswith("mlknn") else None)
+        body.append([Cell(model), Cell(section), Cell(_params(trainable, totals.iloc[0] if len(totals) else None)),
+                     *(_cell(found.get((model, section, c))) for c in columns)])
+    return Table("Frozen probes and fine-tuning side by side (trainable parameters)",
+                 ["backbone", "setting", "trainable params", *columns], body)
+
+
+def rank_table(ranks: Ranks) -> Table | None:
+    """Rank per dataset and the mean per task (Figure 1's numbers)."""
+    if ranks.per_dataset.empty:
+        return None
+    columns = list(ranks.per_dataset.columns)
+    tasks = list(ranks.mean.columns)
+    rows = []
+    for model in ranks.per_dataset.index:
+        values = [ranks.per_dataset.loc[model, c] for c in columns] + [ranks.mean.loc[model, t] for t in tasks]
+        rows.append([Cell(model), *(Cell("–" if pd.isna(v) else f"{v:g}") for v in values)])
+    sections = ", ".join(f"{task}: {section}" for task, section in ranks.sections.items())
+    return Table(f"Rank per dataset (1 = best) and mean rank per task (ranked: {sections})",
+                 ["backbone", *columns, *(f"mean {t} rank" for t in tasks)], rows)
+
+
+def to_markdown(table: Table) -> str:
+    """A markdown table with its title and notes; best in bold."""
+    def text(cell: Cell) -> str:
+        return f"**{cell.text}**" if cell.best else cell.text
+
+    lines = [f"### {table.title}", "", "| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
+    lines += ["| " + " | ".join(text(c) for c in row) + " |" for row in table.rows]
+    lines += [f"\n{note}" for note in table.notes]
     return "\n".join(lines)
 
 
-def fewshot_table(curves: pd.DataFrame, metric: str = HEADLINE_METRIC) -> str:
-    """Few-shot: one row per (dataset, backbone, probe), one column per shots, mean ± std over seeds."""
-    shots = sorted(curves["shots"].unique(), key=_shots_order)
-    lines = [
-        f"Few-shot test {metric}: mean ± std over seeds, by patients per class",
-        "",
-        "| dataset | backbone | probe | " + " | ".join(shots) + " |",
-        "|---|---|---|" + "---|" * len(shots),
-    ]
-    for (dataset, backbone, setting), group in curves.groupby(["dataset", "backbone", "setting"]):
-        cells = {r["shots"]: f"{r['value']:.3f} ± {r.get('macro_std', float('nan')):.3f}" for _, r in group.iterrows()}
-        probe = setting.removeprefix("fewshot-")
-        kinds = {h.get("probe") for h in group["hyperparameters"] if isinstance(h, dict) and h.get("probe")}
-        probe += f" ({', '.join(sorted(kinds))})" if kinds else ""
-        lines.append(f"| {dataset} | {backbone_label(backbone, group)} | {probe} | " + " | ".join(cells.get(n, "–") for n in shots) + " |")
-    return "\n".join(lines)
+def to_html(table: Table) -> str:
+    """An HTML table; best cells get class ``best``, ties ``tied``."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
+    body = []
+    for row in table.rows:
+        cells = []
+        for cell in row:
+            marks = " ".join(m for m, on in (("best", cell.best), ("tied", cell.tied)) if on)
+            cells.append(f'<td class="{marks}">{html.escape(cell.text)}</td>' if marks else f"<td>{html.escape(cell.text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in table.notes)
+    return (f"<h3>{html.escape(table.title)}</h3><table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>{notes}")
+
+
+CSV_COLUMNS = ["section", "task", "model", "backbone", "column", "dataset", "shots", "metric", "value", "ci_low",
+               "ci_high", "spread", "best", "tied", "conflict", "test_reuse", "random", "trainable_params",
+               "total_params", "store_key", "n_test"]
+
+
+def cells_csv(experiments: Experiments) -> pd.DataFrame:
+    """Every cell of every table as one long CSV-ready frame, best and ties marked."""
+    parts = [mark_best(f) for f in (experiments.cells, experiments.fewshot) if not f.empty]
+    if not parts:
+        return pd.DataFrame(columns=CSV_COLUMNS)
+    frame = pd.concat(parts, ignore_index=True)
+    for column in CSV_COLUMNS:
+        if column not in frame:
+            frame[column] = None
+    return frame[CSV_COLUMNS]
+
+
+def summary_table(records: pd.DataFrame, metric: str | None = None) -> str:
+    """Every table of the report as markdown (what `featx report` prints)."""
+    experiments = collect(records, metric)
+    tables = section_tables(experiments) + fewshot_tables(experiments)
+    extra = adaptation_table(experiments)
+    if extra is not None:
+        tables.append(extra)
+    if not tables:
+        return "No test-split headline records to report (" + (f"metric {metric!r}" if metric else "AUROC or Dice/Jaccard") + ")."
+    parts = [to_markdown(t) for t in tables] + [LEGEND]
+    if experiments.headline["random"].any():
+        parts.append("Rows marked '(random weights)' come from randomly initialised backbones: not a model comparison.")
+    if experiments.problems:
+        parts.append("Problems:\n" + "\n".join(f"- {p}" for p in experiments.problems))
+    return "\n\n".join(parts)

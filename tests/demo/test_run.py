@@ -25,3 +25,9 @@ def test_demo_pipeline_learns_the_planted_signal(tmp_path):
         assert FeatureStore.open(path).is_complete
     assert "(random weights)" in result.report.read_text()
     assert result.figure is not None and result.figure.exists()
+    page = result.html.read_text()
+    assert result.html.name == "report.html" and 'class="banner"' in page and page.count("<table>") >= 3
+    assert result.figure.name == "fig3_linear.png" and "data:image/png;base64," in page
+    # the demo has one backbone, no patch tokens, no segmentation and no few-shot: those figures say so
+    assert page.count('class="missing"') == 5 and "no patch tokens stored" in page
+    assert (result.out / "report" / "tables.csv").exists()

@@ -1,92 +1,72 @@
-import json
-
 import pandas as pd
-import pytest
 
-from featx.report import load_records, plot_summary, summary_table
-
-
-def record(**fields):
-    base = {"dataset": "nih", "backbone": "dinov2_vitl14", "setting": "linear", "split": "test",
-            "metric": "auroc_macro", "value": 0.76, "ci_low": 0.75, "ci_high": 0.77, "random_init": False,
-            "created": "2026-11-27T10:00:00+00:00"}
-    return base | fields
+from featx.report import collect, load_records, summary_table
+from featx.report.tables import adaptation_table, cells_csv, section_tables, to_html, to_markdown
+from tests.report.conftest import record, write
 
 
-def write(path, records):
-    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
-    return path
+def frame(tmp_path, records):
+    return load_records([write(tmp_path / "r.jsonl", records)])
 
 
-def test_table_has_one_row_per_dataset_backbone_and_one_column_per_setting(tmp_path):
+def test_tables_have_datasets_as_columns_backbones_as_rows_settings_as_sections(tmp_path):
     records = [
         record(),
         record(setting="knn", value=0.70, ci_low=0.69, ci_high=0.71),
-        record(backbone="densenet201", value=0.735, ci_low=0.72, ci_high=0.75),
+        record(backbone="densenet201", value=0.735, ci_low=0.72, ci_high=0.745, store_key="d"),
+        record(dataset="chexpert", value=0.82, ci_low=0.81, ci_high=0.83, store_key="c"),
         record(metric="auroc", **{"class": "Effusion"}, value=0.9),  # per-class: not a headline
         record(split="val", value=0.99),  # selection numbers never reach the table
-        record(value=0.5, created="2026-11-26T10:00:00+00:00"),  # an older run of the same cell
     ]
-    table = summary_table(load_records([write(tmp_path / "r.jsonl", records)]))
+    table = summary_table(frame(tmp_path, records))
     lines = table.splitlines()
-    assert "| dataset | backbone | knn | linear |" in lines
-    assert "| nih | densenet201 | – | 0.735 [0.720, 0.750] |" in lines
-    assert "| nih | dinov2_vitl14 | 0.700 [0.690, 0.710] | 0.760 [0.750, 0.770] |" in lines
-    assert "random weights" not in table
+    assert lines.index("### knn: test auroc_macro (95% patient-bootstrap interval)") < lines.index(
+        "### linear: test auroc_macro (95% patient-bootstrap interval)")
+    assert "| backbone | chexpert | nih |" in lines
+    assert "| densenet201 | – | 0.735 [0.720, 0.745] |" in lines
+    assert "| dinov2_vitl14 | **0.820 [0.810, 0.830]** | **0.760 [0.750, 0.770]** |" in lines
+    assert "random weights" not in table and "0.990" not in table and "0.900" not in table
 
 
-def test_random_weight_results_are_marked(tmp_path):
-    table = summary_table(load_records([write(tmp_path / "r.jsonl", [record(random_init=True)])]))
-    assert "dinov2_vitl14 (random weights)" in table and "not a model comparison" in table
+def test_random_weights_test_reuse_and_conflicts_are_visible(tmp_path):
+    random = {"random_init": True, "weights_hash": "random-init"}
+    table = summary_table(frame(tmp_path, [record(**random, test_reuse=True), record(dataset="x", store_key="p", **random),
+                                           record(dataset="x", store_key="q", **random)]))
+    assert "| dinov2_vitl14 (random weights) | **0.760 [0.750, 0.770] ‡** | conflict (2 runs) |" in table
+    assert "not a model comparison" in table and "x: 2 different runs, not merged" in table
 
 
-def test_malformed_lines_are_reported_with_file_and_line(tmp_path):
-    path = tmp_path / "r.jsonl"
-    path.write_text(json.dumps(record()) + "\n{not json\n")
-    with pytest.raises(ValueError, match=r"r.jsonl:2: not valid JSON"):
-        load_records([path])
-    path.write_text(json.dumps({"dataset": "x"}) + "\n")
-    with pytest.raises(ValueError, match="lacks fields"):
-        load_records([path])
+def test_ties_are_marked_in_markdown_html_and_csv(tmp_path):
+    records = [record(value=0.80, ci_low=0.78, ci_high=0.82), record(backbone="b", value=0.79, ci_low=0.77, ci_high=0.81),
+               record(backbone="c", value=0.60, ci_low=0.55, ci_high=0.65)]
+    experiments = collect(frame(tmp_path, records))
+    [table] = section_tables(experiments)
+    markdown = to_markdown(table)
+    assert "| b | 0.790 [0.770, 0.810] ≈ |" in markdown and "| c | 0.600 [0.550, 0.650] |" in markdown
+    assert '<td class="best">0.800 [0.780, 0.820]</td>' in to_html(table) and 'class="tied"' in to_html(table)
+    csv = cells_csv(experiments).set_index("model")
+    assert csv.loc["b", "tied"] and csv.loc["dinov2_vitl14", "best"] and not (csv.loc["c", "best"] or csv.loc["c", "tied"])
+    path = tmp_path / "t.csv"
+    cells_csv(experiments).to_csv(path, index=False)
+    assert pd.read_csv(path)["value"].tolist() == csv["value"].tolist()
 
 
-def test_summary_figure_is_a_png(tmp_path):
-    records = load_records([write(tmp_path / "r.jsonl", [record(), record(setting="knn", value=0.7)])])
-    figure = plot_summary(records, tmp_path / "out" / "summary.png")
-    assert figure is not None and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert plot_summary(pd.DataFrame(records).assign(split="val"), tmp_path / "none.png") is None
+def test_fewshot_table_is_by_shots_with_spread(tmp_path, full_records):
+    table = summary_table(frame(tmp_path, full_records))
+    assert "| dataset | backbone | 1 | 4 | all |" in table
+    assert "| nih | densenet201 | 0.600 ± 0.030 [0.550, 0.650] ≈ | 0.650 ± 0.030 [0.600, 0.700] ≈ | 0.700 ± 0.030 [0.650, 0.750] ≈ |" in table
+    assert "### seg_unet: test dice_jaccard_mean" in table
 
 
-def fewshot_record(probe, shots, value, std, seed=None):
-    fields = {"setting": f"fewshot-{probe}", "value": value, "hyperparameters": {"shots": shots},
-              "random_init": True}
-    if seed is None:
-        fields |= {"aggregate": "mean_over_seeds", "macro_std": std}
-    else:
-        fields["hyperparameters"] = {"shots": shots, "fewshot_seed": seed}
-    return record(**fields)
+def test_fine_tuning_sits_beside_frozen_probes_with_trainable_parameters(tmp_path, full_records):
+    table = adaptation_table(collect(frame(tmp_path, full_records)))
+    rows = {(r[0].text, r[1].text): [c.text for c in r[2:]] for r in table.rows}
+    assert table.header == ["backbone", "setting", "trainable params", "chexpert", "nih"]
+    assert rows[("dinov2_vitl14", "finetune-lora")] == ["1,000 (0.10%)", "–", "0.800 [0.790, 0.810]"]
+    assert rows[("dinov2_vitl14", "knn")][0] == "0" and rows[("dinov2_vitl14", "linear")][0] == "–"
+    assert ("densenet201", "finetune-lora") not in rows and ("dinov2_vitl14", "seg_unet") not in rows
+    assert adaptation_table(collect(frame(tmp_path, [record()]))) is None
 
 
-def test_fewshot_results_get_their_own_table_and_curve_not_a_headline_cell(tmp_path):
-    from featx.report import plot_fewshot
-
-    records = [record(), fewshot_record("linear", 1, 0.61, 0.1, seed=0),
-               fewshot_record("linear", 1, 0.65, 0.1), fewshot_record("linear", "all", 0.75, 0.0),
-               fewshot_record("linear", 8, 0.70, 0.02), fewshot_record("knn", 8, 0.66, 0.05)]
-    frame = load_records([write(tmp_path / "r.jsonl", records)])
-    table = summary_table(frame)
-    assert "| dataset | backbone | linear |" in table  # few-shot is not a headline column
-    assert "| dataset | backbone | probe | 1 | 8 | all |" in table
-    assert "| nih | dinov2_vitl14 (random weights) | linear | 0.650 ± 0.100 | 0.700 ± 0.020 | 0.750 ± 0.000 |" in table
-    assert "| nih | dinov2_vitl14 (random weights) | knn | – | 0.660 ± 0.050 | – |" in table
-    figure = plot_fewshot(frame, tmp_path / "fewshot.png")
-    assert figure is not None and figure.read_bytes()[:4] == b"\x89PNG"
-
-
-def test_test_reuse_and_fewshot_probe_are_marked(tmp_path):
-    records = [record(test_reuse=2), record(setting="knn", test_reuse=0),
-               record(setting="fewshot-linear", aggregate="mean_over_seeds", macro_std=0.01,
-                      hyperparameters={"shots": 4, "probe": "logistic_regression"})]
-    table = summary_table(load_records([write(tmp_path / "r.jsonl", records)]))
-    assert "| nih | dinov2_vitl14 | 0.760 [0.750, 0.770] | 0.760 [0.750, 0.770] (test re-used x2) |" in table
-    assert "| linear (logistic_regression) | 0.760 ± 0.010 |" in table
+def test_no_headline_records_says_so(tmp_path):
+    assert summary_table(frame(tmp_path, [record(split="val")])).startswith("No test-split headline records")
