@@ -45,6 +45,10 @@ class BackboneSpec:
     native_size: int
     has_cls_token: bool
     description: str
+    #: where the published weights come from (paper / release), recorded as provenance when set
+    provenance: str = ""
+    #: the weights' licence as published (e.g. "apache-2.0", "dinov3-license"), recorded when set
+    licence: str = ""
 
 
 @dataclass

@@ -126,11 +126,15 @@ class ViTExtractor(nn.Module):
             for name, out in zip(self.names, outs):
                 patch, prefix = out if self.num_prefix > 0 else (out, None)
                 pooled = patch.mean(dim=1)
-                layer = {"cls": prefix[:, 0] if self.has_cls else pooled, "pooled": pooled}
+                layer = {"cls": self.cls_feature(patch, prefix, pooled), "pooled": pooled}
                 if self.patch_tokens:
                     layer["patch"] = patch.reshape(patch.shape[0], self.grid[0], self.grid[1], patch.shape[-1])
                 result[name] = layer
             return result
+
+    def cls_feature(self, patch: torch.Tensor, prefix: torch.Tensor | None, pooled: torch.Tensor) -> torch.Tensor:
+        """The layer's ``cls``: the class token (first prefix token), else the patch mean."""
+        return prefix[:, 0] if self.has_cls and prefix is not None else pooled
 
 
 # --------------------------------------------------------------------------------------------
