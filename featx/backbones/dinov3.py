@@ -13,14 +13,32 @@ as featx CNNs (:class:`featx.backbones.cnn.TimmCNNDef`): ``pool`` = global avera
 followed by the head LayerNorm (DINOv3's ``x_norm_clstoken``); stages ``stage_0..stage_2`` are the
 earlier stages' averages.
 
-Weights: timm's format, Hugging Face ``timm/<arch>.lvd1689m`` (``model.safetensors``), or a file in
-featx's weights folder. Meta's original ``dinov3_*_pretrain_lvd1689m-*.pth`` files use other names
-(``storage_tokens``, ``ls1.gamma``, a masked ``qkv.bias``) and are refused by the strict check,
-which names the first such tensor; use the timm repository's file. Licence: the DINOv3 License
-(https://ai.meta.com/resources/models-and-libraries/dinov3-license/), not an open-source licence.
+Weights: timm's format, Hugging Face ``timm/<arch>.lvd1689m`` (``model.safetensors``), a file in
+featx's weights folder, or Meta's original release files (``dinov3_vits16_pretrain_lvd1689m-*.pth``
+...) converted with :data:`DINOV3_META_KEY_MAP` (the renaming timm's own ``eva.checkpoint_filter_fn``
+applies to those files, made strict):
+
+====================================================  ==========================================
+Meta ``facebookresearch/dinov3``                      timm ``vit_*_patch16_dinov3``
+====================================================  ==========================================
+``storage_tokens``                                    ``reg_token``
+``blocks.N.ls1.gamma`` / ``blocks.N.ls2.gamma``        ``blocks.N.gamma_1`` / ``blocks.N.gamma_2``
+``blocks.N.mlp.w1`` / ``w2`` / ``w3`` (SwiGLU, H+)     ``blocks.N.mlp.fc1_g`` / ``fc1_x`` / ``fc2``
+``blocks.N.attn.qkv.bias`` (k part masked to 0)        dropped if q and v parts are all zero (timm's
+                                                      models have no qkv bias), else an error
+``mask_token``, ``*.bias_mask``, ``rope_embed.periods``  dropped (training only / recomputed by timm)
+``cls_token``, ``patch_embed.*``, ``norm1/2``,          unchanged
+``attn.qkv.weight``, ``attn.proj.*``, ``mlp.fc1/2``,
+``norm.*``
+====================================================  ==========================================
+
+Licence: the DINOv3 License (https://ai.meta.com/resources/models-and-libraries/dinov3-license/),
+not an open-source licence.
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 from torch import nn
@@ -28,7 +46,8 @@ from torch import nn
 from featx.backbones.base import IMAGENET_MEAN, IMAGENET_STD, BackboneDef, BackboneSpec
 from featx.backbones.cnn import TimmCNNDef
 from featx.backbones.registry import register_backbone
-from featx.backbones.timm_vit import TimmViTDef
+from featx.backbones.timm_vit import WRAPPER_PREFIXES, TimmViTDef, drop_head
+from featx.backbones.weights import WeightsError, strip_prefixes
 
 DINOV3_PROVENANCE = "Meta DINOv3 (Siméoni et al. 2025), LVD-1689M, via timm/{repo}"
 DINOV3_LICENCE = "dinov3-license"
@@ -52,6 +71,66 @@ DINOV3_CONVNEXTS = {
 }
 
 
+_BLOCK = r"^blocks\.(\d+)\."
+#: regex on Meta's key -> timm key template (None: dropped; "qkv_bias": checked, see below)
+DINOV3_META_KEY_MAP: list[tuple[str, str | None]] = [
+    (r"^cls_token$", "cls_token"),
+    (r"^storage_tokens$", "reg_token"),
+    (r"^patch_embed\.proj\.(weight|bias)$", r"patch_embed.proj.\1"),
+    (_BLOCK + r"(norm1|norm2)\.(weight|bias)$", r"blocks.\1.\2.\3"),
+    (_BLOCK + r"attn\.qkv\.weight$", r"blocks.\1.attn.qkv.weight"),
+    (_BLOCK + r"attn\.qkv\.bias$", "qkv_bias"),
+    (_BLOCK + r"attn\.proj\.(weight|bias)$", r"blocks.\1.attn.proj.\2"),
+    (_BLOCK + r"ls1\.gamma$", r"blocks.\1.gamma_1"),
+    (_BLOCK + r"ls2\.gamma$", r"blocks.\1.gamma_2"),
+    (_BLOCK + r"mlp\.(fc1|fc2)\.(weight|bias)$", r"blocks.\1.mlp.\2.\3"),
+    (_BLOCK + r"mlp\.w1\.(weight|bias)$", r"blocks.\1.mlp.fc1_g.\2"),
+    (_BLOCK + r"mlp\.w2\.(weight|bias)$", r"blocks.\1.mlp.fc1_x.\2"),
+    (_BLOCK + r"mlp\.w3\.(weight|bias)$", r"blocks.\1.mlp.fc2.\2"),
+    (r"^norm\.(weight|bias)$", r"norm.\1"),
+    (r"^mask_token$", None),  # iBOT masking, training only
+    (_BLOCK + r"attn\.qkv\.bias_mask$", None),  # the k-part mask of qkv.bias (applied below)
+    (r"^rope_embed\.periods$", None),  # RoPE periods: timm recomputes them from the same temperature (100)
+]
+
+
+def map_dinov3_meta_key(key: str) -> str | None:
+    """One Meta DINOv3 key -> timm key, ``"qkv_bias"``, or None to drop; KeyError if unknown."""
+    for pattern, template in DINOV3_META_KEY_MAP:
+        if re.match(pattern, key):
+            return None if template is None else re.sub(pattern, template, key)
+    raise KeyError(key)
+
+
+def convert_dinov3_meta(state_dict: dict[str, torch.Tensor], has_qkv_bias: bool,
+                        source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Meta's DINOv3 ViT state dict -> timm ``vit_*_patch16_dinov3`` keys (see the module docstring)."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        try:
+            mapped = map_dinov3_meta_key(key)
+        except KeyError:
+            raise WeightsError(
+                f"{source}: tensor {key!r} is not part of the DINOv3 checkpoint format featx maps "
+                f"(see featx.backbones.dinov3.DINOV3_META_KEY_MAP); is this a DINOv3 ViT checkpoint?"
+            ) from None
+        if mapped is None:
+            continue
+        if mapped != "qkv_bias":
+            out[mapped] = value
+            continue
+        q, k, v = value.chunk(3, dim=-1)  # the k part is masked to zero by bias_mask in DINOv3
+        prefix = key[: -len("qkv.bias")]
+        if has_qkv_bias:
+            out[prefix + "q_bias"], out[prefix + "v_bias"] = q, v
+        elif q.abs().max() > 0 or v.abs().max() > 0:
+            raise WeightsError(
+                f"{source}: tensor {key!r} holds non-zero query/value biases, but this timm DINOv3 "
+                f"architecture has no qkv bias; use the matching timm '_qkvb' architecture as a timm name"
+            )
+    return out
+
+
 class DINOv3ViTDef(TimmViTDef):
     """timm ``Eva`` DINOv3 ViT: class token after the final norm, registers dropped, RoPE."""
 
@@ -63,6 +142,13 @@ class DINOv3ViTDef(TimmViTDef):
         # global_pool='token' is DINOv3's own pooling; featx reads the token itself, this only keeps
         # the bare trunk's forward() consistent with it
         return self.create(overrides, img_size=img_size, global_pool="token")
+
+    def convert_state_dict(self, state_dict: dict[str, torch.Tensor], trunk: nn.Module) -> dict[str, torch.Tensor]:
+        state_dict = strip_prefixes(state_dict, WRAPPER_PREFIXES)
+        if "storage_tokens" in state_dict:  # Meta's original release format
+            has_bias = any(k.endswith(".q_bias") for k in trunk.state_dict())
+            return convert_dinov3_meta(state_dict, has_bias)
+        return drop_head(state_dict, trunk, ("head",))
 
     def after_random_init(self, trunk: nn.Module) -> str | None:
         """LayerScale gammas (Eva's ``gamma_1`` / ``gamma_2``, 1e-5 at init) -> 1.0, as for DINOv2."""

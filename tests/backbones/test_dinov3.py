@@ -75,12 +75,11 @@ def test_wrong_checkpoint_fails_naming_the_tensor(tmp_path):
     with pytest.raises(WeightsError, match=r"'cls_token' has shape \(1, 1, 64\) in the file, the model expects \(1, 1, 96\)"):
         load_backbone("dinov3_vits16", img_size=32, weights=path,
                       model_overrides={**TINY["dinov3_vits16"], "embed_dim": 96})
-    # Meta's original release names registers "storage_tokens": refused, naming the tensor timm needs
-    original = {("storage_tokens" if k == "reg_token" else k): v for k, v in small.trunk.state_dict().items()}
     from featx.backbones.weights import save_state_dict
 
+    no_registers = {k: v for k, v in small.trunk.state_dict().items() if k != "reg_token"}  # e.g. a DINOv2 layout
     with pytest.raises(WeightsError, match="'reg_token'.*missing"):
-        load_backbone("dinov3_vits16", img_size=32, weights=save_state_dict(original, tmp_path / "o.safetensors"),
+        load_backbone("dinov3_vits16", img_size=32, weights=save_state_dict(no_registers, tmp_path / "o.safetensors"),
                       model_overrides=TINY["dinov3_vits16"])
 
 
@@ -98,3 +97,50 @@ def test_convnext_pool_is_normed_global_average(size, grid):
         expected = trunk.head.norm(final.mean(dim=(2, 3), keepdim=True)).flatten(1)  # DINOv3's x_norm_clstoken
     torch.testing.assert_close(out["pool"]["cls"], expected, rtol=0, atol=1e-5)
     assert loaded.config["weights_provenance"]["licence"] == "dinov3-license"
+
+
+def meta_release(trunk: torch.nn.Module, qkv_bias: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """A state dict in Meta's facebookresearch/dinov3 names (as timm's eva.checkpoint_filter_fn reads them)."""
+    out = {"mask_token": torch.zeros(1, trunk.embed_dim), "rope_embed.periods": torch.ones(8)}
+    for key, value in trunk.state_dict().items():
+        key = key.replace("reg_token", "storage_tokens").replace("gamma_1", "ls1.gamma").replace("gamma_2", "ls2.gamma")
+        key = key.replace("mlp.fc1_g", "mlp.w1").replace("mlp.fc1_x", "mlp.w2")
+        if ".mlp.fc2." in key and any(".mlp.fc1_g." in k for k in trunk.state_dict()):
+            key = key.replace("mlp.fc2", "mlp.w3")
+        out[key] = value.clone()
+    for i in range(len(trunk.blocks)):
+        dim = trunk.embed_dim
+        out[f"blocks.{i}.attn.qkv.bias"] = torch.zeros(3 * dim) if qkv_bias is None else qkv_bias
+        out[f"blocks.{i}.attn.qkv.bias_mask"] = torch.cat([torch.ones(dim), torch.zeros(dim), torch.ones(dim)])
+    return out
+
+
+@pytest.mark.parametrize("name", ["dinov3_vits16", "dinov3_vith16plus"])
+def test_meta_release_format_loads_identically(tmp_path, name):
+    from featx.backbones.dinov3 import map_dinov3_meta_key
+    from featx.backbones.weights import save_state_dict
+
+    source = load_backbone(name, img_size=32, random_init=True, n_last=1, model_overrides=TINY[name], seed=5)
+    release = meta_release(source.trunk)
+    assert all(map_dinov3_meta_key(k) is not None or k.endswith(("mask_token", "bias_mask", "periods")) for k in release)
+    loaded = load_backbone(name, img_size=32, weights=save_state_dict(release, tmp_path / "meta.pth"), n_last=1,
+                           model_overrides=TINY[name])
+    expected = source.trunk.state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in loaded.trunk.state_dict().items())
+    x = images(32)
+    assert torch.equal(loaded.model(x)["block_3"]["cls"], source.model(x)["block_3"]["cls"])
+
+
+def test_meta_release_with_real_qkv_bias_or_unknown_tensor_fails(tmp_path):
+    from featx.backbones.weights import save_state_dict
+
+    source = load_backbone("dinov3_vits16", img_size=32, random_init=True, n_last=1,
+                           model_overrides=TINY["dinov3_vits16"])
+    biased = meta_release(source.trunk, qkv_bias=torch.full((192,), 0.1))
+    with pytest.raises(WeightsError, match="'blocks.0.attn.qkv.bias' holds non-zero query/value biases"):
+        load_backbone("dinov3_vits16", img_size=32, weights=save_state_dict(biased, tmp_path / "b.pth"),
+                      model_overrides=TINY["dinov3_vits16"])
+    odd = {**meta_release(source.trunk), "local_cls_norm.weight": torch.ones(64)}
+    with pytest.raises(WeightsError, match="'local_cls_norm.weight' is not part of the DINOv3 checkpoint format"):
+        load_backbone("dinov3_vits16", img_size=32, weights=save_state_dict(odd, tmp_path / "o.pth"),
+                      model_overrides=TINY["dinov3_vits16"])
