@@ -136,7 +136,10 @@ class DINOv3ViTDef(TimmViTDef):
 
     final_norm = "per_block"
     cls_policy = "cls_token"
-    pos_embed_resize = "none (rotary position embeddings, computed for the grid)"
+
+    def __init__(self, spec: BackboneSpec, arch: str, tag: str) -> None:
+        super().__init__(spec, arch=arch, tag=tag)
+        self.pos_embed_resize = "none (rotary position embeddings, computed for the grid)"
 
     def build(self, img_size: int, overrides: dict) -> nn.Module:
         # global_pool='token' is DINOv3's own pooling; featx reads the token itself, this only keeps
@@ -149,14 +152,6 @@ class DINOv3ViTDef(TimmViTDef):
             has_bias = any(k.endswith(".q_bias") for k in trunk.state_dict())
             return convert_dinov3_meta(state_dict, has_bias)
         return drop_head(state_dict, trunk, ("head",))
-
-    def after_random_init(self, trunk: nn.Module) -> str | None:
-        """LayerScale gammas (Eva's ``gamma_1`` / ``gamma_2``, 1e-5 at init) -> 1.0, as for DINOv2."""
-        gammas = [p for n, p in trunk.named_parameters() if n.endswith((".gamma_1", ".gamma_2"))]
-        with torch.no_grad():
-            for gamma in gammas:
-                gamma.fill_(1.0)
-        return "layer_scale_gamma=1.0" if gammas else None
 
 
 def _vit(name: str) -> BackboneDef:

@@ -54,6 +54,16 @@ def test_cls_token_after_final_norm_and_registers_dropped():
     assert cfg["registers_dropped"] is True and cfg["cls_policy"] == "cls_token"
     assert cfg["weights_provenance"]["licence"] == "dinov3-license"
     assert cfg["random_init_policy"] == "layer_scale_gamma=1.0"
+    assert cfg["pos_embed_resize"].startswith("none (rotary")
+
+
+def test_timm_name_of_a_dinov3_model_is_a_vit_not_a_cnn():
+    definition = get_backbone_def("vit_small_patch16_dinov3_qkvb.lvd1689m")
+    assert definition.spec.family == "timm_vit" and definition.spec.patch_size == 16
+    loaded = load_backbone("vit_small_patch16_dinov3_qkvb.lvd1689m", img_size=32, random_init=True, n_last=1,
+                           patch_tokens=True, model_overrides=TINY["dinov3_vits16"])
+    assert tuple(loaded.model(images(32))["block_3"]["patch"].shape) == (2, 2, 2, 64)  # registers dropped
+    assert loaded.config["random_init_policy"] == "layer_scale_gamma=1.0"
 
 
 def test_random_init_class_token_depends_on_the_image():
