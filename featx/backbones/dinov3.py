@@ -10,8 +10,8 @@ patch tokens, and the 4 registers are dropped from both ``pooled`` and the patch
 
 The ConvNeXt-T/S/B/L distilled from the 7B teacher are timm ``convnext_*.dinov3_lvd1689m`` and run
 as featx CNNs (:class:`featx.backbones.cnn.TimmCNNDef`): ``pool`` = global average of the last stage
-followed by the head LayerNorm (DINOv3's ``x_norm_clstoken``); stages ``stage_0..stage_2`` are the
-earlier stages' averages.
+followed by the head LayerNorm (DINOv3's ``x_norm_clstoken``), and the ``pool`` patch map gets the
+same LayerNorm (``x_norm_patchtokens``); stages ``stage_0..stage_2`` are the earlier stages' averages.
 
 Weights: timm's format, Hugging Face ``timm/<arch>.lvd1689m`` (``model.safetensors``), a file in
 featx's weights folder, or Meta's original release files (``dinov3_vits16_pretrain_lvd1689m-*.pth``
@@ -174,9 +174,17 @@ def _vit(name: str) -> BackboneDef:
     )
 
 
+class DINOv3ConvNeXtDef(TimmCNNDef):
+    """DINOv3 ConvNeXt: ``pool`` = LayerNorm(global average); its patch map gets the same LayerNorm,
+    as DINOv3's ``x_norm_patchtokens``."""
+
+    final_norm = "head LayerNorm (pool vector and pool patch map)"
+    norm_pool_map = True
+
+
 def _convnext(name: str) -> BackboneDef:
     arch = DINOV3_CONVNEXTS[name]
-    return TimmCNNDef(
+    return DINOv3ConvNeXtDef(
         BackboneSpec(
             name=name,
             family="cnn",

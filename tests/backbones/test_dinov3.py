@@ -106,6 +106,9 @@ def test_convnext_pool_is_normed_global_average(size, grid):
         final = trunk.forward_features(x)
         expected = trunk.head.norm(final.mean(dim=(2, 3), keepdim=True)).flatten(1)  # DINOv3's x_norm_clstoken
     torch.testing.assert_close(out["pool"]["cls"], expected, rtol=0, atol=1e-5)
+    with torch.inference_mode():
+        normed_map = trunk.head.norm(final).permute(0, 2, 3, 1)  # DINOv3's x_norm_patchtokens
+    torch.testing.assert_close(out["pool"]["patch"], normed_map, rtol=0, atol=1e-5)
     assert loaded.config["weights_provenance"]["licence"] == "dinov3-license"
 
 
