@@ -16,13 +16,21 @@ the HF cache, or ``--weights SNAPSHOT_FOLDER``; licence MIT.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from featx.backbones.base import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, BackboneDef, BackboneSpec
 from featx.backbones.registry import register_backbone
 from featx.backbones.timm_vit import WRAPPER_PREFIXES, TimmViTDef
-from featx.backbones.weights import WeightCandidate, WeightsError, featx_candidates, strip_prefixes
+from featx.backbones.weights import (
+    WeightCandidate,
+    WeightsError,
+    check_sidecar_mean_std,
+    featx_candidates,
+    strip_prefixes,
+)
 
 BIOMEDCLIP_HF_REPO = "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
 #: image-tower tensors of the open_clip checkpoint that are not part of the features
@@ -48,6 +56,11 @@ def convert_biomedclip_state_dict(state_dict: dict[str, torch.Tensor], source: s
 
 
 class BiomedCLIPDef(TimmViTDef):
+    def check_weights_folder(self, folder: Path) -> None:
+        """A snapshot's ``open_clip_config.json`` ``preprocess_cfg`` must agree with the mean/std here."""
+        check_sidecar_mean_std(folder, "open_clip_config.json", (("preprocess_cfg", "mean"), ("preprocess_cfg", "std")),
+                               self.spec.mean, self.spec.std, self.spec.name)
+
     def weight_candidates(self) -> list[WeightCandidate]:
         return featx_candidates(self.spec.name) + [
             WeightCandidate("hf", f, BIOMEDCLIP_HF_REPO)

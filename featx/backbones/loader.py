@@ -81,6 +81,7 @@ def load_backbone(
                 path = _weights_in_folder(path, name)
         else:
             path = find_pretrained(name, definition.weight_candidates())
+        definition.check_weights_folder(path.parent)  # e.g. a HF snapshot's preprocessing config
         path = path.resolve()
         trunk = _load_checked(definition, meta, path, name, img_size, overrides, seed)
         weights_hash = sha256_file(path)

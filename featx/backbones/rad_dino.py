@@ -35,6 +35,7 @@ no antialias. Normalisation is RAD-DINO's own (its ``preprocessor_config.json``)
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -42,9 +43,16 @@ from torch import nn
 from featx.backbones.base import BackboneDef, BackboneSpec
 from featx.backbones.registry import register_backbone
 from featx.backbones.timm_vit import TimmViTDef
-from featx.backbones.weights import WeightCandidate, WeightsError, featx_candidates, strip_prefixes
+from featx.backbones.weights import (
+    WeightCandidate,
+    WeightsError,
+    check_sidecar_mean_std,
+    featx_candidates,
+    strip_prefixes,
+)
 
-#: RAD-DINO's preprocessor_config.json (BitImageProcessor): image_mean / image_std, same on R, G, B
+#: RAD-DINO's preprocessor_config.json (BitImageProcessor): image_mean / image_std, same on R, G, B.
+#: Checked against the snapshot's own file whenever it sits next to the weights.
 RAD_DINO_MEAN = (0.5307, 0.5307, 0.5307)
 RAD_DINO_STD = (0.2583, 0.2583, 0.2583)
 RAD_DINO_HF_REPO = "microsoft/rad-dino"
@@ -116,6 +124,11 @@ def convert_rad_dino_state_dict(state_dict: dict[str, torch.Tensor], source: str
 
 
 class RadDinoDef(TimmViTDef):
+    def check_weights_folder(self, folder: Path) -> None:
+        """A snapshot's ``preprocessor_config.json`` must agree with RAD-DINO's mean/std here."""
+        check_sidecar_mean_std(folder, "preprocessor_config.json", (("image_mean",), ("image_std",)),
+                               self.spec.mean, self.spec.std, self.spec.name)
+
     def weight_candidates(self) -> list[WeightCandidate]:
         return featx_candidates(self.spec.name) + [
             WeightCandidate("hf", f, RAD_DINO_HF_REPO) for f in ("model.safetensors", "pytorch_model.bin")

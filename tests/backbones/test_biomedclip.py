@@ -77,6 +77,22 @@ def test_snapshot_folder_loads_pre_projection_features(tmp_path, size, grid):
     assert loaded.config["arch"]["projection_applied"] is False
 
 
+def test_snapshot_preprocess_cfg_must_agree_with_the_mean_std(tmp_path):
+    import json
+
+    source = load_backbone("biomedclip_vitb16", img_size=32, random_init=True, n_last=1,
+                           model_overrides=TINY["biomedclip_vitb16"])
+    torch.save(published_checkpoint(source.trunk), tmp_path / "open_clip_pytorch_model.bin")
+    config = {"model_cfg": {"embed_dim": 512, "vision_cfg": VISION_CFG},
+              "preprocess_cfg": {"mean": list(OPENAI_CLIP_MEAN), "std": list(OPENAI_CLIP_STD)}}
+    (tmp_path / "open_clip_config.json").write_text(json.dumps(config))
+    load_backbone("biomedclip_vitb16", img_size=32, weights=tmp_path, model_overrides=TINY["biomedclip_vitb16"])
+    config["preprocess_cfg"]["std"] = [0.5, 0.5, 0.5]
+    (tmp_path / "open_clip_config.json").write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match=r"open_clip_config.json says mean .* / std \[0.5, 0.5, 0.5\]"):
+        load_backbone("biomedclip_vitb16", img_size=32, weights=tmp_path, model_overrides=TINY["biomedclip_vitb16"])
+
+
 def test_save_load_bit_identical(tmp_path):
     assert roundtrip_is_identical("biomedclip_vitb16", tmp_path, 32, TINY["biomedclip_vitb16"])
 

@@ -117,3 +117,19 @@ def test_wrong_checkpoint_fails_naming_the_tensor(published, tmp_path):
                       model_overrides=TINY["rad_dino"])
     with pytest.raises(WeightsError, match=r"'cls_token' has shape \(1, 1, 64\) in the file, the model expects \(1, 1, 768\)"):
         load_backbone("rad_dino", img_size=SIZE, weights=folder)  # a tiny checkpoint for the real ViT-B
+
+
+def test_snapshot_preprocessing_config_must_agree_with_the_mean_std(published, tmp_path):
+    import shutil
+
+    _, folder = published
+    snapshot = tmp_path / "snapshot"
+    shutil.copytree(folder, snapshot)
+    processor = transformers.BitImageProcessor(image_mean=list(RAD_DINO_MEAN), image_std=list(RAD_DINO_STD),
+                                               crop_size={"height": 518, "width": 518})
+    processor.save_pretrained(snapshot)  # preprocessor_config.json as the HF repo has it
+    assert load_backbone("rad_dino", img_size=SIZE, weights=snapshot, n_last=1,
+                         model_overrides=TINY["rad_dino"]).weights_hash != "random-init"
+    transformers.BitImageProcessor(image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(snapshot)
+    with pytest.raises(WeightsError, match=r"preprocessor_config.json says mean \[0.485, 0.456, 0.406\]"):
+        load_backbone("rad_dino", img_size=SIZE, weights=snapshot, n_last=1, model_overrides=TINY["rad_dino"])
