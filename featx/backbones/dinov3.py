@@ -26,7 +26,8 @@ Meta ``facebookresearch/dinov3``                      timm ``vit_*_patch16_dinov
 ``blocks.N.mlp.w1`` / ``w2`` / ``w3`` (SwiGLU, H+)     ``blocks.N.mlp.fc1_g`` / ``fc1_x`` / ``fc2``
 ``blocks.N.attn.qkv.bias`` (k part masked to 0)        dropped if q and v parts are all zero (timm's
                                                       models have no qkv bias), else an error
-``mask_token``, ``*.bias_mask``, ``rope_embed.periods``  dropped (training only / recomputed by timm)
+``mask_token``, ``*.bias_mask``, ``rope_embed.periods``,  dropped (training only / recomputed by timm)
+``local_cls_norm.*`` (7B)
 ``cls_token``, ``patch_embed.*``, ``norm1/2``,          unchanged
 ``attn.qkv.weight``, ``attn.proj.*``, ``mlp.fc1/2``,
 ``norm.*``
@@ -91,6 +92,7 @@ DINOV3_META_KEY_MAP: list[tuple[str, str | None]] = [
     (r"^mask_token$", None),  # iBOT masking, training only
     (_BLOCK + r"attn\.qkv\.bias_mask$", None),  # the k-part mask of qkv.bias (applied below)
     (r"^rope_embed\.periods$", None),  # RoPE periods: timm recomputes them from the same temperature (100)
+    (r"^local_cls_norm\.(weight|bias)$", None),  # 7B only: a norm for local crops in pretraining
 ]
 
 
