@@ -2,6 +2,7 @@
 
     python benchmarks/backbones.py --device cuda --sizes 224 448 --batch 64 --random-init
     python benchmarks/backbones.py --device cuda --names dinov2_vitl14 clip_vitl14 --sizes 448 --random-init
+    python benchmarks/backbones.py --device cuda --set new --sizes 224 448 --batch 64 --random-init  # DINOv3, RAD-DINO, BiomedCLIP, SigLIP 2
     python benchmarks/backbones.py --device cpu --tiny            # smoke test: tiny models, tiny images
 
 One line per (backbone, size): name, size, parameters (M), forward-only images/s (pixels already on
@@ -33,12 +34,31 @@ TINY_OVERRIDES = {
     "timm_vit": {"depth": 2, "embed_dim": 64, "num_heads": 2},
     "sam": {"depth": 2, "embed_dim": 64, "num_heads": 2, "global_attn_indexes": [1], "window_size": 2},
     "clip": {"layers": 2, "width": 64, "head_width": 32, "embed_dim": 32},
+    "dinov3": {"depth": 2, "embed_dim": 64, "num_heads": 2},
+    "siglip2": {"depth": 2, "embed_dim": 64, "num_heads": 2},
+    "rad_dino": {"depth": 2, "embed_dim": 64, "num_heads": 2},
+    "biomedclip": {"depth": 2, "embed_dim": 64, "num_heads": 2},
 }
 TINY_CNN = {
     "resnet152": {"layers": [1, 1, 1, 1]},
     "densenet201": {"block_config": [1, 1, 1, 1], "growth_rate": 8},
     "vgg19": {"mlp_ratio": 1 / 64},
+    **{f"dinov3_convnext_{size}": {"depths": [1, 1, 1, 1], "dims": [16, 32, 64, 128]}
+       for size in ("tiny", "small", "base", "large")},
 }
+#: backbones added after the paper (issue 16); "--set paper" is every other registered name
+NEW_PREFIXES = ("dinov3_", "siglip2_", "rad_dino", "biomedclip_")
+
+
+def backbone_set(which: str) -> list[str]:
+    """The registered names of one set: ``paper`` (the paper's families), ``new`` (issue 16) or ``all``."""
+    from featx.backbones import list_backbones
+
+    names = list_backbones()
+    if which == "all":
+        return names
+    new = [n for n in names if n.startswith(NEW_PREFIXES)]
+    return new if which == "new" else [n for n in names if n not in new]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,7 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--sizes", type=int, nargs="+", default=None, help="input resolutions (default 224 448; --tiny: 56)")
     parser.add_argument("--batch", type=int, default=None, help="images per forward (default 64; --tiny: 4)")
-    parser.add_argument("--names", nargs="+", default=None, help="backbones (default: every registered one)")
+    parser.add_argument("--names", nargs="+", default=None, help="backbones (default: every registered one of --set)")
+    parser.add_argument("--set", dest="which", choices=["all", "paper", "new"], default="all",
+                        help="registered backbones to run without --names: the paper's, the post-paper ones, or all")
     parser.add_argument("--random-init", action="store_true", help="random weights (speed does not depend on them)")
     parser.add_argument("--tiny", action="store_true", help="tiny architectures and sizes: a CPU smoke test")
     parser.add_argument("--n-last", type=int, default=4, help="layers returned (as extraction would)")
@@ -148,9 +170,7 @@ def bench_one(name: str, size: int, args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from featx.backbones import list_backbones
-
-    names = args.names or list_backbones()
+    names = args.names or backbone_set(args.which)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("--device cuda asked for, but torch sees no CUDA device", file=sys.stderr)
         return 2

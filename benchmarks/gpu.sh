@@ -26,4 +26,5 @@ step extract 240 python3 benchmarks/extract.py --device cuda --backbone dinov2_v
   --n 32768 --batch 256 --workers 14 --rss-sizes 2048 8192
 step probes 150 python3 benchmarks/probes.py --device cuda
 step probes-knn-bf16 60 python3 benchmarks/probes.py --device cuda --knn-dtype bfloat16 --skip linear bootstrap paper
-step backbones 120 python3 benchmarks/backbones.py --device cuda --sizes 224 448 --batch 64 --random-init
+step backbones 120 python3 benchmarks/backbones.py --device cuda --set paper --sizes 224 448 --batch 64 --random-init
+step backbones-new 300 python3 benchmarks/backbones.py --device cuda --set new --sizes 224 448 --batch 64 --random-init --check

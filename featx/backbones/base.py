@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -45,6 +46,10 @@ class BackboneSpec:
     native_size: int
     has_cls_token: bool
     description: str
+    #: where the published weights come from (paper / release), recorded as provenance when set
+    provenance: str = ""
+    #: the weights' licence as published (e.g. "apache-2.0", "dinov3-license"), recorded when set
+    licence: str = ""
 
 
 @dataclass
@@ -132,6 +137,10 @@ class BackboneDef(abc.ABC):
     def weight_candidates(self) -> list[WeightCandidate]:
         """Where the published weights may sit in local caches, most preferred first."""
         return []
+
+    def check_weights_folder(self, folder: Path) -> None:
+        """Refuse a weights folder whose own metadata (e.g. a Hugging Face snapshot's preprocessing
+        config next to the file) contradicts this definition; raise :class:`WeightsError`."""
 
     def convert_state_dict(self, state_dict: dict[str, torch.Tensor], trunk: nn.Module) -> dict[str, torch.Tensor]:
         """Checkpoint (in its published format) -> this architecture's state dict.

@@ -40,12 +40,13 @@ class CNNExtractor(nn.Module):
     """``forward(x) -> {"stage_i"...: {...}, "pool": {"cls", "pooled"[, "patch"]}}``."""
 
     def __init__(self, trunk: nn.Module, plan: list[tuple[str, int]], patch_tokens: bool, pre_logits_map: bool,
-                 n_features: int) -> None:
+                 n_features: int, norm_pool_map: bool = False) -> None:
         super().__init__()
         self.trunk = trunk
         self.plan = plan
         self.patch_tokens = patch_tokens
         self.pre_logits_map = pre_logits_map
+        self.norm_pool_map = norm_pool_map
         stages = [index for name, index in plan if index >= 0]
         # always ask for at least the last stage so that the final map is computed
         self.stage_indices = sorted(set(stages)) or [n_features - 1]
@@ -62,8 +63,9 @@ class CNNExtractor(nn.Module):
                         fmap = self.trunk.pre_logits(final)
                         vec = self.trunk.head(fmap, pre_logits=True)
                     else:
-                        fmap = final
                         vec = self.trunk.forward_head(final, pre_logits=True)
+                        # the head's norm on the map too (DINOv3 ConvNeXt norms its patch tokens)
+                        fmap = self.trunk.head.norm(final) if self.norm_pool_map else final
                     layer = {"cls": vec, "pooled": vec}
                 else:
                     fmap = by_index[index]
@@ -79,6 +81,8 @@ class TimmCNNDef(TimmArchDef):
     final_norm = "architecture"  # whatever the network applies before its head (DenseNet: norm5)
     cls_policy = "global_avg_pool"
     pos_embed_resize = "none"
+    #: apply the head's norm (``trunk.head.norm``) to the ``pool`` layer's patch map as well
+    norm_pool_map = False
 
     def build(self, img_size: int, overrides: dict[str, Any]) -> nn.Module:
         return self.create(overrides)
@@ -104,7 +108,8 @@ class TimmCNNDef(TimmArchDef):
         return seq[-n_last:]
 
     def make_extractor(self, trunk, plan, patch_tokens, img_size):
-        return CNNExtractor(trunk, plan, patch_tokens, _has_pre_logits_map(trunk), len(trunk.feature_info))
+        return CNNExtractor(trunk, plan, patch_tokens, _has_pre_logits_map(trunk), len(trunk.feature_info),
+                            norm_pool_map=self.norm_pool_map)
 
     def feature_dims(self, trunk, plan):
         dims = {}

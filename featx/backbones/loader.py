@@ -81,6 +81,7 @@ def load_backbone(
                 path = _weights_in_folder(path, name)
         else:
             path = find_pretrained(name, definition.weight_candidates())
+        definition.check_weights_folder(path.parent)  # e.g. a HF snapshot's preprocessing config
         path = path.resolve()
         trunk = _load_checked(definition, meta, path, name, img_size, overrides, seed)
         weights_hash = sha256_file(path)
@@ -107,7 +108,7 @@ def load_backbone(
         "final_norm": definition.final_norm,
         "cls_policy": definition.cls_policy,
         "pooled_policy": "global_avg_pool" if spec.family == "cnn" else "mean_patch_tokens",
-        "registers_dropped": bool(getattr(trunk, "num_reg_tokens", 0)),
+        "registers_dropped": bool(getattr(trunk, "num_reg_tokens", 0) or getattr(trunk, "reg_token", None) is not None),
         "pos_embed_resize": definition.pos_embed_resize,
         "mean": list(spec.mean),
         "std": list(spec.std),
@@ -118,6 +119,8 @@ def load_backbone(
     }
     if random_policy:
         config["random_init_policy"] = random_policy
+    if spec.provenance or spec.licence:
+        config["weights_provenance"] = {"origin": spec.provenance, "licence": spec.licence}
     try:
         json.dumps(config)
     except TypeError as exc:
@@ -234,6 +237,9 @@ def describe_backbone(name: str, sizes: tuple[int, ...] = (224, 448), n_last: in
         "mean": list(spec.mean),
         "std": list(spec.std),
         "has_cls_token": spec.has_cls_token,
+        "cls_policy": definition.cls_policy,
+        "provenance": spec.provenance,
+        "licence": spec.licence,
         "patch_grid": {str(k): v for k, v in grids.items()},
         "weights_found": found,
     }

@@ -36,7 +36,9 @@ def _load_builtins() -> None:
         return
     _BUILTINS_LOADED = True
     # importing the family modules runs their @register_backbone decorators
-    from featx.backbones import cnn, dinov2, msn, openclip, sam, timm_vit  # noqa: F401
+    from featx.backbones import (  # noqa: F401
+        biomedclip, cnn, dinov2, dinov3, msn, openclip, rad_dino, sam, siglip2, timm_vit,
+    )
 
 
 def list_backbones() -> list[str]:

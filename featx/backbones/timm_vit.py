@@ -126,11 +126,15 @@ class ViTExtractor(nn.Module):
             for name, out in zip(self.names, outs):
                 patch, prefix = out if self.num_prefix > 0 else (out, None)
                 pooled = patch.mean(dim=1)
-                layer = {"cls": prefix[:, 0] if self.has_cls else pooled, "pooled": pooled}
+                layer = {"cls": self.cls_feature(patch, prefix, pooled), "pooled": pooled}
                 if self.patch_tokens:
                     layer["patch"] = patch.reshape(patch.shape[0], self.grid[0], self.grid[1], patch.shape[-1])
                 result[name] = layer
             return result
+
+    def cls_feature(self, patch: torch.Tensor, prefix: torch.Tensor | None, pooled: torch.Tensor) -> torch.Tensor:
+        """The layer's ``cls``: the class token (first prefix token), else the patch mean."""
+        return prefix[:, 0] if self.has_cls and prefix is not None else pooled
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,17 +205,19 @@ class TimmViTDef(TimmArchDef):
     def after_random_init(self, trunk: nn.Module) -> str | None:
         """LayerScale gammas -> 1.0 in random models.
 
-        DINOv2's LayerScale starts at 1e-5, which makes a *random* network almost the identity
+        DINOv2's (and DINOv3's) LayerScale starts at 1e-5, which makes a *random* network almost the identity
         on the residual stream: its class token would not depend on the image at all, and a
         random-features baseline would be meaningless. Pretrained weights are unaffected.
         """
         from timm.layers import LayerScale
 
-        scales = [m for m in trunk.modules() if isinstance(m, LayerScale)]
+        # timm's LayerScale modules, and Eva's (DINOv3, EVA) bare gamma_1 / gamma_2 parameters
+        gammas = [m.gamma for m in trunk.modules() if isinstance(m, LayerScale)]
+        gammas += [p for n, p in trunk.named_parameters() if n.endswith((".gamma_1", ".gamma_2"))]
         with torch.no_grad():
-            for module in scales:
-                module.gamma.fill_(1.0)
-        return "layer_scale_gamma=1.0" if scales else None
+            for gamma in gammas:
+                gamma.fill_(1.0)
+        return "layer_scale_gamma=1.0" if gammas else None
 
     def layer_plan(self, trunk: nn.Module, n_last: int) -> list[tuple[str, int]]:
         depth = len(trunk.blocks)
@@ -325,10 +331,11 @@ def generic_timm_def(name: str) -> BackboneDef | None:
     mean = tuple(float(v) for v in cfg.get("mean", IMAGENET_MEAN))
     std = tuple(float(v) for v in cfg.get("std", IMAGENET_STD))
     native = int(cfg.get("input_size", (3, 224, 224))[-1])
+    from timm.models.eva import Eva
     from timm.models.vision_transformer import VisionTransformer
     from timm.models.vision_transformer_sam import VisionTransformerSAM
 
-    if isinstance(probe, VisionTransformer):
+    if isinstance(probe, (VisionTransformer, Eva)):
         has_cls = getattr(probe, "cls_token", None) is not None
         spec = BackboneSpec(
             name=name, family="timm_vit", mean=mean, std=std,  # type: ignore[arg-type]

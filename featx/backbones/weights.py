@@ -18,6 +18,7 @@ tensor is copied into a model, so a wrong checkpoint never leaves a partially lo
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import zipfile
@@ -285,6 +286,36 @@ def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | Path) ->
     else:
         torch.save(tensors, str(path))
     return path
+
+
+def check_sidecar_mean_std(
+    folder: Path, filename: str, keys: tuple[tuple[str, ...], tuple[str, ...]],
+    mean: tuple[float, ...], std: tuple[float, ...], name: str, tol: float = 1e-3,
+) -> None:
+    """If ``folder/filename`` (JSON) exists, its mean/std (found at the key paths ``keys``) must
+    match ``mean`` / ``std``; else :class:`WeightsError` naming the file and both values."""
+    path = Path(folder) / filename
+    if not path.is_file():
+        return
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"{path} (next to the weights of {name!r}) is not readable JSON: {exc}") from None
+    found = []
+    for key_path in keys:
+        value: Any = config
+        for key in key_path:
+            value = value.get(key) if isinstance(value, dict) else None
+        found.append(value)
+    if any(v is None for v in found):
+        return  # the file does not say; nothing to contradict
+    said_mean, said_std = ([float(x) for x in v] if isinstance(v, list) else [float(v)] * 3 for v in found)
+    if any(abs(a - b) > tol for a, b in zip([*said_mean, *said_std], [*mean, *std])):
+        raise WeightsError(
+            f"{path} says mean {said_mean} / std {said_std}, but featx normalises {name!r} with mean "
+            f"{list(mean)} / std {list(std)}; these weights are not the ones featx describes (or featx's "
+            f"constants are wrong - please report it). No model was loaded."
+        )
 
 
 def strip_prefixes(state_dict: dict[str, torch.Tensor], prefixes: Iterable[str]) -> dict[str, torch.Tensor]:

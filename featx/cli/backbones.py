@@ -27,7 +27,7 @@ def backbones_command(
             typer.echo(json.dumps(row))
         return
     grid_heads = [f"grid@{s}" for s in sizes]
-    header = ["name", "family", "params(M)", "dim", "patch", "native", *grid_heads, "weights"]
+    header = ["name", "family", "params(M)", "dim", "patch", "native", *grid_heads, "cls", "weights"]
     table = []
     for row in rows:
         grids = []
@@ -42,6 +42,7 @@ def backbones_command(
             "-" if row["patch_size"] is None else str(row["patch_size"]),
             str(row["native_size"]),
             *grids,
+            row["cls_policy"],
             row["weights_found"] or "not found",
         ])
     widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
@@ -50,5 +51,7 @@ def backbones_command(
     typer.echo(
         f"\nweights looked up offline in {featx_weights_dir()}, the HF cache {hf_cache_dir()} and "
         f"{torch_hub_checkpoints_dir()}; else pass --weights FILE. Any timm model name also works. "
-        f"CNN grids are the deepest layer's ('pool'). See docs/backbones.md."
+        f"CNN grids are the deepest layer's ('pool'). cls: cls_token = the class token; attention_pool = "
+        f"the model's own attention-pooling head output (SigLIP 2 has no class token); mean_patch / "
+        f"global_avg_pool = the average. See docs/backbones.md."
     )

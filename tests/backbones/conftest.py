@@ -22,7 +22,30 @@ TINY = {
     "resnet152": {"layers": [1, 1, 1, 1]},
     "densenet201": {"block_config": [1, 1, 1, 1], "growth_rate": 8},
     "vgg19": {"mlp_ratio": 1 / 64},
+    "dinov3_vits16": TINY_VIT,
+    "dinov3_vith16plus": TINY_VIT,
+    "dinov3_convnext_tiny": {"depths": [1, 1, 1, 1], "dims": [16, 32, 64, 128]},
+    "siglip2_vitb16_256": TINY_VIT,
+    "siglip2_so400m14_224": TINY_VIT,
+    "rad_dino": TINY_VIT,
+    "biomedclip_vitb16": TINY_VIT,
 }
+
+
+def roundtrip_is_identical(name: str, tmp_path, size: int, overrides: dict, n_last: int = 2) -> bool:
+    """Random weights -> save_weights -> load_backbone(weights=...): are all features bit-identical?"""
+    from featx.backbones import load_backbone, save_weights
+
+    first = load_backbone(name, img_size=size, random_init=True, n_last=n_last, patch_tokens=True,
+                          model_overrides=overrides, seed=3)
+    path = save_weights(first, tmp_path / f"{name}.safetensors")
+    second = load_backbone(name, img_size=size, weights=path, n_last=n_last, patch_tokens=True,
+                           model_overrides=overrides)
+    x = images(size)
+    a, b = first.model(x), second.model(x)
+    return second.weights_hash != "random-init" and all(
+        torch.equal(a[layer][kind], b[layer][kind]) for layer in a for kind in a[layer]
+    )
 
 
 @pytest.fixture(autouse=True)

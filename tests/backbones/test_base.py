@@ -17,7 +17,8 @@ def test_spec_is_frozen_and_hashable():
         spec.name = "x"  # type: ignore[misc]
     assert hash(spec) == hash(dataclasses.replace(spec))
     assert [f.name for f in dataclasses.fields(BackboneSpec)] == [
-        "name", "family", "mean", "std", "patch_size", "native_size", "has_cls_token", "description"]
+        "name", "family", "mean", "std", "patch_size", "native_size", "has_cls_token", "description",
+        "provenance", "licence"]
 
 
 def test_loaded_backbone_helpers():

@@ -39,3 +39,17 @@ def test_json_reports_found_weights_and_custom_sizes():
     assert row["weights_found"] == str(target)
     assert row["patch_grid"] == {"32": [2, 2], "64": [4, 4]}
     assert row["feature_dim"] == 384
+
+
+def test_lists_the_new_backbones_with_dims_grids_and_cls_policy():
+    names = ["dinov3_vits16", "dinov3_convnext_base", "rad_dino", "biomedclip_vitb16", "siglip2_so400m14_224"]
+    result = CliRunner().invoke(_app(), [arg for n in names for arg in ("--name", n)])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line.split() for line in result.output.splitlines() if line.strip()}
+    assert lines["name"][6:9] == ["grid@224", "grid@448", "cls"]
+    assert lines["dinov3_vits16"][1:9] == ["dinov3", "21.6", "384", "16", "256", "14x14", "28x28", "cls_token"]
+    assert lines["dinov3_convnext_base"][3] == "1024" and lines["dinov3_convnext_base"][6:8] == ["7x7", "14x14"]
+    assert lines["rad_dino"][1:9] == ["rad_dino", "85.7", "768", "14", "518", "16x16", "32x32", "cls_token"]
+    assert lines["biomedclip_vitb16"][3:9] == ["768", "16", "224", "14x14", "28x28", "cls_token"]
+    assert lines["siglip2_so400m14_224"][3:9] == ["1152", "14", "224", "16x16", "32x32", "attention_pool"]
+    assert "attention_pool = the model's own attention-pooling head output" in result.output.replace("\n", " ")
