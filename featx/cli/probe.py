@@ -35,6 +35,10 @@ def probe_command(
     dataset: Annotated[Optional[list[str]], typer.Option("--dataset", help="dataset name (repeatable; with --cache)")] = None,
     backbone: Annotated[Optional[list[str]], typer.Option("--backbone", help="backbone name (repeatable; with --cache)")] = None,
     store: Annotated[Optional[list[str]], typer.Option("--store", help="a published store (<key>.zarr folder, or its http(s)/s3 URL) instead of --cache/--dataset/--backbone; repeatable")] = None,
+    key: Annotated[Optional[str], typer.Option("--key", help="with --cache: the store whose cache key starts with this")] = None,
+    size: Annotated[Optional[int], typer.Option("--size", help="with --cache: the store extracted at this resolution")] = None,
+    weights: Annotated[Optional[str], typer.Option("--weights", help="with --cache: random, pretrained, or a prefix of the weights hash")] = None,
+    patch_tokens: Annotated[Optional[bool], typer.Option("--patch-tokens/--no-patch-tokens", help="with --cache: the store with (or without) patch tokens")] = None,
     setting: Annotated[Optional[list[str]], typer.Option("--setting", help=SETTING_HELP)] = None,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda (picks the backends)")] = "cpu",
     seed: Annotated[int, typer.Option("--seed", help="seed for training, sampling and the bootstrap")] = 0,
@@ -56,6 +60,8 @@ def probe_command(
     val_records: Annotated[bool, typer.Option("--val-records/--no-val-records", help="also record every candidate's validation score")] = True,
 ) -> None:
     """Run probes on cached features only (no backbone is loaded) and append results to --out."""
+    from featx.cache.select import StorePick
+    from featx.cache.store import StoreError
     from featx.probes.features import ProbeError
     from featx.probes.runner import SETTINGS, run_probes
 
@@ -101,9 +107,10 @@ def probe_command(
             n_boot=bootstrap,
             val_boot=val_bootstrap,
             record_val=val_records,
+            pick=StorePick(key=key, size=size, weights=weights, patch_tokens=patch_tokens),
             echo=echo,
         )
-    except ProbeError as error:
+    except (ProbeError, StoreError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"{len(run.records)} records appended to {out}")

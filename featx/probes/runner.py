@@ -12,12 +12,13 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from featx.cache.select import AmbiguousStore, StoreFacts, StorePick, select_store
 from featx.probes import knn as knn_mod
 from featx.probes import linear as linear_mod
 from featx.probes.features import ProbeData, ProbeError, load_probe_data
@@ -75,11 +76,18 @@ def _open(store: Any):
 
 
 def resolve_stores(
-    stores: Sequence[Any] | None, cache: str | Path | None, datasets: Sequence[str], backbones: Sequence[str], problems: list[str]
+    stores: Sequence[Any] | None,
+    cache: str | Path | None,
+    datasets: Sequence[str],
+    backbones: Sequence[str],
+    problems: list[str],
+    pick: StorePick | None = None,
 ) -> list[Any]:
-    """Stores given directly, or the newest one of each (dataset, backbone) under ``cache``."""
-    from featx.cache import find_store
+    """Stores given directly, or the one store of each (dataset, backbone) under ``cache`` fitting ``pick``.
 
+    An ambiguous pick (several stores fit) raises :class:`AmbiguousStore` before anything runs;
+    a missing store is a problem and the run goes on with the others.
+    """
     out = []
     for store in stores or []:
         try:
@@ -90,10 +98,17 @@ def resolve_stores(
         for dataset in datasets:
             for backbone in backbones:
                 try:
-                    out.append(_open(find_store(cache, dataset, backbone)))
+                    out.append(_open(select_store(cache, dataset, backbone, pick)))
+                except AmbiguousStore:
+                    raise
                 except Exception as error:  # noqa: BLE001
                     problems.append(f"{dataset} x {backbone}: {error}")
     return out
+
+
+def store_label(store: Any) -> str:
+    """``dataset x backbone [key K, size S, weights W]``: the prefix of every line about a store."""
+    return f"{store.attrs.get('dataset')} x {store.provenance().get('backbone')} [{StoreFacts.of(store.attrs).brief()}]"
 
 
 def run_probes(
@@ -123,22 +138,24 @@ def run_probes(
     n_boot: int = 1000,
     val_boot: int = 200,
     record_val: bool = True,
+    pick: StorePick | None = None,
     echo: Callable[[str], None] | None = None,
 ) -> ProbeRun:
     """Run ``settings`` on each store and append one record per number to ``out``.
 
     ``stores`` are store paths (or open stores); alternatively ``cache`` with
-    ``datasets`` x ``backbones`` picks the newest published store of each pair.
+    ``datasets`` x ``backbones`` picks the one published store of each pair that fits
+    ``pick`` (size, weights, patch tokens, key); several fitting is refused.
     """
     say = echo or log.info
     run = ProbeRun()
     unknown = [s for s in settings if s not in SETTINGS]
     if unknown:
         raise ProbeError(f"unknown setting(s) {unknown}; expected some of {SETTINGS}")
-    opened = resolve_stores(stores, cache, datasets, backbones, run.problems)
+    opened = resolve_stores(stores, cache, datasets, backbones, run.problems, pick)
     existing = read_jsonl(out) if out is not None else []
     for store in opened:
-        name = f"{store.attrs.get('dataset')} x {store.provenance().get('backbone')}"
+        name = store_label(store)
         try:
             check_label_names(existing, str(store.attrs.get("dataset")), store.label_names, out or "")
             need_grid = "linear" in settings or "fewshot" in settings
@@ -192,7 +209,8 @@ def run_probes(
                     records.extend(outcome_records(outcome, data.provenance, data, seed, record_val))
                     for note in outcome.notes:
                         say(f"{name} / {outcome.setting}: note: {note}")
-                records = finalise(records)
+                facts = asdict(StoreFacts.of(store.attrs))
+                records = finalise({**record, "store": facts} for record in records)
                 if out is not None:
                     append_jsonl(out, records)
                 run.records.extend(records)
@@ -213,7 +231,7 @@ def run_probes(
 
 
 def _brief(hyper: dict[str, Any]) -> str:
-    keys = ("method", "k", "lr", "C", "n_last_blocks", "avgpool", "shots", "fewshot_seed")
+    keys = ("method", "backend", "k", "lr", "C", "n_last_blocks", "avgpool", "shots", "fewshot_seed")
     return ", ".join(f"{k}={hyper[k]}" for k in keys if k in hyper)
 
 
