@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from featx.cli.errors import EXIT_ERROR, EXIT_PARTIAL
+
 SETTING_HELP = "knn | mlknn | linear | fewshot; repeat for several (default: knn and linear)"
 
 
@@ -112,10 +114,10 @@ def probe_command(
         )
     except (ProbeError, StoreError) as error:
         typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(EXIT_ERROR) from None
     typer.echo(f"{len(run.records)} records appended to {out}")
     if run.problems:
         typer.echo(f"{len(run.problems)} problem(s):", err=True)
         for problem in run.problems:
             typer.echo(f"  - {problem}", err=True)
-        raise typer.Exit(1 if not run.records else 2)
+        raise typer.Exit(EXIT_ERROR if not run.records else EXIT_PARTIAL)
