@@ -7,10 +7,11 @@ Exit statuses are documented in :mod:`featx.cli.errors`.
 
 from __future__ import annotations
 
-import sys
 from typing import Optional
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from featx import __version__
 from featx.cli.backbones import backbones_command
@@ -22,7 +23,21 @@ from featx.cli.extract import extract_command
 from featx.cli.probe import probe_command
 from featx.cli.report import report_command
 
+class FeatxGroup(TyperGroup):
+    """The featx command group: an expected error prints one line and exits 1, in tests as from the shell."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:  # noqa: BLE001 - only expected errors are caught; the rest re-raise
+            if not is_expected(exc):
+                raise
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(EXIT_ERROR) from None
+
+
 app = typer.Typer(
+    cls=FeatxGroup,
     name="featx",
     help="Evaluate frozen vision foundation models on radiology data: extract once, probe from the cache.",
     no_args_is_help=True,
@@ -58,11 +73,5 @@ app.add_typer(cache_app, name="cache")
 
 
 def main() -> None:
-    """Entry point: expected errors print one clear line instead of a traceback."""
-    try:
-        app()
-    except Exception as exc:  # noqa: BLE001 - only expected errors are caught; the rest re-raise
-        if not is_expected(exc):
-            raise
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        sys.exit(EXIT_ERROR)
+    """Entry point (expected errors print one clear line instead of a traceback: see FeatxGroup)."""
+    app()
