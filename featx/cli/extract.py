@@ -17,6 +17,7 @@ from featx.cli.checks import (
     up_to_date_store,
     weights_hash_of,
 )
+from featx.cli.interrupts import keep_work_on_interrupt
 from featx.cli.options import parse_key_values
 
 
@@ -106,6 +107,7 @@ def extract_command(
     from featx.pipeline.extract import extract
 
     with contextlib.ExitStack() as stack:
+        stack.enter_context(keep_work_on_interrupt(partial))
         runner = None
         if scheduler:
             from distributed import Client
