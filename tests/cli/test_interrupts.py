@@ -34,9 +34,9 @@ def small_pngs(tmp_path_factory):
     return root / "small.csv"
 
 
-def _args(csv, cache):
+def _args(csv, cache, block_rows=1):
     # one row per block: a block lands every few milliseconds, so the run can be stopped halfway
-    return tiny_extract_args("csv", csv, cache, "--workers", "0", "--batch-size", "1", "--block-rows", "1")
+    return tiny_extract_args("csv", csv, cache, "--workers", "0", "--batch-size", "1", "--block-rows", str(block_rows))
 
 
 def _signal_once_rows_land(cache, signum, stop):
@@ -71,8 +71,9 @@ def test_an_interrupt_keeps_the_saved_rows_and_a_rerun_resumes(small_pngs, tmp_p
     assert 0 < saved < store.n_rows and int(store.written.sum()) == saved
     assert "Traceback" not in stopped.output
 
-    resumed = runner.invoke(app, _args(small_pngs, cache))
+    resumed = runner.invoke(app, _args(small_pngs, cache, block_rows=4))
     assert resumed.exit_code == 0, resumed.output
+    assert f"--block-rows 4 ignored: resuming {partial}, laid out with 1 rows per block" in resumed.output
     assert f"extracted {store.n_rows - saved} rows" in resumed.output
     final = FeatureStore.open(re.search(r"store: (\S+)", resumed.output).group(1))
     assert final.is_complete and final.written.all()
