@@ -44,4 +44,11 @@ def demo_command(
     typer.echo(f"  results     {result.results}  (one JSON line per number, with provenance)")
     for name, path in result.stores.items():
         typer.echo(f"  store       {path}  ({name}; layout in docs/cache-format.md)")
-    typer.echo("  next        featx probe --store STORE --setting linear --out more.jsonl; featx report more.jsonl")
+    typer.echo(
+        "  next        featx probe --store STORE --setting linear --linear-backend sklearn --out more.jsonl; "
+        "featx report more.jsonl"
+    )
+    typer.echo(
+        "              (the demo's linear probe is scikit-learn's logistic regression, named in every record; without "
+        "--linear-backend, featx probe runs the paper's SGD grid, which under-fits sets this small)"
+    )

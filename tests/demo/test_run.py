@@ -25,3 +25,10 @@ def test_demo_pipeline_learns_the_planted_signal(tmp_path):
         assert FeatureStore.open(path).is_complete
     assert "(random weights)" in result.report.read_text()
     assert result.figure is not None and result.figure.exists()
+
+    said = []
+    again = run_demo(tmp_path, size=56, model_overrides=TINY_VIT | {"depth": 4, "init_values": 1.0}, workers=0,
+                     progress=False, echo=said.append)
+    assert again.stores == result.stores
+    for name, path in result.stores.items():
+        assert any(line.startswith(f"{name}: store {path.stem} up to date") for line in said), said
