@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from featx.probes.metrics import MetricWarning
 from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear
 from featx.probes.records import append_jsonl, check_label_names, finalise, make_base, read_jsonl, scored_records
 from featx.probes.selection import Splits
+from featx.probes.smallsets import small_set_warnings
 
 log = logging.getLogger("featx.probes")
 
@@ -168,11 +170,15 @@ def run_probes(
             say(f"{name}: {data.n} {data.level}s loaded in {time.perf_counter() - t0:.1f}s" + (f" ({data.n_invalid} invalid rows left out)" if data.n_invalid else ""))
             if data.provenance.get("random_init"):
                 say(f"{name}: features come from RANDOMLY INITIALISED weights; results are marked random_init=true")
+            small = small_set_warnings(data)
+            for warning in small:
+                say(f"{name}: warning: small evaluation set: {warning}")
         except Exception as error:  # noqa: BLE001 - one store's failure does not stop the others
             run.problems.append(f"{name}: {error}")
             say(f"{name}: skipped: {error}")
             continue
         for setting in settings:
+            skipped: list[str] = []
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", MetricWarning)
@@ -198,29 +204,34 @@ def run_probes(
                         fewshot_probes=fewshot_probes,
                         n_boot=n_boot,
                         val_boot=val_boot,
-                        problems=run.problems,
+                        problems=skipped,
                         name=name,
                     )
-                for warning in caught:
-                    if issubclass(warning.category, MetricWarning):
-                        say(f"{name} / {setting}: warning: {warning.message}")
+                for message in counted(str(w.message) for w in caught if issubclass(w.category, MetricWarning)):
+                    say(f"{name} / {setting}: warning: {message}")
+                if outcomes:  # what could not be run (e.g. a shot count) is a note when the rest produced results
+                    for message in counted(skipped):
+                        say(f"{name} / {setting}: note: skipped {message}")
+                else:
+                    run.problems.extend(skipped)
                 records = []
                 for outcome in outcomes:
                     records.extend(outcome_records(outcome, data.provenance, data, seed, record_val))
-                    for note in outcome.notes:
-                        say(f"{name} / {outcome.setting}: note: {note}")
+                for message in counted(f"{o.setting}: note: {note}" for o in outcomes for note in o.notes):
+                    say(f"{name} / {message}")
                 facts = asdict(StoreFacts.of(store.attrs))
-                records = finalise({**record, "store": facts} for record in records)
+                records = finalise({**record, "store": facts, "small_set_warnings": small} for record in records)
                 if out is not None:
                     append_jsonl(out, records)
                 run.records.extend(records)
                 run.outcomes.extend(outcomes)
                 for outcome in outcomes:
-                    if outcome.extra.get("aggregate"):
-                        continue
+                    if "fewshot_seed" in outcome.extra:
+                        continue  # one line per shot count (the mean over seeds), not one per seed
                     t = outcome.test
+                    spread = f" ±{outcome.extra['macro_std']:.3f} sd over {outcome.extra['n_seeds']} seeds" if outcome.extra.get("aggregate") else ""
                     say(
-                        f"{name} / {outcome.setting}: test macro AUROC {t.auroc_macro:.3f} "
+                        f"{name} / {outcome.setting}: test macro AUROC {t.auroc_macro:.3f}{spread} "
                         f"[{t.auroc_macro_ci[0]:.3f}, {t.auroc_macro_ci[1]:.3f}] "
                         f"({_brief(outcome.hyperparameters)}) in {time.perf_counter() - t0:.1f}s"
                     )
@@ -228,6 +239,12 @@ def run_probes(
                 run.problems.append(f"{name} / {setting}: {error}")
                 say(f"{name} / {setting}: failed: {error}")
     return run
+
+
+def counted(messages: Iterable[str]) -> list[str]:
+    """Each distinct message once, in first-seen order, with ``(N times)`` when it repeated."""
+    counts = Counter(messages)
+    return [message if n == 1 else f"{message} ({n} times)" for message, n in counts.items()]
 
 
 def _brief(hyper: dict[str, Any]) -> str:
