@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from featx.cli.checks import check_device
 from featx.cli.options import parse_key_values
 
 
@@ -22,6 +23,7 @@ def demo_command(
     """Generate demo data, extract features, run kNN and linear probes, write a report."""
     from featx.demo.run import run_demo
 
+    check_device(device)
     if weights is None:
         typer.secho(
             f"NOTE: no --weights given, so {backbone} runs with RANDOM weights (LayerScale 1.0 unless "

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from featx.cli.checks import check_device
 from featx.cli.errors import EXIT_ERROR, EXIT_PARTIAL
 
 SETTING_HELP = "knn | mlknn | linear | fewshot; repeat for several (default: knn and linear)"
@@ -77,8 +78,7 @@ def probe_command(
         raise typer.BadParameter("--cache needs --dataset and --backbone")
     if multilabel_knn not in ("mlknn", "weighted"):
         raise typer.BadParameter(f"--multilabel-knn: expected mlknn or weighted, got {multilabel_knn!r}")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise typer.BadParameter(f"--device: expected cpu or cuda, got {device!r}")
+    check_device(device)
 
     def echo(message: str) -> None:
         typer.echo(message, err=True)

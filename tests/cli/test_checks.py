@@ -93,3 +93,10 @@ def test_checks_name_the_option_and_what_to_do(tmp_path):
     assert not (tmp_path / "new").exists()
     assert folder_is_writable(tmp_path / "new" / "cache") and not (tmp_path / "new").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_probe_and_demo_check_the_device_first(tmp_path):
+    probe = runner.invoke(app, ["probe", "--store", str(tmp_path / "none.zarr"), "--device", "gpu", "--out", str(tmp_path / "r.jsonl")])
+    assert "--device gpu" in one_line_error(probe)
+    demo = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--device", "gpu"])
+    assert "--device gpu" in one_line_error(demo) and not (tmp_path / "demo").exists()
