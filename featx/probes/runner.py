@@ -171,8 +171,8 @@ def run_probes(
             if data.provenance.get("random_init"):
                 say(f"{name}: features come from RANDOMLY INITIALISED weights; results are marked random_init=true")
             small = small_set_warnings(data)
-            for warning in small:
-                say(f"{name}: warning: small evaluation set: {warning}")
+            if small:
+                say(f"{name}: warning: small evaluation set, read its numbers with care: {'; '.join(small)}")
         except Exception as error:  # noqa: BLE001 - one store's failure does not stop the others
             run.problems.append(f"{name}: {error}")
             say(f"{name}: skipped: {error}")

@@ -21,7 +21,7 @@ def test_fewshot_prints_one_line_per_shot_count_and_an_unmeetable_count_is_a_not
     skipped = [line for line in said if "skipped" in line]
     assert len(skipped) == 1 and "n=500" in skipped[0]
     small = [line for line in said if "small evaluation set" in line]
-    assert small and all(line.startswith("planted x tiny_vit [key ") for line in small)
+    assert len(small) == 1 and small[0].startswith("planted x tiny_vit [key ") and "test has only" in small[0]
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert records and all(r["small_set_warnings"] and r["store"]["key"] == r["store_key"] for r in records)
 
