@@ -210,7 +210,7 @@ def run_probes(
                 for message in counted(str(w.message) for w in caught if issubclass(w.category, MetricWarning)):
                     say(f"{name} / {setting}: warning: {message}")
                 if outcomes:  # what could not be run (e.g. a shot count) is a note when the rest produced results
-                    for message in counted(skipped):
+                    for message in counted(m.removeprefix(f"{name} / ") for m in skipped):
                         say(f"{name} / {setting}: note: skipped {message}")
                 else:
                     run.problems.extend(skipped)

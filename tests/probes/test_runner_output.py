@@ -19,7 +19,7 @@ def test_fewshot_prints_one_line_per_shot_count_and_an_unmeetable_count_is_a_not
     results = [line for line in said if "fewshot-knn: test macro AUROC" in line]
     assert len(results) == 1 and "sd over 3 seeds" in results[0] and "shots=2" in results[0]
     skipped = [line for line in said if "skipped" in line]
-    assert len(skipped) == 1 and "n=500" in skipped[0]
+    assert len(skipped) == 1 and "n=500" in skipped[0] and skipped[0].count("planted x tiny_vit") == 1
     small = [line for line in said if "small evaluation set" in line]
     assert len(small) == 1 and small[0].startswith("planted x tiny_vit [key ") and "test has only" in small[0]
     records = [json.loads(line) for line in out.read_text().splitlines()]
