@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from featx.cache.select import StoreFacts
 from featx.cache.store import PARTIAL_SUFFIX, PUBLISHED_SUFFIX, FeatureStore, StoreError
 
 
@@ -39,7 +40,7 @@ def list_stores(cache_root: str | Path) -> pd.DataFrame:
                 "failed": int((written & ~store.valid).sum()),
                 "img_size": attrs.get("backbone", {}).get("img_size"),
                 "random_init": attrs.get("backbone", {}).get("random_init"),
-                "patch_tokens": bool(attrs.get("patch_grid")),
+                **StoreFacts.of(attrs).columns(),  # weights, layers, patch_tokens, preprocessing
                 "size_mib": round(_size_bytes(path) / 2**20, 1),
                 "completed": attrs.get("completed", ""),
                 "path": str(path),

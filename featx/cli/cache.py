@@ -12,14 +12,15 @@ cache_app = typer.Typer(help="Feature stores in a cache: list them, show one sto
 
 @cache_app.command("ls")
 def list_command(cache: Path = typer.Argument(..., help="Cache root folder.")) -> None:
-    """Every store under CACHE: dataset, backbone, key, published or partial, rows, failures, size."""
+    """Every store under CACHE: key, state, rows, failures, image size, weights, layers, patch tokens, preprocessing."""
     from featx.cache.inventory import list_stores
 
     stores = list_stores(cache)
     if stores.empty:
         typer.echo(f"no feature stores under {cache}")
         return
-    columns = ["dataset", "backbone", "key", "state", "rows", "written", "failed", "img_size", "random_init", "size_mib"]
+    columns = ["dataset", "backbone", "key", "state", "rows", "written", "failed", "img_size", "weights", "layers",
+               "patch_tokens", "preprocessing", "size_mib"]
     typer.echo(stores[[c for c in columns if c in stores]].to_string(index=False))
 
 

@@ -8,10 +8,6 @@ from typing import Optional
 
 import typer
 
-from featx.datasets.check import check_dataset, parse_options
-from featx.datasets.index import DatasetError
-from featx.datasets.registry import adapter_options, list_datasets
-
 datasets_app = typer.Typer(
     help="Dataset adapters: list them, and check a downloaded dataset in its native layout.",
     no_args_is_help=False,
@@ -28,6 +24,8 @@ def datasets_main(ctx: typer.Context) -> None:
     """List the dataset adapters and their options."""
     if ctx.invoked_subcommand is not None:
         return
+    from featx.datasets.registry import adapter_options, list_datasets
+
     for info in list_datasets():
         typer.echo(f"{info.name:22s} {info.description}")
         options = ", ".join(f"{k}{_format_default(v)}" for k, v in adapter_options(info.name).items())
@@ -48,6 +46,9 @@ def check(
     strict: bool = typer.Option(False, "--strict", help="exit with status 1 if any file is quarantined"),
 ) -> None:
     """Validate a download: counts per split, labels per class, patients, missing or odd files."""
+    from featx.datasets.check import check_dataset, parse_options
+    from featx.datasets.index import DatasetError
+
     try:
         options = parse_options(option)
         if split_file is not None:
@@ -55,7 +56,7 @@ def check(
         report = check_dataset(name, root, decode=decode, **options)
     except DatasetError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(1) from None
     if export_split is not None:
         from featx.datasets.splits import export_split as write_split
 

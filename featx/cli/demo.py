@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from featx.cli.checks import check_device
 from featx.cli.options import parse_key_values
 
 
@@ -22,6 +23,7 @@ def demo_command(
     """Generate demo data, extract features, run kNN and linear probes, write a report."""
     from featx.demo.run import run_demo
 
+    check_device(device)
     if weights is None:
         typer.secho(
             f"NOTE: no --weights given, so {backbone} runs with RANDOM weights (LayerScale 1.0 unless "
@@ -44,5 +46,12 @@ def demo_command(
     typer.echo(f"  results     {result.results}  (one JSON line per number, with provenance)")
     for name, path in result.stores.items():
         typer.echo(f"  store       {path}  ({name}; layout in docs/cache-format.md)")
-    typer.echo("  next        featx probe --store STORE --setting linear --out more.jsonl; featx report more.jsonl --out DIR")
+    typer.echo(
+        "  next        featx probe --store STORE --setting linear --linear-backend sklearn --out more.jsonl; "
+        "featx report more.jsonl"
+    )
+    typer.echo(
+        "              (the demo's linear probe is scikit-learn's logistic regression, named in every record; without "
+        "--linear-backend, featx probe runs the paper's SGD grid, which under-fits sets this small)"
+    )
     typer.echo(f"\nOpen the report: {result.html}")

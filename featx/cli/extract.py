@@ -8,6 +8,16 @@ from typing import Optional
 
 import typer
 
+from featx.cli.checks import (
+    check_cache_folder,
+    check_device,
+    folder_is_writable,
+    read_only_error,
+    request_fields,
+    up_to_date_store,
+    weights_hash_of,
+)
+from featx.cli.interrupts import keep_work_on_interrupt
 from featx.cli.options import parse_key_values
 
 
@@ -38,11 +48,13 @@ def extract_command(
     ),
 ) -> None:
     """Extract features of every sample (and slice) once into a Zarr feature store."""
+    from featx.cache.store import FeatureStore, store_dir
     from featx.datasets import build_index
-    from featx.pipeline.distributed import BackboneRequest, dask_runner
-    from featx.pipeline.extract import extract
     from featx.pipeline.preprocess import PreprocessConfig
+    from featx.pipeline.stamps import row_stamps
 
+    check_device(device)
+    check_cache_folder(cache)
     options = parse_key_values(option, "--option")
     if dataset == "csv":
         options.setdefault("name", name)
@@ -51,6 +63,17 @@ def extract_command(
     for problem in index.problems:
         typer.secho(f"quarantined: {problem}", fg=typer.colors.YELLOW, err=True)
     preprocess = PreprocessConfig.for_modality(index.modality, size, intensity=intensity, window=window)
+    overrides = parse_key_values(model_override, "--model-override")
+    fields = request_fields(backbone, size, n_last, patch_tokens, overrides, random_init, seed=0)
+    done = up_to_date_store(cache, index.dataset, fields, weights_hash_of(weights, random_init), preprocess.to_dict(), index)
+    if done is not None:
+        _say_up_to_date(done, block_rows)
+        return
+    writable = folder_is_writable(store_dir(cache, index.dataset, backbone))
+    if not writable and not any(store_dir(cache, index.dataset, backbone).glob("*.zarr")):
+        raise read_only_error(cache)
+    from featx.pipeline.distributed import BackboneRequest
+
     request = BackboneRequest(
         name=backbone,
         img_size=size,
@@ -58,12 +81,33 @@ def extract_command(
         random_init=random_init,
         n_last=n_last,
         patch_tokens=patch_tokens,
-        model_overrides=tuple(parse_key_values(model_override, "--model-override").items()),
+        model_overrides=tuple(overrides.items()),
     )
     loaded = request.load()
+    from featx.pipeline.extract import store_key
+
+    final = store_dir(cache, index.dataset, loaded.spec.name) / f"{store_key(index, loaded, preprocess)[0]}.zarr"
+    if not writable:
+        if final.exists() and FeatureStore.open(final).matches_index(index, row_stamps(index.table)):
+            _say_up_to_date(final, block_rows)
+            return
+        raise read_only_error(cache)
+    partial = final.with_name(final.name + ".partial")
+    if block_rows is not None and (partial / "zarr.json").exists():
+        resumed = FeatureStore.open(partial, allow_partial=True)
+        kept = resumed.block_rows
+        if kept != block_rows and resumed.matches_index(index, row_stamps(index.table)):
+            typer.secho(
+                f"note: --block-rows {block_rows} ignored: resuming {partial}, laid out with {kept} rows per block",
+                fg=typer.colors.YELLOW,
+            )
     if loaded.random_init:
         typer.secho(f"{backbone}: RANDOM weights (--random-init); results will say so", fg=typer.colors.YELLOW)
+    from featx.pipeline.distributed import dask_runner
+    from featx.pipeline.extract import extract
+
     with contextlib.ExitStack() as stack:
+        stack.enter_context(keep_work_on_interrupt(partial))
         runner = None
         if scheduler:
             from distributed import Client
@@ -92,3 +136,14 @@ def extract_command(
             typer.echo(f"  row {row.row}: {row.error}")
         if result.n_failed > 20:
             typer.echo(f"  ... and {result.n_failed - 20} more (FeatureStore.failures())")
+
+
+def _say_up_to_date(path: Path, block_rows: int | None) -> None:
+    """The lines of an extraction with nothing to do (also for a read-only cache)."""
+    from featx.cache.store import FeatureStore
+
+    store = FeatureStore.open(path)
+    typer.echo(f"store: {path}")
+    typer.echo(f"cache key: {store.key}  ({store.n_rows} rows, up to date)")
+    if block_rows is not None and block_rows != store.block_rows:
+        typer.echo(f"note: --block-rows {block_rows} ignored: the store exists with {store.block_rows} rows per block")

@@ -7,6 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from featx.cli.checks import check_device
+from featx.cli.errors import EXIT_ERROR, EXIT_PARTIAL
+
 SETTING_HELP = "knn | mlknn | linear | fewshot; repeat for several (default: knn and linear)"
 
 
@@ -35,6 +38,10 @@ def probe_command(
     dataset: Annotated[Optional[list[str]], typer.Option("--dataset", help="dataset name (repeatable; with --cache)")] = None,
     backbone: Annotated[Optional[list[str]], typer.Option("--backbone", help="backbone name (repeatable; with --cache)")] = None,
     store: Annotated[Optional[list[str]], typer.Option("--store", help="a published store (<key>.zarr folder, or its http(s)/s3 URL) instead of --cache/--dataset/--backbone; repeatable")] = None,
+    key: Annotated[Optional[str], typer.Option("--key", help="with --cache: the store whose cache key starts with this")] = None,
+    size: Annotated[Optional[int], typer.Option("--size", help="with --cache: the store extracted at this resolution")] = None,
+    weights: Annotated[Optional[str], typer.Option("--weights", help="with --cache: random, pretrained, or a prefix of the weights hash")] = None,
+    patch_tokens: Annotated[Optional[bool], typer.Option("--patch-tokens/--no-patch-tokens", help="with --cache: the store with (or without) patch tokens")] = None,
     setting: Annotated[Optional[list[str]], typer.Option("--setting", help=SETTING_HELP)] = None,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda (picks the backends)")] = "cpu",
     seed: Annotated[int, typer.Option("--seed", help="seed for training, sampling and the bootstrap")] = 0,
@@ -59,6 +66,8 @@ def probe_command(
     allow_test_reuse: Annotated[bool, typer.Option("--allow-test-reuse", help="a deliberate re-run: do not warn when a test split already scored with other hyper-parameters is scored again (records still carry test_reuse)")] = False,
 ) -> None:
     """Run probes on cached features only (no backbone is loaded) and append results to --out."""
+    from featx.cache.select import StorePick
+    from featx.cache.store import StoreError
     from featx.probes.features import ProbeError
     from featx.probes.runner import SETTINGS, run_probes
 
@@ -76,8 +85,7 @@ def probe_command(
         raise typer.BadParameter(f"--knn-vote: expected dinov2 or renormalised, got {knn_vote!r}")
     if fewshot_linear not in ("logistic", "sgd"):
         raise typer.BadParameter(f"--fewshot-linear: expected logistic or sgd, got {fewshot_linear!r}")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise typer.BadParameter(f"--device: expected cpu or cuda, got {device!r}")
+    check_device(device)
 
     def echo(message: str) -> None:
         typer.echo(message, err=True)
@@ -111,14 +119,15 @@ def probe_command(
             val_boot=val_bootstrap,
             record_val=val_records,
             allow_test_reuse=allow_test_reuse,
+            pick=StorePick(key=key, size=size, weights=weights, patch_tokens=patch_tokens),
             echo=echo,
         )
-    except ProbeError as error:
+    except (ProbeError, StoreError) as error:
         typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(EXIT_ERROR) from None
     typer.echo(f"{len(run.records)} records appended to {out}")
     if run.problems:
         typer.echo(f"{len(run.problems)} problem(s):", err=True)
         for problem in run.problems:
             typer.echo(f"  - {problem}", err=True)
-        raise typer.Exit(1 if not run.records else 2)
+        raise typer.Exit(EXIT_ERROR if not run.records else EXIT_PARTIAL)

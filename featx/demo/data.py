@@ -12,6 +12,7 @@ Patients own one to three images (or one volume) and are split 70/10/20 by patie
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,10 +95,19 @@ def _write_xray(path: Path, image: np.ndarray, kind: str) -> None:
 
 
 def make_demo_data(out: str | Path, *, n_patients: int = 120, n_volumes: int = 60, seed: int = 0) -> DemoData:
-    """Write both demo datasets under ``out`` (same seed, same bytes)."""
+    """Write both demo datasets under ``out`` (same seed, same bytes).
+
+    Data already written there with the same parameters is kept as it is (files untouched),
+    so a second demo run finds its feature stores up to date instead of extracting again.
+    """
     import nibabel as nib
 
     out = Path(out)
+    marker = out / "demo-data.json"
+    params = {"n_patients": n_patients, "n_volumes": n_volumes, "seed": seed}
+    made = DemoData(xray_csv=out / "xray" / "xray.csv", ct_csv=out / "ct" / "ct.csv")
+    if marker.is_file() and json.loads(marker.read_text()) == params and made.xray_csv.is_file() and made.ct_csv.is_file():
+        return made
     rng = np.random.default_rng(seed)
     xray_dir = out / "xray"
     (xray_dir / "images").mkdir(parents=True, exist_ok=True)
@@ -132,4 +142,5 @@ def make_demo_data(out: str | Path, *, n_patients: int = 120, n_volumes: int = 6
         writer = csv.DictWriter(handle, fieldnames=["path", "patient_id", "split", "label"])
         writer.writeheader()
         writer.writerows(rows)
+    marker.write_text(json.dumps(params))  # last: an interrupted generation is redone
     return DemoData(xray_csv=xray_csv, ct_csv=ct_csv)

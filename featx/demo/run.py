@@ -81,6 +81,8 @@ def run_demo(
             index, loaded, preprocess, out / "cache", device=device, num_workers=workers, progress=progress
         )
         stores[index.dataset] = extracted.path
+        if echo is not None and extracted.reused:
+            echo(f"{index.dataset}: store {extracted.key} up to date in {out / 'cache'}: nothing extracted")
         # The demo sets are small (tens of volumes): the paper's 10-epoch SGD grid takes ~10 steps on
         # them and under-fits, so the demo uses the scikit-learn reference (recorded in every result).
         probed = run_probes(

@@ -27,6 +27,7 @@ from featx.cache.key import cache_key
 from featx.cache.store import PARTIAL_SUFFIX, PUBLISHED_SUFFIX, FeatureStore, StoreError, store_dir
 from featx.datasets.index import SampleIndex
 from featx.pipeline.mapper import DeviceMapper
+from featx.pipeline.pace import measure_rows_per_second, paced_block_rows
 from featx.pipeline.preprocess import PreprocessConfig
 from featx.pipeline.reader import BlockBatchSampler, SampleDataset
 from featx.pipeline.stamps import row_stamps
@@ -226,6 +227,8 @@ def extract(
             reuse = Reuse(final, published.reusable_rows(index, stamps))  # the dataset grew or changed
         grid = patch_grids(backbone, device)
         rows = block_rows or choose_block_rows(grid, backbone.feature_dims, batch_size)
+        if block_rows is None and runner is None and not partial.exists():
+            rows = paced_block_rows(rows, measure_rows_per_second(backbone, resolve_device(device)), batch_size)
         store = _open_or_create(partial, key, key_inputs, index, stamps, backbone, preprocess, grid, rows)
         pending = store.pending_blocks()
         todo = np.zeros(len(index), dtype=bool)
@@ -258,6 +261,11 @@ def copy_reused_rows(writer: BlockWriter, store: FeatureStore, blocks: list[int]
         if len(rows):
             features, masks = previous.read_rows(reuse.rows[rows])
             writer.put(Batch(rows, features, [""] * len(rows), masks))
+
+
+def saved_postfix(saved: int, total: int, failed: int) -> str:
+    """The progress bar's note on what an interrupt would keep: rows written to the store so far."""
+    return f"saved {saved}/{total} rows" + (f", {failed} failed" if failed else "")
 
 
 def run_blocks(
@@ -302,6 +310,7 @@ def run_blocks(
     failed = 0
     timed_from: float | None = None
     rows_timed = 0
+    saved_before = int(store.written.sum())
     bar = tqdm(total=n_rows, unit="rows", desc=f"extract {backbone.spec.name}", disable=not progress, smoothing=0.1)
 
     def hand_over(landed: Iterator[tuple[dict, tuple]]) -> None:
@@ -310,8 +319,7 @@ def run_blocks(
             writer.put(Batch(rows, features, errors, masks))
             failed += sum(1 for e in errors if e)
             bar.update(len(errors))
-            if failed:
-                bar.set_postfix(failed=failed)
+            bar.set_postfix_str(saved_postfix(saved_before + writer.rows_written, store.n_rows, failed), refresh=False)
 
     try:
         for number, batch in enumerate(loader):
@@ -324,6 +332,9 @@ def run_blocks(
             hand_over(mapper.submit(batch["pixels"], payload))
         hand_over(mapper.flush())
     finally:
-        bar.close()
-        writer.close()
+        try:
+            writer.close()
+            bar.set_postfix_str(saved_postfix(saved_before + writer.rows_written, store.n_rows, failed), refresh=False)
+        finally:
+            bar.close()
     return SteadyRate(rows_timed, time.perf_counter() - timed_from if timed_from is not None else 0.0)

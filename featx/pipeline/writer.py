@@ -44,6 +44,7 @@ class BlockWriter:
         self.queue: queue.Queue[Batch | None] = queue.Queue(maxsize=max_queued_batches)
         self.pending: dict[int, _PendingBlock] = {}
         self.blocks_written = 0
+        self.rows_written = 0  # read by the producer's progress bar (an int: safe across threads)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="featx-writer", daemon=True)
         self.thread.start()
@@ -104,3 +105,4 @@ class BlockWriter:
             self.store.write_block(block, pending.features, failed, pending.errors, pending.masks)
             del self.pending[block]
             self.blocks_written += 1
+            self.rows_written += pending.n

@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from featx.cache.select import AmbiguousStore, StoreFacts, StorePick, select_store
 from featx.probes import knn as knn_mod
 from featx.probes import linear as linear_mod
 from featx.probes.features import ProbeData, ProbeError, load_probe_data
@@ -26,6 +28,7 @@ from featx.probes.metrics import MetricWarning
 from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear
 from featx.probes.records import append_jsonl, check_label_names, finalise, make_base, read_jsonl, scored_records
 from featx.probes.selection import Splits, check_patient_split
+from featx.probes.smallsets import small_set_warnings
 
 log = logging.getLogger("featx.probes")
 
@@ -78,11 +81,18 @@ def _open(store: Any):
 
 
 def resolve_stores(
-    stores: Sequence[Any] | None, cache: str | Path | None, datasets: Sequence[str], backbones: Sequence[str], problems: list[str]
+    stores: Sequence[Any] | None,
+    cache: str | Path | None,
+    datasets: Sequence[str],
+    backbones: Sequence[str],
+    problems: list[str],
+    pick: StorePick | None = None,
 ) -> list[Any]:
-    """Stores given directly, or the newest one of each (dataset, backbone) under ``cache``."""
-    from featx.cache import find_store
+    """Stores given directly, or the one store of each (dataset, backbone) under ``cache`` fitting ``pick``.
 
+    An ambiguous pick (several stores fit) raises :class:`AmbiguousStore` before anything runs;
+    a missing store is a problem and the run goes on with the others.
+    """
     out = []
     for store in stores or []:
         try:
@@ -93,10 +103,17 @@ def resolve_stores(
         for dataset in datasets:
             for backbone in backbones:
                 try:
-                    out.append(_open(find_store(cache, dataset, backbone)))
+                    out.append(_open(select_store(cache, dataset, backbone, pick)))
+                except AmbiguousStore:
+                    raise
                 except Exception as error:  # noqa: BLE001
                     problems.append(f"{dataset} x {backbone}: {error}")
     return out
+
+
+def store_label(store: Any) -> str:
+    """``dataset x backbone [key K, size S, weights W]``: the prefix of every line about a store."""
+    return f"{store.attrs.get('dataset')} x {store.provenance().get('backbone')} [{StoreFacts.of(store.attrs).brief()}]"
 
 
 def run_probes(
@@ -129,12 +146,14 @@ def run_probes(
     val_boot: int = 200,
     record_val: bool = True,
     allow_test_reuse: bool = False,
+    pick: StorePick | None = None,
     echo: Callable[[str], None] | None = None,
 ) -> ProbeRun:
     """Run ``settings`` on each store and append one record per number to ``out``.
 
     ``stores`` are store paths (or open stores); alternatively ``cache`` with
-    ``datasets`` x ``backbones`` picks the newest published store of each pair.
+    ``datasets`` x ``backbones`` picks the one published store of each pair that fits
+    ``pick`` (size, weights, patch tokens, key); several fitting is refused.
     Test scorings are checked against the test-use ledger, which also holds the test
     records already in ``out``: a test scored again with other hyper-parameters warns
     and its records carry ``test_reuse: n`` (``allow_test_reuse`` silences the warning).
@@ -144,11 +163,11 @@ def run_probes(
     unknown = [s for s in settings if s not in SETTINGS]
     if unknown:
         raise ProbeError(f"unknown setting(s) {unknown}; expected some of {SETTINGS}")
-    opened = resolve_stores(stores, cache, datasets, backbones, run.problems)
+    opened = resolve_stores(stores, cache, datasets, backbones, run.problems, pick)
     existing = read_jsonl(out) if out is not None else []
     LEDGER.load_records(existing)
     for store in opened:
-        name = f"{store.attrs.get('dataset')} x {store.provenance().get('backbone')}"
+        name = store_label(store)
         try:
             check_label_names(existing, str(store.attrs.get("dataset")), store.label_names, out or "")
             index = store.index
@@ -164,11 +183,15 @@ def run_probes(
             say(f"{name}: {data.n} {data.level}s loaded in {time.perf_counter() - t0:.1f}s" + (f" ({data.n_invalid} invalid rows left out)" if data.n_invalid else ""))
             if data.provenance.get("random_init"):
                 say(f"{name}: features come from RANDOMLY INITIALISED weights; results are marked random_init=true")
+            small = small_set_warnings(data)
+            if small:
+                say(f"{name}: warning: small evaluation set, read its numbers with care: {'; '.join(small)}")
         except Exception as error:  # noqa: BLE001 - one store's failure does not stop the others
             run.problems.append(f"{name}: {error}")
             say(f"{name}: skipped: {error}")
             continue
         for setting in settings:
+            skipped: list[str] = []
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", MetricWarning)
@@ -198,30 +221,36 @@ def run_probes(
                         allow_test_reuse=allow_test_reuse,
                         n_boot=n_boot,
                         val_boot=val_boot,
-                        problems=run.problems,
+                        problems=skipped,
                         name=name,
                     )
-                for warning in caught:
-                    if issubclass(warning.category, MetricWarning):
-                        say(f"{name} / {setting}: warning: {warning.message}")
-                    elif issubclass(warning.category, TestReuseWarning):
-                        say(f"{name} / {setting}: WARNING: {warning.message}")
+                for message in counted(str(w.message) for w in caught if issubclass(w.category, MetricWarning)):
+                    say(f"{name} / {setting}: warning: {message}")
+                for message in counted(str(w.message) for w in caught if issubclass(w.category, TestReuseWarning)):
+                    say(f"{name} / {setting}: WARNING: {message}")
+                if outcomes:  # what could not be run (e.g. a shot count) is a note when the rest produced results
+                    for message in counted(m.removeprefix(f"{name} / ") for m in skipped):
+                        say(f"{name} / {setting}: note: skipped {message}")
+                else:
+                    run.problems.extend(skipped)
                 records = []
                 for outcome in outcomes:
                     records.extend(outcome_records(outcome, data.provenance, data, seed, record_val))
-                    for note in outcome.notes:
-                        say(f"{name} / {outcome.setting}: note: {note}")
-                records = finalise(records)
+                for message in counted(f"{o.setting}: note: {note}" for o in outcomes for note in o.notes):
+                    say(f"{name} / {message}")
+                facts = asdict(StoreFacts.of(store.attrs))
+                records = finalise({**record, "store": facts, "small_set_warnings": small} for record in records)
                 if out is not None:
                     append_jsonl(out, records)
                 run.records.extend(records)
                 run.outcomes.extend(outcomes)
                 for outcome in outcomes:
-                    if outcome.extra.get("aggregate"):
-                        continue
+                    if "fewshot_seed" in outcome.extra:
+                        continue  # one line per shot count (the mean over seeds), not one per seed
                     t = outcome.test
+                    spread = f" ±{outcome.extra['macro_std']:.3f} sd over {outcome.extra['n_seeds']} seeds" if outcome.extra.get("aggregate") else ""
                     say(
-                        f"{name} / {outcome.setting}: test macro AUROC {t.auroc_macro:.3f} "
+                        f"{name} / {outcome.setting}: test macro AUROC {t.auroc_macro:.3f}{spread} "
                         f"[{t.auroc_macro_ci[0]:.3f}, {t.auroc_macro_ci[1]:.3f}] "
                         f"({_brief(outcome.hyperparameters)}) in {time.perf_counter() - t0:.1f}s"
                         + (f" [test re-used: test_reuse={outcome.extra['test_reuse']}]" if outcome.extra.get("test_reuse") else "")
@@ -232,8 +261,14 @@ def run_probes(
     return run
 
 
+def counted(messages: Iterable[str]) -> list[str]:
+    """Each distinct message once, in first-seen order, with ``(N times)`` when it repeated."""
+    counts = Counter(messages)
+    return [message if n == 1 else f"{message} ({n} times)" for message, n in counts.items()]
+
+
 def _brief(hyper: dict[str, Any]) -> str:
-    keys = ("method", "k", "lr", "C", "n_last_blocks", "avgpool", "shots", "fewshot_seed")
+    keys = ("method", "backend", "k", "lr", "C", "n_last_blocks", "avgpool", "shots", "fewshot_seed")
     return ", ".join(f"{k}={hyper[k]}" for k in keys if k in hyper)
 
 

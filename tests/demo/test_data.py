@@ -28,3 +28,12 @@ def test_demo_data_is_deterministic_and_indexable(tmp_path):
     for split in ("train", "val", "test"):
         labels = ct.labels[ct.table["split"].to_numpy() == split]
         assert set(np.argmax(labels, axis=1)) == {0, 1}, f"{split} needs both classes"
+
+
+def test_demo_data_already_there_is_left_untouched(tmp_path):
+    make_demo_data(tmp_path, n_patients=6, n_volumes=4)
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    again = make_demo_data(tmp_path, n_patients=6, n_volumes=4)
+    assert again.xray_csv.is_file() and {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    other = make_demo_data(tmp_path, n_patients=8, n_volumes=4)  # other parameters: written anew
+    assert other.xray_csv.stat().st_mtime_ns != stamps[other.xray_csv]

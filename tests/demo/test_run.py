@@ -31,3 +31,10 @@ def test_demo_pipeline_learns_the_planted_signal(tmp_path):
     # the demo has one backbone, no patch tokens, no segmentation and no few-shot: those figures say so
     assert page.count('class="missing"') == 5 and "no patch tokens stored" in page
     assert (result.out / "report" / "tables.csv").exists()
+
+    said = []
+    again = run_demo(tmp_path, size=56, model_overrides=TINY_VIT | {"depth": 4, "init_values": 1.0}, workers=0,
+                     progress=False, echo=said.append)
+    assert again.stores == result.stores
+    for name, path in result.stores.items():
+        assert any(line.startswith(f"{name}: store {path.stem} up to date") for line in said), said

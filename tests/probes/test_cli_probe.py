@@ -35,7 +35,7 @@ def test_cli_store_option_fixed_k_and_failure_exit(store_factory, tmp_path):
     ok = CliRunner().invoke(_app(), ["probe", "--store", str(path), "--setting", "knn", "--k", "10", "--out", str(out), "--bootstrap", "20"])
     assert ok.exit_code == 0, ok.output
     bad = CliRunner().invoke(_app(), ["probe", "--store", str(path), "--setting", "knn", "--setting", "linear", "--k", "10", "--out", str(out), "--bootstrap", "20"])
-    assert bad.exit_code == 2  # knn ran, linear could not select without val
+    assert bad.exit_code == 3  # partial: knn ran, linear could not select without val
     assert "validation" in bad.output
 
 

@@ -1,0 +1,157 @@
+"""Checks a command makes before it loads anything: the device, the cache folder, an up-to-date store.
+
+Each failure is a :class:`CheckError` whose message is one sentence naming the
+option or path and what to do; nothing has been created when it is raised.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+DEVICE_FORMS = "cpu, cuda or cuda:N"
+
+
+class CheckError(ValueError):
+    """A problem with the environment or the options, found before any work started."""
+
+
+def check_device(device: str) -> str:
+    """``device`` if it names a usable device; refuses typos and CUDA without a GPU."""
+    if device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
+        raise CheckError(f"--device {device}: not a device featx knows; use {DEVICE_FORMS}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CheckError(f"--device {device}: torch sees no CUDA GPU on this machine; use --device cpu")
+        wanted = int(device.split(":")[1]) if ":" in device else 0
+        if wanted >= torch.cuda.device_count():
+            raise CheckError(
+                f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                f"use cuda:0..cuda:{torch.cuda.device_count() - 1}"
+            )
+    return device
+
+
+def _first_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def folder_is_writable(folder: Path) -> bool:
+    """Whether files could be created in ``folder`` (or its first existing ancestor).
+
+    Tried for real with a temporary file that is removed at once: permission bits do not
+    tell for root, read-only mounts or immutable folders.
+    """
+    import tempfile
+
+    existing = _first_existing(folder.expanduser().resolve())
+    if not existing.is_dir():
+        return False
+    try:
+        handle, name = tempfile.mkstemp(prefix=".featx-write-check-", dir=existing)
+    except OSError:
+        return False
+    os.close(handle)
+    os.unlink(name)
+    return True
+
+
+def check_cache_folder(cache: Path) -> None:
+    """Refuse a cache path that is a file, or lies under a file."""
+    resolved = cache.expanduser().resolve()
+    existing = _first_existing(resolved)
+    if not existing.is_dir():
+        where = "" if existing == resolved else f" (it would go under {existing}, which is a file)"
+        raise CheckError(f"--cache {cache} is not a folder{where}; give a folder for the feature stores")
+
+
+def read_only_error(cache: Path) -> CheckError:
+    """The one sentence for a cache featx would have to write to but cannot."""
+    return CheckError(
+        f"--cache {cache} is read-only and holds no complete store for this request; "
+        "give a writable --cache folder (or ask its owner to extract this store)"
+    )
+
+
+def request_fields(
+    name: str, img_size: int, n_last: int, patch_tokens: bool, overrides: dict[str, Any], random_init: bool, seed: int
+) -> dict[str, Any]:
+    """The backbone request as the loader records it in the store's backbone config."""
+    normalised = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(overrides.items())}
+    return {
+        "name": name,
+        "img_size": int(img_size),
+        "n_last": int(n_last),
+        "patch_tokens": bool(patch_tokens),
+        "model_overrides": normalised,
+        "random_init": bool(random_init),
+        "seed": int(seed) if random_init else None,
+    }
+
+
+def weights_hash_of(weights: Path | None, random_init: bool) -> str | None:
+    """``random-init``, the sha256 of a weights file, or None when only loading would tell."""
+    if random_init:
+        return "random-init"
+    if weights is None or not Path(weights).is_file():
+        return None
+    from featx.backbones.weights import sha256_file
+
+    return sha256_file(weights)
+
+
+def up_to_date_store(
+    cache: Path,
+    dataset: str,
+    request: dict[str, Any],
+    weights_hash: str | None,
+    preprocessing: dict[str, Any],
+    index: Any,
+) -> Path | None:
+    """The published store that already holds exactly this extraction, found without loading the model.
+
+    ``request`` holds the backbone request fields that enter the store's backbone config
+    (name, img_size, n_last, patch_tokens, model_overrides, random_init, seed);
+    ``weights_hash`` is ``"random-init"`` or the sha256 of the weights file (None: unknown,
+    no shortcut). A store written by the same featx version from the same request has the
+    same key, so comparing the recorded inputs stands in for recomputing it.
+    """
+    from featx import __version__
+    from featx.cache.key import SCHEMA_VERSION
+    from featx.cache.store import PUBLISHED_SUFFIX, FeatureStore, StoreError, store_dir
+    from featx.pipeline.stamps import row_stamps
+
+    if weights_hash is None:
+        return None
+    folder = store_dir(cache, dataset, request["name"])
+    if not folder.is_dir():
+        return None
+    stamps = None
+    for path in sorted(folder.glob(f"*{PUBLISHED_SUFFIX}")):
+        try:
+            store = FeatureStore.open(path)
+        except StoreError:
+            continue
+        attrs = store.attrs
+        inputs = attrs.get("key_inputs", {}) or {}
+        config = inputs.get("backbone", {}) or {}
+        same = (
+            attrs.get("featx_version") == __version__
+            and inputs.get("schema") == SCHEMA_VERSION
+            and inputs.get("dataset") == dataset
+            and inputs.get("weights_hash") == weights_hash
+            and inputs.get("preprocessing") == preprocessing
+            and all(config.get(field) == value for field, value in request.items())
+        )
+        if not same:
+            continue
+        stamps = row_stamps(index.table) if stamps is None else stamps
+        if store.matches_index(index, stamps):
+            return path
+    return None
