@@ -26,7 +26,7 @@ def test_an_empty_results_file_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["featx", "report", str(tmp_path / "empty.jsonl"), "--out", str(tmp_path / "out")])
     with pytest.raises(SystemExit) as exit_status:
         main()
-    assert exit_status.value.code == 2
+    assert exit_status.value.code == 1  # EXIT_ERROR (featx/cli/errors.py)
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: {tmp_path / 'empty.jsonl'}: no result records in this file; "
         f"write some with `featx probe ... --out {tmp_path / 'empty.jsonl'}`"]
