@@ -26,6 +26,9 @@ def extract_command(
     patch_tokens: bool = typer.Option(False, "--patch-tokens", help="Also store patch tokens (segmentation)."),
     block_rows: Optional[int] = typer.Option(None, help="Rows per store block (default: chosen from sizes)."),
     name: Optional[str] = typer.Option(None, help="Dataset name in the cache (csv: default the CSV's stem)."),
+    replace: bool = typer.Option(
+        False, "--replace", help="Rebuild the store of this name even if it holds another source or other samples."
+    ),
     modality: Optional[str] = typer.Option(None, help="csv: xray, ct, mri or other (sets intensity defaults)."),
     intensity: Optional[str] = typer.Option(None, help="Override intensity rule: minmax, window or percentile."),
     window: Optional[tuple[float, float]] = typer.Option(None, help="CT window low high, in HU."),
@@ -80,6 +83,8 @@ def extract_command(
             num_workers=workers,
             block_rows=block_rows,
             runner=runner,
+            source_root=root,
+            replace=replace,
         )
     verb = "up to date" if result.reused else f"extracted {result.rows_extracted} rows ({result.rows_per_second:.1f} rows/s)"
     if result.rows_reused:

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from featx.backbones import LoadedBackbone
 from featx.cache.key import cache_key
+from featx.cache.lineage import check_continues
 from featx.cache.store import PARTIAL_SUFFIX, PUBLISHED_SUFFIX, FeatureStore, StoreError, store_dir
 from featx.datasets.index import SampleIndex
 from featx.pipeline.mapper import DeviceMapper
@@ -127,6 +128,7 @@ def _open_or_create(
     preprocess: PreprocessConfig,
     grid: dict[str, tuple[int, int]] | None,
     block_rows: int,
+    source_root: str | None,
 ) -> FeatureStore:
     if partial.exists():
         store = FeatureStore.open(partial, writable=True, allow_partial=True)
@@ -157,6 +159,7 @@ def _open_or_create(
             },
             "preprocessing": preprocess.to_dict(),
             "problems": [str(p) for p in index.problems],
+            "source_root": source_root,
         },
     )
 
@@ -198,12 +201,17 @@ def extract(
     block_rows: int | None = None,
     progress: bool = True,
     runner: BlockRunner | None = None,
+    source_root: str | Path | None = None,
+    replace: bool = False,
 ) -> ExtractResult:
     """Extract ``index`` with ``backbone`` into the cache; reuse or resume where possible.
 
     Patch tokens are stored when the backbone was loaded to return them. ``runner``
     computes the pending blocks of the partial store (default: here, in this
-    process; see featx.pipeline.distributed for a Dask cluster).
+    process; see featx.pipeline.distributed for a Dask cluster). ``source_root`` (what
+    ``--root`` named) is recorded in the store; a rebuild from another source, or one
+    dropping most of the stored samples, is refused unless ``replace``
+    (featx.cache.lineage).
     """
     if preprocess.size != backbone.img_size:
         raise ValueError(f"preprocessing size {preprocess.size} differs from backbone size {backbone.img_size}")
@@ -213,6 +221,7 @@ def extract(
     partial = folder / f"{key}{PARTIAL_SUFFIX}"
     started = time.perf_counter()
     stamps = row_stamps(index.table)
+    source_root = str(Path(source_root).expanduser().resolve()) if source_root is not None else None
     reuse = None
     with _exclusive_lock(folder / f"{key}.lock"):
         if final.exists():
@@ -223,10 +232,13 @@ def extract(
                     path=final, key=key, n_rows=published.n_rows, n_failed=len(failures), failures=failures,
                     reused=True, rows_extracted=0, rows_reused=0, seconds=0.0, steady=SteadyRate(0, 0.0),
                 )
+            check_continues(published, index, source_root, replace=replace)
             reuse = Reuse(final, published.reusable_rows(index, stamps))  # the dataset grew or changed
         grid = patch_grids(backbone, device)
         rows = block_rows or choose_block_rows(grid, backbone.feature_dims, batch_size)
-        store = _open_or_create(partial, key, key_inputs, index, stamps, backbone, preprocess, grid, rows)
+        store = _open_or_create(
+            partial, key, key_inputs, index, stamps, backbone, preprocess, grid, rows, source_root
+        )
         pending = store.pending_blocks()
         todo = np.zeros(len(index), dtype=bool)
         for block in pending:
