@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import zarr
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from featx import __version__
 from featx.cache.key import SCHEMA_VERSION
@@ -33,6 +34,24 @@ FEATURE_KINDS = ("cls", "pooled")
 
 class StoreError(RuntimeError):
     """A store is missing, incomplete, or does not match what was asked for."""
+
+
+class DamagedStoreError(StoreError):
+    """A store's bytes are damaged: a checksum mismatch, a missing chunk, non-finite written rows."""
+
+
+def chunk_codecs(checksums: bool = True) -> tuple[Any, ...]:
+    """The bytes-to-bytes codecs of every chunk: zstd, then a crc32c checksum of the result."""
+    return (ZstdCodec(level=0), Crc32cCodec()) if checksums else (ZstdCodec(level=0),)
+
+
+def create_array(group: zarr.Group, name: str, *, checksums: bool = True, **kwargs: Any) -> zarr.Array:
+    """A per-row array with checksummed chunks, every chunk written (even all fill value).
+
+    Writing empty chunks too is what lets `featx cache verify` call a missing chunk of a
+    written block damage rather than "all fill value".
+    """
+    return group.create_array(name, compressors=chunk_codecs(checksums), config={"write_empty_chunks": True}, **kwargs)
 
 
 def _utc_now() -> str:
@@ -69,7 +88,15 @@ def find_store(cache_root: str | Path, dataset: str, backbone: str) -> Path:
 
 def _select(array: zarr.Array, rows: np.ndarray | slice, dtype: type | None = None) -> np.ndarray:
     """Rows of a per-row array: a slice, or any row numbers (in the order given)."""
-    data = array[rows] if isinstance(rows, slice) else array.get_orthogonal_selection((np.asarray(rows),))
+    try:
+        data = array[rows] if isinstance(rows, slice) else array.get_orthogonal_selection((np.asarray(rows),))
+    except ValueError as exc:
+        if "checksum" not in str(exc):
+            raise
+        raise DamagedStoreError(
+            f"{array.store_path}: a chunk fails its crc32c checksum; run `featx cache verify` on the store "
+            "to find it, then re-extract"
+        ) from None
     return np.asarray(data, dtype=dtype)
 
 
@@ -119,24 +146,24 @@ class FeatureStore:
         rows = min(block_rows, n)
         for column, dtype in COLUMNS.items():
             values = index.table[column].to_numpy()
-            array = group.create_array(
-                f"index/{column}", shape=(n,), chunks=(rows,), dtype=np.int64 if dtype == "int64" else str
-            )
+            stored = np.int64 if dtype == "int64" else str
+            array = create_array(group, f"index/{column}", shape=(n,), chunks=(rows,), dtype=stored)
             array[:] = values.astype(np.int64) if dtype == "int64" else values.astype(str)
-        stamp = group.create_array("index/stamp", shape=(n,), chunks=(rows,), dtype=str)
+        stamp = create_array(group, "index/stamp", shape=(n,), chunks=(rows,), dtype=str)
         stamp[:] = np.asarray(stamps if stamps is not None else [""] * n).astype(str)
         n_classes = index.labels.shape[1]
         if n_classes:
-            labels = group.create_array(
-                "labels", shape=(n, n_classes), chunks=(rows, n_classes), dtype=np.float32, fill_value=np.nan
+            labels = create_array(
+                group, "labels", shape=(n, n_classes), chunks=(rows, n_classes), dtype=np.float32, fill_value=np.nan
             )
             labels[:] = index.labels
-        group.create_array("written", shape=(n,), chunks=(rows,), dtype=bool, fill_value=False)
-        group.create_array("failed", shape=(n,), chunks=(rows,), dtype=bool, fill_value=False)
-        group.create_array("error", shape=(n,), chunks=(rows,), dtype=str)
+        create_array(group, "written", shape=(n,), chunks=(rows,), dtype=bool, fill_value=False)
+        create_array(group, "failed", shape=(n,), chunks=(rows,), dtype=bool, fill_value=False)
+        create_array(group, "error", shape=(n,), chunks=(rows,), dtype=str)
         for layer, dim in feature_dims.items():
             for kind in FEATURE_KINDS:
-                group.create_array(
+                create_array(
+                    group,
                     f"features/{layer}/{kind}",
                     shape=(n, dim),
                     chunks=(rows, dim),
@@ -146,7 +173,8 @@ class FeatureStore:
                 )
             if patch_grid is not None:
                 h, w = patch_grid[layer]
-                group.create_array(
+                create_array(
+                    group,
                     f"features/{layer}/patch",
                     shape=(n, h, w, dim),
                     chunks=(1, h, w, dim),
@@ -156,7 +184,8 @@ class FeatureStore:
                     dimension_names=("sample", "y", "x", "feature"),
                 )
         if mask_size is not None:
-            group.create_array(
+            create_array(
+                group,
                 "masks",
                 shape=(n, mask_size, mask_size),
                 chunks=(1, mask_size, mask_size),
@@ -280,7 +309,14 @@ class FeatureStore:
     @property
     def index(self) -> pd.DataFrame:
         """The sample index, one row per stored sample."""
-        return pd.DataFrame({column: self.group[f"index/{column}"][:] for column in COLUMNS})
+        table = pd.DataFrame({column: _select(self.group[f"index/{column}"], slice(None)) for column in COLUMNS})
+        blank = np.flatnonzero(table["sample_id"].to_numpy() == "")
+        if len(blank):
+            raise DamagedStoreError(
+                f"{self.path}: {len(blank)} rows from row {blank[0]} have no sample id (a missing index chunk); "
+                "run `featx cache verify` on it and re-extract"
+            )
+        return table
 
     @property
     def labels(self) -> np.ndarray:
@@ -291,12 +327,33 @@ class FeatureStore:
 
     @property
     def written(self) -> np.ndarray:
-        return np.asarray(self.group["written"][:])
+        return _select(self.group["written"], slice(None))
 
     @property
     def valid(self) -> np.ndarray:
-        """Rows that were extracted successfully."""
-        return self.written & ~np.asarray(self.group["failed"][:])
+        """Rows that were extracted successfully (a published store must have written every row)."""
+        written = self.written
+        if self.is_complete and not written.all():
+            rows = np.flatnonzero(~written)
+            raise DamagedStoreError(
+                f"{self.path}: published, yet {len(rows)} rows from row {rows[0]} read as unwritten (a missing "
+                "chunk of 'written'); run `featx cache verify` on it and re-extract"
+            )
+        return written & ~_select(self.group["failed"], slice(None))
+
+    def refuse_damaged_rows(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
+        """Raise if any of ``rows`` (valid rows) read as non-finite in ``values`` (array ``name``).
+
+        A written, readable row is finite by construction (checked before it is stored),
+        so NaN there means a lost chunk (fill value) or damage: refuse rather than score it.
+        """
+        bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if bad.any():
+            first = int(np.asarray(rows)[np.argmax(bad)])
+            raise DamagedStoreError(
+                f"{self.path}: {int(bad.sum())} rows of {name} marked written hold no finite features "
+                f"(first: row {first}); run `featx cache verify` on it and re-extract"
+            )
 
     def failures(self) -> pd.DataFrame:
         """The rows whose input could not be read, with the reason."""
@@ -401,12 +458,16 @@ class FeatureStore:
                     )
                 values = values.copy()
                 values[failed] = np.nan
-                self.group[f"features/{layer}/{kind}"][rows] = values
+                self._for_writing(f"features/{layer}/{kind}")[rows] = values
         if masks is not None:
-            self.group["masks"][rows] = masks
-        self.group["failed"][rows] = failed
-        self.group["error"][rows] = np.asarray(errors, dtype=str)
-        self.group["written"][rows] = True
+            self._for_writing("masks")[rows] = masks
+        self._for_writing("failed")[rows] = failed
+        self._for_writing("error")[rows] = np.asarray(errors, dtype=str)
+        self._for_writing("written")[rows] = True
+
+    def _for_writing(self, name: str) -> zarr.Array:
+        """An array that writes every chunk, even one all fill value (see :func:`create_array`)."""
+        return self.group[name].with_config({"write_empty_chunks": True})
 
     def publish(self, provenance_update: Mapping[str, Any] | None = None) -> Path:
         """Mark a fully written partial store complete and rename it into place atomically."""
