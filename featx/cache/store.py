@@ -5,15 +5,14 @@ is chunked (or sharded) by exactly one block, and a block is always written whol
 by one writer, so two writers never share a chunk or shard and a killed write never
 tears a block that is already marked written. The ``written`` mask is set after a
 block's data, which is what makes a resumed extraction end identical to an
-uninterrupted one. A store is built under ``<key>.zarr.partial`` and published by an
-atomic rename to ``<key>.zarr``.
+uninterrupted one. A store is built under ``<key>.zarr.partial`` and published as an
+immutable version behind the pointer ``<key>.zarr`` (featx.cache.versions).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from featx import __version__
 from featx.cache.key import SCHEMA_VERSION
+from featx.cache.versions import Versions, hold_for_reading, version_relpath
 from featx.datasets.index import COLUMNS, SampleIndex
 
 PUBLISHED_SUFFIX = ".zarr"
@@ -111,8 +111,9 @@ class FeatureStore:
     """A feature store on disk: its sample index, labels, features and provenance."""
 
     def __init__(self, path: Path | str, group: zarr.Group) -> None:
-        self.path = path  # a local folder, or the URL of a store read over the network
+        self.path = path  # a local folder (a version's, once published), or the URL of one read remotely
         self.group = group
+        self._reading = hold_for_reading(path) if isinstance(path, Path) else None  # keeps gc off it
 
     # ---- creation and opening -------------------------------------------------------------
     @classmethod
@@ -221,10 +222,12 @@ class FeatureStore:
 
         ``path`` may also be a URL (``http://``, ``s3://``, ... through fsspec): a shared
         cache read over the network, read-only, fetching only the chunks a probe reads.
+        A published store's pointer (``<key>.zarr``) is resolved once, here: the store keeps
+        reading the version it opened while later rebuilds publish newer ones.
         """
         if is_url(path):
             return cls._open_remote(str(path))
-        path = Path(path).expanduser().resolve()
+        path = Path(path).expanduser().resolve()  # follows the pointer to the current version
         if not (path / "zarr.json").exists():
             raise StoreError(f"{path}: not a feature store (no zarr.json)")
         if path.name.endswith(PARTIAL_SUFFIX) and not allow_partial:
@@ -245,6 +248,12 @@ class FeatureStore:
             raise StoreError(f"{url}: not a feature store ({type(exc).__name__}: {exc})") from None
         if "featx" not in group.attrs:
             raise StoreError(f"{url}: a Zarr group but not a featx feature store (no 'featx' attributes)")
+        attrs = group.attrs["featx"]
+        name = url.rsplit("/", 1)[-1]
+        if attrs.get("version") and name == f"{attrs['key']}{PUBLISHED_SUFFIX}":
+            # a pointer: pin the version it names now, so a rebuild never changes what we read
+            url = f"{url[: -len(name)]}{version_relpath(attrs['key'], int(attrs['version']))}"
+            group = zarr.open_group(url, mode="r", zarr_format=3)
         return cls(url, group)
 
     # ---- metadata ---------------------------------------------------------------------------
@@ -291,6 +300,7 @@ class FeatureStore:
         backbone = attrs.get("backbone", {})
         return {
             "store_key": attrs["key"],
+            "store_version": attrs.get("version"),
             "store_path": str(self.path),
             "dataset": attrs["dataset"],
             "backbone": backbone.get("name"),
@@ -470,24 +480,22 @@ class FeatureStore:
         return self.group[name].with_config({"write_empty_chunks": True})
 
     def publish(self, provenance_update: Mapping[str, Any] | None = None) -> Path:
-        """Mark a fully written partial store complete and rename it into place atomically."""
+        """Mark a fully written partial store complete and publish it as the key's next version.
+
+        The partial folder becomes ``<key>.versions/vNNNN.zarr`` (immutable from then on)
+        and the pointer ``<key>.zarr``, which is returned, is switched to it atomically;
+        older versions stay until ``featx cache gc``.
+        """
         if not isinstance(self.path, Path) or not self.path.name.endswith(PARTIAL_SUFFIX):
             raise StoreError(f"{self.path}: only a local .zarr.partial store can be published")
         pending = self.pending_blocks()
         if pending:
             raise StoreError(f"{self.path}: {len(pending)} blocks are not written yet; cannot publish")
+        versions = Versions.of(self.path, PUBLISHED_SUFFIX)
+        number = versions.next_number()
         attrs = self.attrs
         failed = np.asarray(self.group["failed"][:])
         attrs.update(dict(provenance_update or {}))
-        attrs.update({"complete": True, "completed": _utc_now(), "n_failed": int(failed.sum())})
+        attrs.update({"complete": True, "completed": _utc_now(), "n_failed": int(failed.sum()), "version": number})
         self.group.attrs["featx"] = attrs
-        final = self.path.with_name(self.path.name.removesuffix(PARTIAL_SUFFIX) + PUBLISHED_SUFFIX)
-        if final.exists():
-            # An older store with this key but other samples: swap, so readers never see a half state.
-            retired = final.with_name(final.name + f".retired-{os.getpid()}")
-            os.rename(final, retired)
-            os.rename(self.path, final)
-            shutil.rmtree(retired)
-        else:
-            os.rename(self.path, final)
-        return final
+        return versions.publish(self.path, number)

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 cache_app = typer.Typer(
-    help="Feature stores in a cache: list them, show provenance, verify checksums.", no_args_is_help=True
+    help="Feature stores in a cache: list, show provenance, verify checksums, collect old versions, remove.", no_args_is_help=True
 )
 
 
@@ -63,3 +63,48 @@ def verify_command(target: str = typer.Argument(..., help="A store (<key>.zarr f
     if damaged:
         typer.secho(f"{damaged} of {len(stores)} stores damaged: re-extract them (featx extract)", fg=typer.colors.RED)
         raise typer.Exit(1)
+
+
+@cache_app.command("gc")
+def gc_command(
+    cache: Path = typer.Argument(..., help="Cache root folder."),
+    keep: int = typer.Option(2, help="Published versions to keep per store (the current one always stays)."),
+) -> None:
+    """Delete old published versions, keeping the newest KEEP and every version a reader has open."""
+    from featx.cache.versions import version_folders
+
+    freed = 0
+    for versions in version_folders(cache.expanduser().resolve()):
+        removed, held = versions.collect(keep)
+        freed += len(removed)
+        if removed:
+            typer.echo(f"{versions.pointer}: removed versions {removed}")
+        if held:
+            typer.echo(f"{versions.pointer}: kept versions {held} (being read)")
+    typer.echo(f"{freed} old versions removed")
+
+
+@cache_app.command("rm")
+def rm_command(store: Path = typer.Argument(..., help="A store's pointer (<cache>/<dataset>/<backbone>/<key>.zarr).")) -> None:
+    """Delete a store: every version, its partial build and its lock; refused while it is extracted or read."""
+    import shutil
+
+    from featx.cache import StoreError
+    from featx.cache.lock import holder, is_locked
+    from featx.cache.versions import Versions
+
+    versions = Versions.of(store.expanduser().absolute())
+    lock = versions.folder / f"{versions.key}.lock"
+    if not (versions.pointer.is_symlink() or versions.directory.exists() or versions.partial.exists()):
+        raise StoreError(f"{store}: no such store (give the <key>.zarr path that `featx cache ls` shows)")
+    if is_locked(lock):
+        raise StoreError(f"{store}: an extraction of this store is running ({holder(lock)}); wait for it to end")
+    read = [n for n in versions.numbers() if versions.in_use(n)]
+    if read:
+        raise StoreError(f"{store}: versions {read} are being read (a probe is running); retry when it ends")
+    versions.pointer.unlink(missing_ok=True)  # unpublished first: no reader can open it any more
+    for folder in (versions.directory, versions.partial):
+        if folder.exists():
+            shutil.rmtree(folder)
+    lock.unlink(missing_ok=True)
+    typer.echo(f"removed {store}")

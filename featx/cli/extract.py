@@ -10,6 +10,11 @@ import typer
 
 from featx.cli.options import parse_key_values
 
+FINGERPRINT_MEANING = {
+    "stat": "stat (size and mtime; a file rewritten with both unchanged is missed: --fingerprint content)",
+    "content": "content (a hash of every input file's bytes)",
+}
+
 
 def extract_command(
     dataset: str = typer.Option(..., help="Dataset adapter name (`featx datasets`), e.g. csv."),
@@ -26,6 +31,9 @@ def extract_command(
     patch_tokens: bool = typer.Option(False, "--patch-tokens", help="Also store patch tokens (segmentation)."),
     block_rows: Optional[int] = typer.Option(None, help="Rows per store block (default: chosen from sizes)."),
     name: Optional[str] = typer.Option(None, help="Dataset name in the cache (csv: default the CSV's stem)."),
+    fingerprint: str = typer.Option(
+        "stat", help="How an unchanged input is recognised: stat (size+mtime, fast) or content (hash of the bytes)."
+    ),
     replace: bool = typer.Option(
         False, "--replace", help="Rebuild the store of this name even if it holds another source or other samples."
     ),
@@ -46,6 +54,8 @@ def extract_command(
     from featx.pipeline.extract import extract
     from featx.pipeline.preprocess import PreprocessConfig
 
+    if fingerprint not in FINGERPRINT_MEANING:
+        raise typer.BadParameter(f"--fingerprint: expected stat or content, got {fingerprint!r}")
     options = parse_key_values(option, "--option")
     if dataset == "csv":
         options.setdefault("name", name)
@@ -85,12 +95,14 @@ def extract_command(
             runner=runner,
             source_root=root,
             replace=replace,
+            fingerprint=fingerprint,
         )
     verb = "up to date" if result.reused else f"extracted {result.rows_extracted} rows ({result.rows_per_second:.1f} rows/s)"
     if result.rows_reused:
         verb += f", {result.rows_reused} unchanged rows copied from the previous store"
     typer.echo(f"store: {result.path}")
     typer.echo(f"cache key: {result.key}  ({result.n_rows} rows, {verb})")
+    typer.echo(f"fingerprint: {FINGERPRINT_MEANING[fingerprint]}")
     if result.n_failed:
         typer.secho(f"{result.n_failed} rows could not be read and are marked failed in the store:", fg=typer.colors.RED)
         for row in result.failures.head(20).itertuples():

@@ -8,8 +8,7 @@ store atomically when every block is in.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +24,10 @@ from tqdm.auto import tqdm
 from featx.backbones import LoadedBackbone
 from featx.cache.key import cache_key
 from featx.cache.lineage import check_continues
+from featx.cache.lock import exclusive_lock
+from featx.cache.space import full_disk_explained
 from featx.cache.store import PARTIAL_SUFFIX, PUBLISHED_SUFFIX, FeatureStore, StoreError, store_dir
+from featx.cache.versions import Versions
 from featx.datasets.index import SampleIndex
 from featx.pipeline.mapper import DeviceMapper
 from featx.pipeline.preprocess import PreprocessConfig
@@ -34,6 +36,7 @@ from featx.pipeline.stamps import row_stamps
 from featx.pipeline.writer import Batch, BlockWriter
 
 PATCH_SHARD_BYTES = 128 * 2**20
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,21 +106,6 @@ def choose_block_rows(grid: dict[str, tuple[int, int]] | None, feature_dims: dic
     return int(rows)
 
 
-@contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    """Refuse a second extraction of the same store running at the same time."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StoreError(f"{path}: another extraction of this store is running") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _open_or_create(
     partial: Path,
     key: str,
@@ -131,10 +119,14 @@ def _open_or_create(
     source_root: str | None,
 ) -> FeatureStore:
     if partial.exists():
-        store = FeatureStore.open(partial, writable=True, allow_partial=True)
-        if store.key == key and store.matches_index(index, stamps):
-            return store
-        shutil.rmtree(partial)  # left by a run over other samples: start again
+        try:
+            store = FeatureStore.open(partial, writable=True, allow_partial=True)
+        except StoreError as exc:  # killed (or out of space) while it was laid out
+            log.warning("%s: laid out only in part (%s); laying it out again", partial, exc)
+        else:
+            if store.key == key and store.matches_index(index, stamps):
+                return store
+        shutil.rmtree(partial)  # half laid out, or left by a run over other samples: start again
     return FeatureStore.create(
         partial,
         key=key,
@@ -203,6 +195,7 @@ def extract(
     runner: BlockRunner | None = None,
     source_root: str | Path | None = None,
     replace: bool = False,
+    fingerprint: str = "stat",
 ) -> ExtractResult:
     """Extract ``index`` with ``backbone`` into the cache; reuse or resume where possible.
 
@@ -211,7 +204,8 @@ def extract(
     process; see featx.pipeline.distributed for a Dask cluster). ``source_root`` (what
     ``--root`` named) is recorded in the store; a rebuild from another source, or one
     dropping most of the stored samples, is refused unless ``replace``
-    (featx.cache.lineage).
+    (featx.cache.lineage). ``fingerprint`` says how unchanged inputs are told from
+    edited ones: ``stat`` (size and mtime) or ``content`` (a hash of the bytes).
     """
     if preprocess.size != backbone.img_size:
         raise ValueError(f"preprocessing size {preprocess.size} differs from backbone size {backbone.img_size}")
@@ -220,10 +214,11 @@ def extract(
     final = folder / f"{key}{PUBLISHED_SUFFIX}"
     partial = folder / f"{key}{PARTIAL_SUFFIX}"
     started = time.perf_counter()
-    stamps = row_stamps(index.table)
+    stamps = row_stamps(index.table, fingerprint)
     source_root = str(Path(source_root).expanduser().resolve()) if source_root is not None else None
     reuse = None
-    with _exclusive_lock(folder / f"{key}.lock"):
+    with full_disk_explained(folder), exclusive_lock(folder / f"{key}.lock"):
+        Versions.of(final).recover()  # a run killed between publishing a version and pointing at it
         if final.exists():
             published = FeatureStore.open(final)
             if published.matches_index(index, stamps):
@@ -233,7 +228,7 @@ def extract(
                     reused=True, rows_extracted=0, rows_reused=0, seconds=0.0, steady=SteadyRate(0, 0.0),
                 )
             check_continues(published, index, source_root, replace=replace)
-            reuse = Reuse(final, published.reusable_rows(index, stamps))  # the dataset grew or changed
+            reuse = Reuse(published.path, published.reusable_rows(index, stamps))  # the dataset grew or changed
         grid = patch_grids(backbone, device)
         rows = block_rows or choose_block_rows(grid, backbone.feature_dims, batch_size)
         store = _open_or_create(
