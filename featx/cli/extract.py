@@ -17,11 +17,11 @@ FINGERPRINT_MEANING = {
 
 
 def extract_command(
-    dataset: str = typer.Option(..., help="Dataset adapter name (`featx datasets`), e.g. csv."),
-    root: Path = typer.Option(..., help="The dataset as downloaded (a CSV file for --dataset csv)."),
-    backbone: str = typer.Option(..., help="Backbone name (`featx backbones`), e.g. dinov2_vitl14."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset adapter name (`featx datasets`), e.g. csv."),
+    root: Optional[Path] = typer.Option(None, help="The dataset as downloaded (a CSV file for --dataset csv)."),
+    backbone: Optional[str] = typer.Option(None, help="Backbone name (`featx backbones`), e.g. dinov2_vitl14."),
     size: int = typer.Option(224, help="Square input resolution in pixels."),
-    cache: Path = typer.Option(..., help="Cache root folder holding the feature stores."),
+    cache: Optional[Path] = typer.Option(None, help="Cache root folder holding the feature stores."),
     weights: Optional[Path] = typer.Option(None, help="Local weights file (safetensors, pth, bin)."),
     random_init: bool = typer.Option(False, "--random-init", help="Use random weights (recorded in the store)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
@@ -47,13 +47,25 @@ def extract_command(
     scheduler: Optional[str] = typer.Option(
         None, help="Dask scheduler address (tcp://host:8786): spread blocks over its workers (GPUs, nodes)."
     ),
-) -> None:
-    """Extract features of every sample (and slice) once into a Zarr feature store."""
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="A study YAML (datasets x backbones x sizes): extract every store, one summary."
+    ),
+) -> object:
+    """Extract features of every sample (and slice) once into a Zarr feature store.
+
+    Returns the ExtractResult (what `--config` runs collect for their summary).
+    """
     from featx.datasets import build_index
     from featx.pipeline.distributed import BackboneRequest, dask_runner
     from featx.pipeline.extract import extract
     from featx.pipeline.preprocess import PreprocessConfig
 
+    if config is not None:
+        from featx.cli.study import extract_study
+
+        return extract_study(config)
+    if dataset is None or root is None or backbone is None or cache is None:
+        raise typer.BadParameter("give --dataset, --root, --backbone and --cache, or --config STUDY.yaml")
     if fingerprint not in FINGERPRINT_MEANING:
         raise typer.BadParameter(f"--fingerprint: expected stat or content, got {fingerprint!r}")
     options = parse_key_values(option, "--option")
@@ -109,3 +121,4 @@ def extract_command(
             typer.echo(f"  row {row.row}: {row.error}")
         if result.n_failed > 20:
             typer.echo(f"  ... and {result.n_failed - 20} more (FeatureStore.failures())")
+    return result
