@@ -51,8 +51,10 @@ def extract_study(config: Path) -> None:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             rows.append(row | {"extracted": 0, "unchanged": 0, "failed": 0, "state": f"FAILED: {exc}"[:120]})
             continue
-        version = FeatureStore.open(result.path).attrs.get("version")
+        attrs = FeatureStore.open(result.path).attrs
+        version = attrs.get("version")
         rows.append(row | {
+            "dataset": attrs["dataset"],  # the adapter's own name (msd: one per task)
             "extracted": result.rows_extracted,  # new, changed and previously failed rows
             "unchanged": result.n_rows if result.reused else result.rows_reused,
             "failed": result.n_failed,
@@ -86,6 +88,9 @@ def probe_study(config: Path) -> None:
     rows = []
     for job in study.jobs:
         row = {"dataset": job.dataset, "backbone": job.backbone, "size": job.size}
+        if job.probe is None:
+            rows.append(row | {"records": 0, "state": "not probed (probe: false)"})
+            continue
         match = stores[(stores["dataset"] == job.dataset) & (stores["backbone"] == job.backbone)
                        & (stores["img_size"] == job.size) & (stores["state"] == "published")] if len(stores) else stores
         if match.empty:
@@ -97,8 +102,8 @@ def probe_study(config: Path) -> None:
             continue
         before = len(_lines(out))
         try:
-            code = _command().main(["probe", "--store", store["path"], "--out", str(out), *option_args(options)],
-                                   standalone_mode=False)
+            args = ["probe", "--store", store["path"], "--out", str(out), *option_args(options | job.probe)]
+            code = _command().main(args, standalone_mode=False)
         except _expected_errors() as exc:
             code = f"{exc}"
         if code:  # an exit status, or the error

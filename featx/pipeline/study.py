@@ -10,6 +10,7 @@ datasets:
     name: lab_xray                # the dataset's name in the cache (csv: default the CSV's stem)
     options: {modality: xray}     # adapter options (--option key=value)
     extract: {patch-tokens: true} # per-dataset `featx extract` options
+    probe: false                  # per-dataset `featx probe` options, or false: extract only
 backbones: [dinov2_vitl14, {name: densenet201, weights: weights/densenet201.pth}]
 sizes: [224, 448]
 extract: {device: cuda, batch-size: 128, workers: 8}   # any `featx extract` option, without the --
@@ -31,7 +32,7 @@ import yaml
 from featx.datasets.index import DatasetError
 
 _STUDY_KEYS = {"cache", "datasets", "backbones", "sizes", "extract", "probe"}
-_DATASET_KEYS = {"adapter", "root", "name", "options", "extract"}
+_DATASET_KEYS = {"adapter", "root", "name", "options", "extract", "probe"}
 _BACKBONE_KEYS = {"name", "weights", "extract"}
 
 
@@ -47,6 +48,7 @@ class ExtractJob:
     backbone: str
     size: int
     args: list[str]
+    probe: dict[str, Any] | None = None  # `featx probe` options for this store; None: not probed
 
 
 @dataclass(frozen=True)
@@ -129,9 +131,18 @@ def load_study(path: str | Path) -> Study:
                     args += ["--weights", local(backbone["weights"])]
                 args += option_args(options)
                 args += [arg for k, v in adapter_options.items() for arg in ("--option", f"{k}={v}")]
-                jobs.append(ExtractJob(dataset=str(name), backbone=str(backbone["name"]), size=int(size), args=args))
+                jobs.append(ExtractJob(dataset=str(name), backbone=str(backbone["name"]), size=int(size), args=args,
+                                       probe=_probe_options(dataset, f"{path}: datasets[{i}].probe")))
     probe = _mapping(study.get("probe") or {}, f"{path}: probe")
     if "out" in probe:
         probe = {**probe, "out": local(probe["out"])}
     return Study(path=path, cache=cache, jobs=jobs, probe=probe)
+
+
+def _probe_options(dataset: dict[str, Any], where: str) -> dict[str, Any] | None:
+    """A dataset's own probe options (merged over the study's later), or None for ``probe: false``."""
+    value = dataset.get("probe", {})
+    if value is False:
+        return None
+    return _mapping(value or {}, where)
 

@@ -60,3 +60,13 @@ def test_a_malformed_study_is_one_sentence_naming_the_entry(tmp_path):
     with pytest.raises(StudyError) as error:
         load_study(path)
     assert str(error.value).startswith(f"{path}: datasets[0]: unknown keys ['rot']")
+
+
+def test_the_shipped_paper_study_lists_every_store_of_the_paper():
+    from pathlib import Path
+
+    study = load_study(Path(__file__).parents[2] / "configs" / "paper.yaml")
+    assert len(study.jobs) == 9 * 13 * 2
+    assert {job.size for job in study.jobs} == {224, 448}
+    segmentation = [job for job in study.jobs if "--patch-tokens" in job.args]
+    assert len(segmentation) == 5 * 13 * 2 and all(job.probe is None for job in segmentation)
