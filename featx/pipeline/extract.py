@@ -267,6 +267,16 @@ def copy_reused_rows(writer: BlockWriter, store: FeatureStore, blocks: list[int]
             writer.put(Batch(rows, features, [""] * len(rows), masks))
 
 
+def without_copied(
+    rows: np.ndarray, features: dict, errors: list[str], masks: np.ndarray | None, reuse: Reuse
+) -> tuple[np.ndarray, dict, list[str], np.ndarray | None]:
+    """A computed batch less the rows the previous store supplies."""
+    keep = ~reuse.copied[rows]
+    features = {layer: {kind: values[keep] for kind, values in kinds.items()} for layer, kinds in features.items()}
+    errors = [error for error, kept in zip(errors, keep) if kept]
+    return rows[keep], features, errors, masks[keep] if masks is not None else None
+
+
 def run_blocks(
     store: FeatureStore,
     index: SampleIndex,
@@ -302,7 +312,7 @@ def run_blocks(
         prefetch_factor=4 if num_workers > 0 else None,
     )
     mapper = DeviceMapper(backbone, torch_device)
-    n_rows = sum(len(batch) for batch in loader.batch_sampler)
+    n_rows = sum(len(batch) - (int(reuse.copied[batch].sum()) if reuse else 0) for batch in loader.batch_sampler)
     writer = BlockWriter(store)
     if reuse is not None:
         copy_reused_rows(writer, store, blocks, reuse)
@@ -314,6 +324,8 @@ def run_blocks(
     def hand_over(landed: Iterator[tuple[dict, tuple]]) -> None:
         nonlocal failed
         for features, (rows, errors, masks) in landed:
+            if reuse is not None:  # rows computed only to keep a fresh run's batches: copied instead
+                rows, features, errors, masks = without_copied(rows, features, errors, masks, reuse)
             writer.put(Batch(rows, features, errors, masks))
             failed += sum(1 for e in errors if e)
             bar.update(len(errors))
