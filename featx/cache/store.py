@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -113,7 +114,9 @@ class FeatureStore:
     def __init__(self, path: Path | str, group: zarr.Group) -> None:
         self.path = path  # a local folder (a version's, once published), or the URL of one read remotely
         self.group = group
-        self._reading = hold_for_reading(path) if isinstance(path, Path) else None  # keeps gc off it
+        reading = hold_for_reading(path) if isinstance(path, Path) else None  # keeps gc off this version
+        if reading is not None:
+            weakref.finalize(self, reading.close)  # released when the store is dropped
 
     # ---- creation and opening -------------------------------------------------------------
     @classmethod

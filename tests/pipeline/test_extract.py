@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 import zarr
 
+from typer.testing import CliRunner
+
 from featx.cache import FeatureStore, StoreError
+from featx.cli import app, main
 from featx.datasets import build_index
 from featx.pipeline.extract import extract
 from featx.pipeline.preprocess import PreprocessConfig
@@ -200,7 +203,7 @@ main()
 """
 
 
-def test_a_store_killed_while_laid_out_is_laid_out_again(demo_data, tmp_path):
+def test_a_store_killed_while_laid_out_is_laid_out_again(demo_data, tmp_path, caplog):
     env = dict(os.environ, PYTHONPATH=os.getcwd())
     args = _extract_command(demo_data.xray_csv, tmp_path)[3:]
     killed = subprocess.run([sys.executable, "-c", KILLED_DURING_LAYOUT, *args], env=env, capture_output=True, text=True)
@@ -208,14 +211,15 @@ def test_a_store_killed_while_laid_out_is_laid_out_again(demo_data, tmp_path):
     [partial] = list(tmp_path.glob("*/*/*.zarr.partial"))
     with pytest.raises(StoreError):
         FeatureStore.open(partial, allow_partial=True)  # half laid out: no featx attributes yet
-    again = subprocess.run(_extract_command(demo_data.xray_csv, tmp_path), env=env, capture_output=True, text=True)
-    assert again.returncode == 0, again.stderr
-    assert "laid out only in part" in again.stderr and "laying it out again" in again.stderr
+    with caplog.at_level("WARNING", logger="featx.pipeline.extract"):
+        again = CliRunner().invoke(app, args)  # the re-run, in this process
+    assert again.exit_code == 0, again.output
+    assert f"{partial}: laid out only in part" in caplog.text and "laying it out again" in caplog.text
     [store] = list(tmp_path.glob("*/*/*.zarr"))
     assert FeatureStore.open(store).valid.all() and not partial.exists()
 
 
-def test_a_full_disk_is_one_sentence_and_the_run_resumes_once_space_is_freed(demo_data, tmp_path):
+def test_a_full_disk_is_one_sentence_and_the_run_resumes_once_space_is_freed(demo_data, tmp_path, capsys, monkeypatch):
     mount = tmp_path / "small"
     mount.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True).returncode:
@@ -225,15 +229,18 @@ def test_a_full_disk_is_one_sentence_and_the_run_resumes_once_space_is_freed(dem
         free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
         filler.write_bytes(b"\0" * (free - 96 * 1024))  # leaves room for part of the store only
         cache = mount / "cache"
-        full = subprocess.run(_extract_command(demo_data.xray_csv, cache), capture_output=True, text=True)
-        assert full.returncode == 2, full.stderr
-        [line] = [line for line in full.stderr.splitlines() if line.strip()]  # no traceback
+        args = _extract_command(demo_data.xray_csv, cache)[3:]
+        monkeypatch.setattr(sys, "argv", ["featx", *args])
+        with pytest.raises(SystemExit) as exited:
+            main()  # the real entry point, as `featx extract ...` runs it
+        assert exited.value.code == 2
+        [line] = [line for line in capsys.readouterr().err.splitlines() if line.strip()]  # no traceback
         assert line.startswith("error: ") and "no space left" in line and str(cache.resolve()) in line
 
         filler.unlink()  # space freed: the same command completes
-        resumed = subprocess.run(_extract_command(demo_data.xray_csv, cache), capture_output=True, text=True)
-        assert resumed.returncode == 0, resumed.stderr
+        resumed = CliRunner().invoke(app, args)
+        assert resumed.exit_code == 0, resumed.output
         [store] = list(cache.glob("*/*/*.zarr"))
         assert FeatureStore.open(store).valid.all()
     finally:
-        subprocess.run(["umount", str(mount)], check=True)
+        subprocess.run(["umount", "--lazy", str(mount)], check=True)  # lazily: this process may still hold a file
