@@ -9,7 +9,7 @@ from featx.cache.store import DamagedStoreError
 from featx.cache.verify import verify_store
 from featx.cli import app
 from featx.probes.features import load_probe_data
-from tests.cache.test_remote import publish_toy_store, served  # noqa: F401  (served is a fixture)
+from tests.cache.test_remote import publish_toy_store
 
 runner = CliRunner()
 ARRAY = "features/block_1/cls"  # what a kNN probe reads (the last layer's CLS)
@@ -28,7 +28,7 @@ def probe(target, tmp_path):
 
 
 @pytest.mark.parametrize("where", ["local", "http"])
-def test_flipped_byte_and_deleted_chunk_are_named_by_verify_and_refused_by_probe(tmp_path, served, where):  # noqa: F811
+def test_flipped_byte_and_deleted_chunk_are_named_by_verify_and_refused_by_probe(tmp_path, served, where):
     path = publish_toy_store(tmp_path, n=60)  # blocks of 16 rows
     target = path if where == "local" else f"{served}/{path.relative_to(tmp_path).as_posix()}"
     clean = verify_store(FeatureStore.open(target))

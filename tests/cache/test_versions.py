@@ -11,7 +11,6 @@ import zarr
 
 from featx.cache import FeatureStore
 from featx.cache.versions import Versions
-from tests.cache.test_remote import served  # noqa: F401  (a fixture)
 from tests.cache.test_store import block_features, create, make_index
 
 
@@ -32,7 +31,7 @@ def publish(tmp_path, value, n=10):
     return store.publish()
 
 
-def test_a_reader_keeps_the_version_it_opened_while_the_next_is_published(tmp_path, served):  # noqa: F811
+def test_a_reader_keeps_the_version_it_opened_while_the_next_is_published(tmp_path, served):
     pointer = publish(tmp_path, 1)
     url = f"{served}/{pointer.relative_to(tmp_path).as_posix()}"
     local, remote = FeatureStore.open(pointer), FeatureStore.open(url)
