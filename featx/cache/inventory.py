@@ -34,6 +34,7 @@ def list_stores(cache_root: str | Path) -> pd.DataFrame:
                 "dataset": attrs["dataset"],
                 "backbone": attrs.get("backbone", {}).get("name"),
                 "key": store.key,
+                "version": attrs.get("version"),
                 "state": "published" if path.name.endswith(PUBLISHED_SUFFIX) else "partial",
                 "rows": store.n_rows,
                 "written": int(written.sum()),

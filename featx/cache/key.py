@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: crc32c on every chunk, versioned publishes
 
 
 def canonical_json(value: Any) -> str:

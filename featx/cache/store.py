@@ -5,15 +5,15 @@ is chunked (or sharded) by exactly one block, and a block is always written whol
 by one writer, so two writers never share a chunk or shard and a killed write never
 tears a block that is already marked written. The ``written`` mask is set after a
 block's data, which is what makes a resumed extraction end identical to an
-uninterrupted one. A store is built under ``<key>.zarr.partial`` and published by an
-atomic rename to ``<key>.zarr``.
+uninterrupted one. A store is built under ``<key>.zarr.partial`` and published as an
+immutable version behind the pointer ``<key>.zarr`` (featx.cache.versions).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import zarr
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from featx import __version__
 from featx.cache.key import SCHEMA_VERSION
+from featx.cache.versions import Versions, hold_for_reading, version_relpath
 from featx.datasets.index import COLUMNS, DatasetError, SampleIndex, check_patient_level
 
 PUBLISHED_SUFFIX = ".zarr"
@@ -33,6 +35,24 @@ FEATURE_KINDS = ("cls", "pooled")
 
 class StoreError(RuntimeError):
     """A store is missing, incomplete, or does not match what was asked for."""
+
+
+class DamagedStoreError(StoreError):
+    """A store's bytes are damaged: a checksum mismatch, a missing chunk, non-finite written rows."""
+
+
+def chunk_codecs(checksums: bool = True) -> tuple[Any, ...]:
+    """The bytes-to-bytes codecs of every chunk: zstd, then a crc32c checksum of the result."""
+    return (ZstdCodec(level=0), Crc32cCodec()) if checksums else (ZstdCodec(level=0),)
+
+
+def create_array(group: zarr.Group, name: str, *, checksums: bool = True, **kwargs: Any) -> zarr.Array:
+    """A per-row array with checksummed chunks, every chunk written (even all fill value).
+
+    Writing empty chunks too is what lets `featx cache verify` call a missing chunk of a
+    written block damage rather than "all fill value".
+    """
+    return group.create_array(name, compressors=chunk_codecs(checksums), config={"write_empty_chunks": True}, **kwargs)
 
 
 def _utc_now() -> str:
@@ -69,7 +89,15 @@ def find_store(cache_root: str | Path, dataset: str, backbone: str) -> Path:
 
 def _select(array: zarr.Array, rows: np.ndarray | slice, dtype: type | None = None) -> np.ndarray:
     """Rows of a per-row array: a slice, or any row numbers (in the order given)."""
-    data = array[rows] if isinstance(rows, slice) else array.get_orthogonal_selection((np.asarray(rows),))
+    try:
+        data = array[rows] if isinstance(rows, slice) else array.get_orthogonal_selection((np.asarray(rows),))
+    except ValueError as exc:
+        if "checksum" not in str(exc):
+            raise
+        raise DamagedStoreError(
+            f"{array.store_path}: a chunk fails its crc32c checksum; run `featx cache verify` on the store "
+            "to find it, then re-extract"
+        ) from None
     return np.asarray(data, dtype=dtype)
 
 
@@ -84,8 +112,11 @@ class FeatureStore:
     """A feature store on disk: its sample index, labels, features and provenance."""
 
     def __init__(self, path: Path | str, group: zarr.Group) -> None:
-        self.path = path  # a local folder, or the URL of a store read over the network
+        self.path = path  # a local folder (a version's, once published), or the URL of one read remotely
         self.group = group
+        reading = hold_for_reading(path) if isinstance(path, Path) else None  # keeps gc off this version
+        if reading is not None:
+            weakref.finalize(self, reading.close)  # released when the store is dropped
 
     # ---- creation and opening -------------------------------------------------------------
     @classmethod
@@ -123,24 +154,24 @@ class FeatureStore:
         rows = min(block_rows, n)
         for column, dtype in COLUMNS.items():
             values = index.table[column].to_numpy()
-            array = group.create_array(
-                f"index/{column}", shape=(n,), chunks=(rows,), dtype=np.int64 if dtype == "int64" else str
-            )
+            stored = np.int64 if dtype == "int64" else str
+            array = create_array(group, f"index/{column}", shape=(n,), chunks=(rows,), dtype=stored)
             array[:] = values.astype(np.int64) if dtype == "int64" else values.astype(str)
-        stamp = group.create_array("index/stamp", shape=(n,), chunks=(rows,), dtype=str)
+        stamp = create_array(group, "index/stamp", shape=(n,), chunks=(rows,), dtype=str)
         stamp[:] = np.asarray(stamps if stamps is not None else [""] * n).astype(str)
         n_classes = index.labels.shape[1]
         if n_classes:
-            labels = group.create_array(
-                "labels", shape=(n, n_classes), chunks=(rows, n_classes), dtype=np.float32, fill_value=np.nan
+            labels = create_array(
+                group, "labels", shape=(n, n_classes), chunks=(rows, n_classes), dtype=np.float32, fill_value=np.nan
             )
             labels[:] = index.labels
-        group.create_array("written", shape=(n,), chunks=(rows,), dtype=bool, fill_value=False)
-        group.create_array("failed", shape=(n,), chunks=(rows,), dtype=bool, fill_value=False)
-        group.create_array("error", shape=(n,), chunks=(rows,), dtype=str)
+        create_array(group, "written", shape=(n,), chunks=(rows,), dtype=bool, fill_value=False)
+        create_array(group, "failed", shape=(n,), chunks=(rows,), dtype=bool, fill_value=False)
+        create_array(group, "error", shape=(n,), chunks=(rows,), dtype=str)
         for layer, dim in feature_dims.items():
             for kind in FEATURE_KINDS:
-                group.create_array(
+                create_array(
+                    group,
                     f"features/{layer}/{kind}",
                     shape=(n, dim),
                     chunks=(rows, dim),
@@ -150,7 +181,8 @@ class FeatureStore:
                 )
             if patch_grid is not None:
                 h, w = patch_grid[layer]
-                group.create_array(
+                create_array(
+                    group,
                     f"features/{layer}/patch",
                     shape=(n, h, w, dim),
                     chunks=(1, h, w, dim),
@@ -160,7 +192,8 @@ class FeatureStore:
                     dimension_names=("sample", "y", "x", "feature"),
                 )
         if mask_size is not None:
-            group.create_array(
+            create_array(
+                group,
                 "masks",
                 shape=(n, mask_size, mask_size),
                 chunks=(1, mask_size, mask_size),
@@ -196,10 +229,12 @@ class FeatureStore:
 
         ``path`` may also be a URL (``http://``, ``s3://``, ... through fsspec): a shared
         cache read over the network, read-only, fetching only the chunks a probe reads.
+        A published store's pointer (``<key>.zarr``) is resolved once, here: the store keeps
+        reading the version it opened while later rebuilds publish newer ones.
         """
         if is_url(path):
             return cls._open_remote(str(path))
-        path = Path(path).expanduser().resolve()
+        path = Path(path).expanduser().resolve()  # follows the pointer to the current version
         if not (path / "zarr.json").exists():
             raise StoreError(f"{path}: not a feature store (no zarr.json)")
         if path.name.endswith(PARTIAL_SUFFIX) and not allow_partial:
@@ -220,6 +255,12 @@ class FeatureStore:
             raise StoreError(f"{url}: not a feature store ({type(exc).__name__}: {exc})") from None
         if "featx" not in group.attrs:
             raise StoreError(f"{url}: a Zarr group but not a featx feature store (no 'featx' attributes)")
+        attrs = group.attrs["featx"]
+        name = url.rsplit("/", 1)[-1]
+        if attrs.get("version") and name == f"{attrs['key']}{PUBLISHED_SUFFIX}":
+            # a pointer: pin the version it names now, so a rebuild never changes what we read
+            url = f"{url[: -len(name)]}{version_relpath(attrs['key'], int(attrs['version']))}"
+            group = zarr.open_group(url, mode="r", zarr_format=3)
         return cls(url, group)
 
     # ---- metadata ---------------------------------------------------------------------------
@@ -266,6 +307,7 @@ class FeatureStore:
         backbone = attrs.get("backbone", {})
         return {
             "store_key": attrs["key"],
+            "store_version": attrs.get("version"),
             "store_path": str(self.path),
             "dataset": attrs["dataset"],
             "backbone": backbone.get("name"),
@@ -284,7 +326,14 @@ class FeatureStore:
     @property
     def index(self) -> pd.DataFrame:
         """The sample index, one row per stored sample."""
-        return pd.DataFrame({column: self.group[f"index/{column}"][:] for column in COLUMNS})
+        table = pd.DataFrame({column: _select(self.group[f"index/{column}"], slice(None)) for column in COLUMNS})
+        blank = np.flatnonzero(table["sample_id"].to_numpy() == "")
+        if len(blank):
+            raise DamagedStoreError(
+                f"{self.path}: {len(blank)} rows from row {blank[0]} have no sample id (a missing index chunk); "
+                "run `featx cache verify` on it and re-extract"
+            )
+        return table
 
     @property
     def labels(self) -> np.ndarray:
@@ -295,12 +344,33 @@ class FeatureStore:
 
     @property
     def written(self) -> np.ndarray:
-        return np.asarray(self.group["written"][:])
+        return _select(self.group["written"], slice(None))
 
     @property
     def valid(self) -> np.ndarray:
-        """Rows that were extracted successfully."""
-        return self.written & ~np.asarray(self.group["failed"][:])
+        """Rows that were extracted successfully (a published store must have written every row)."""
+        written = self.written
+        if self.is_complete and not written.all():
+            rows = np.flatnonzero(~written)
+            raise DamagedStoreError(
+                f"{self.path}: published, yet {len(rows)} rows from row {rows[0]} read as unwritten (a missing "
+                "chunk of 'written'); run `featx cache verify` on it and re-extract"
+            )
+        return written & ~_select(self.group["failed"], slice(None))
+
+    def refuse_damaged_rows(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
+        """Raise if any of ``rows`` (valid rows) read as non-finite in ``values`` (array ``name``).
+
+        A written, readable row is finite by construction (checked before it is stored),
+        so NaN there means a lost chunk (fill value) or damage: refuse rather than score it.
+        """
+        bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if bad.any():
+            first = int(np.asarray(rows)[np.argmax(bad)])
+            raise DamagedStoreError(
+                f"{self.path}: {int(bad.sum())} rows of {name} marked written hold no finite features "
+                f"(first: row {first}); run `featx cache verify` on it and re-extract"
+            )
 
     def failures(self) -> pd.DataFrame:
         """The rows whose input could not be read, with the reason."""
@@ -405,32 +475,34 @@ class FeatureStore:
                     )
                 values = values.copy()
                 values[failed] = np.nan
-                self.group[f"features/{layer}/{kind}"][rows] = values
+                self._for_writing(f"features/{layer}/{kind}")[rows] = values
         if masks is not None:
-            self.group["masks"][rows] = masks
-        self.group["failed"][rows] = failed
-        self.group["error"][rows] = np.asarray(errors, dtype=str)
-        self.group["written"][rows] = True
+            self._for_writing("masks")[rows] = masks
+        self._for_writing("failed")[rows] = failed
+        self._for_writing("error")[rows] = np.asarray(errors, dtype=str)
+        self._for_writing("written")[rows] = True
+
+    def _for_writing(self, name: str) -> zarr.Array:
+        """An array that writes every chunk, even one all fill value (see :func:`create_array`)."""
+        return self.group[name].with_config({"write_empty_chunks": True})
 
     def publish(self, provenance_update: Mapping[str, Any] | None = None) -> Path:
-        """Mark a fully written partial store complete and rename it into place atomically."""
+        """Mark a fully written partial store complete and publish it as the key's next version.
+
+        The partial folder becomes ``<key>.versions/vNNNN.zarr`` (immutable from then on)
+        and the pointer ``<key>.zarr``, which is returned, is switched to it atomically;
+        older versions stay until ``featx cache gc``.
+        """
         if not isinstance(self.path, Path) or not self.path.name.endswith(PARTIAL_SUFFIX):
             raise StoreError(f"{self.path}: only a local .zarr.partial store can be published")
         pending = self.pending_blocks()
         if pending:
             raise StoreError(f"{self.path}: {len(pending)} blocks are not written yet; cannot publish")
+        versions = Versions.of(self.path, PUBLISHED_SUFFIX)
+        number = versions.next_number()
         attrs = self.attrs
         failed = np.asarray(self.group["failed"][:])
         attrs.update(dict(provenance_update or {}))
-        attrs.update({"complete": True, "completed": _utc_now(), "n_failed": int(failed.sum())})
+        attrs.update({"complete": True, "completed": _utc_now(), "n_failed": int(failed.sum()), "version": number})
         self.group.attrs["featx"] = attrs
-        final = self.path.with_name(self.path.name.removesuffix(PARTIAL_SUFFIX) + PUBLISHED_SUFFIX)
-        if final.exists():
-            # An older store with this key but other samples: swap, so readers never see a half state.
-            retired = final.with_name(final.name + f".retired-{os.getpid()}")
-            os.rename(final, retired)
-            os.rename(self.path, final)
-            shutil.rmtree(retired)
-        else:
-            os.rename(self.path, final)
-        return final
+        return versions.publish(self.path, number)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import typer
 
-cache_app = typer.Typer(help="Feature stores in a cache: list them, show one store's provenance.", no_args_is_help=True)
+cache_app = typer.Typer(
+    help="Feature stores in a cache: list, show provenance, verify checksums, collect old versions, remove.", no_args_is_help=True
+)
 
 
 @cache_app.command("ls")
@@ -31,3 +33,79 @@ def info_command(store: str = typer.Argument(..., help="A store folder (<key>.za
 
     opened = FeatureStore.open(store, allow_partial=True)
     typer.echo(json.dumps(opened.attrs, indent=2, default=str))
+
+
+@cache_app.command("verify")
+def verify_command(target: str = typer.Argument(..., help="A store (<key>.zarr folder or URL) or a cache root.")) -> None:
+    """Read every chunk; name each damaged array, chunk and row range. Exit 1 if anything is damaged."""
+    from featx.cache import FeatureStore
+    from featx.cache.verify import stores_under, verify_store
+
+    stores = stores_under(target)
+    if not stores:
+        typer.echo(f"no published feature stores under {target}")
+        return
+    damaged = 0
+    for path in stores:
+        report = verify_store(FeatureStore.open(path, allow_partial=True))
+        if report.unchecked:
+            typer.secho(
+                f"{path}: {len(report.unchecked)} arrays have no checksums (made before format 2); "
+                "only missing chunks and non-finite rows can be found there",
+                fg=typer.colors.YELLOW,
+            )
+        if report.ok:
+            typer.echo(f"ok       {path} ({report.chunks_read} chunks)")
+            continue
+        damaged += 1
+        typer.secho(f"DAMAGED  {path}: {len(report.damage)} chunks", fg=typer.colors.RED)
+        for damage in report.damage:
+            typer.echo(f"  {damage}")
+    if damaged:
+        typer.secho(f"{damaged} of {len(stores)} stores damaged: re-extract them (featx extract)", fg=typer.colors.RED)
+        raise typer.Exit(1)
+
+
+@cache_app.command("gc")
+def gc_command(
+    cache: Path = typer.Argument(..., help="Cache root folder."),
+    keep: int = typer.Option(2, help="Published versions to keep per store (the current one always stays)."),
+) -> None:
+    """Delete old published versions, keeping the newest KEEP and every version a reader has open."""
+    from featx.cache.versions import version_folders
+
+    freed = 0
+    for versions in version_folders(cache.expanduser().resolve()):
+        removed, held = versions.collect(keep)
+        freed += len(removed)
+        if removed:
+            typer.echo(f"{versions.pointer}: removed versions {removed}")
+        if held:
+            typer.echo(f"{versions.pointer}: kept versions {held} (being read)")
+    typer.echo(f"{freed} old versions removed")
+
+
+@cache_app.command("rm")
+def rm_command(store: Path = typer.Argument(..., help="A store's pointer (<cache>/<dataset>/<backbone>/<key>.zarr).")) -> None:
+    """Delete a store: every version, its partial build and its lock; refused while it is extracted or read."""
+    import shutil
+
+    from featx.cache import StoreError
+    from featx.cache.lock import holder, is_locked
+    from featx.cache.versions import Versions
+
+    versions = Versions.of(store.expanduser().absolute())
+    lock = versions.folder / f"{versions.key}.lock"
+    if not (versions.pointer.is_symlink() or versions.directory.exists() or versions.partial.exists()):
+        raise StoreError(f"{store}: no such store (give the <key>.zarr path that `featx cache ls` shows)")
+    if is_locked(lock):
+        raise StoreError(f"{store}: an extraction of this store is running ({holder(lock)}); wait for it to end")
+    read = [n for n in versions.numbers() if versions.in_use(n)]
+    if read:
+        raise StoreError(f"{store}: versions {read} are being read (a probe is running); retry when it ends")
+    versions.pointer.unlink(missing_ok=True)  # unpublished first: no reader can open it any more
+    for folder in (versions.directory, versions.partial):
+        if folder.exists():
+            shutil.rmtree(folder)
+    lock.unlink(missing_ok=True)
+    typer.echo(f"removed {store}")

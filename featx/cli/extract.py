@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -20,13 +21,18 @@ from featx.cli.checks import (
 from featx.cli.interrupts import keep_work_on_interrupt
 from featx.cli.options import parse_key_values
 
+FINGERPRINT_MEANING = {
+    "stat": "stat (size and mtime; a file rewritten with both unchanged is missed: --fingerprint content)",
+    "content": "content (a hash of every input file's bytes)",
+}
+
 
 def extract_command(
-    dataset: str = typer.Option(..., help="Dataset adapter name (`featx datasets`), e.g. csv."),
-    root: Path = typer.Option(..., help="The dataset as downloaded (a CSV file for --dataset csv)."),
-    backbone: str = typer.Option(..., help="Backbone name (`featx backbones`), e.g. dinov2_vitl14."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset adapter name (`featx datasets`), e.g. csv."),
+    root: Optional[Path] = typer.Option(None, help="The dataset as downloaded (a CSV file for --dataset csv)."),
+    backbone: Optional[str] = typer.Option(None, help="Backbone name (`featx backbones`), e.g. dinov2_vitl14."),
     size: int = typer.Option(224, help="Square input resolution in pixels."),
-    cache: Path = typer.Option(..., help="Cache root folder holding the feature stores."),
+    cache: Optional[Path] = typer.Option(None, help="Cache root folder holding the feature stores."),
     weights: Optional[Path] = typer.Option(None, help="Local weights file (safetensors, pth, bin)."),
     random_init: bool = typer.Option(False, "--random-init", help="Use random weights (recorded in the store)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
@@ -36,6 +42,12 @@ def extract_command(
     patch_tokens: bool = typer.Option(False, "--patch-tokens", help="Also store patch tokens (segmentation)."),
     block_rows: Optional[int] = typer.Option(None, help="Rows per store block (default: chosen from sizes)."),
     name: Optional[str] = typer.Option(None, help="Dataset name in the cache (csv: default the CSV's stem)."),
+    fingerprint: str = typer.Option(
+        "stat", help="How an unchanged input is recognised: stat (size+mtime, fast) or content (hash of the bytes)."
+    ),
+    replace: bool = typer.Option(
+        False, "--replace", help="Rebuild the store of this name even if it holds another source or other samples."
+    ),
     modality: Optional[str] = typer.Option(None, help="csv: xray, ct, mri or other (sets intensity defaults)."),
     intensity: Optional[str] = typer.Option(None, help="Override intensity rule: minmax, window or percentile."),
     window: Optional[tuple[float, float]] = typer.Option(None, help="CT window low high, in HU."),
@@ -46,13 +58,27 @@ def extract_command(
     scheduler: Optional[str] = typer.Option(
         None, help="Dask scheduler address (tcp://host:8786): spread blocks over its workers (GPUs, nodes)."
     ),
-) -> None:
-    """Extract features of every sample (and slice) once into a Zarr feature store."""
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="A study YAML (datasets x backbones x sizes): extract every store, one summary."
+    ),
+) -> object:
+    """Extract features of every sample (and slice) once into a Zarr feature store.
+
+    Returns the ExtractResult (what `--config` runs collect for their summary).
+    """
     from featx.cache.store import FeatureStore, store_dir
     from featx.datasets import build_index
     from featx.pipeline.preprocess import PreprocessConfig
     from featx.pipeline.stamps import row_stamps
 
+    if config is not None:
+        from featx.cli.study import extract_study
+
+        return extract_study(config)
+    if dataset is None or root is None or backbone is None or cache is None:
+        raise typer.BadParameter("give --dataset, --root, --backbone and --cache, or --config STUDY.yaml")
+    if fingerprint not in FINGERPRINT_MEANING:
+        raise typer.BadParameter(f"--fingerprint: expected stat or content, got {fingerprint!r}")
     check_device(device)
     check_cache_folder(cache)
     options = parse_key_values(option, "--option")
@@ -67,8 +93,7 @@ def extract_command(
     fields = request_fields(backbone, size, n_last, patch_tokens, overrides, random_init, seed=0)
     done = up_to_date_store(cache, index.dataset, fields, weights_hash_of(weights, random_init), preprocess.to_dict(), index)
     if done is not None:
-        _say_up_to_date(done, block_rows)
-        return
+        return _say_up_to_date(done, block_rows)
     writable = folder_is_writable(store_dir(cache, index.dataset, backbone))
     if not writable and not any(store_dir(cache, index.dataset, backbone).glob("*.zarr")):
         raise read_only_error(cache)
@@ -89,8 +114,7 @@ def extract_command(
     final = store_dir(cache, index.dataset, loaded.spec.name) / f"{store_key(index, loaded, preprocess)[0]}.zarr"
     if not writable:
         if final.exists() and FeatureStore.open(final).matches_index(index, row_stamps(index.table)):
-            _say_up_to_date(final, block_rows)
-            return
+            return _say_up_to_date(final, block_rows)
         raise read_only_error(cache)
     partial = final.with_name(final.name + ".partial")
     if block_rows is not None and (partial / "zarr.json").exists():
@@ -124,21 +148,38 @@ def extract_command(
             num_workers=workers,
             block_rows=block_rows,
             runner=runner,
+            source_root=root,
+            replace=replace,
+            fingerprint=fingerprint,
         )
     verb = "up to date" if result.reused else f"extracted {result.rows_extracted} rows ({result.rows_per_second:.1f} rows/s)"
     if result.rows_reused:
         verb += f", {result.rows_reused} unchanged rows copied from the previous store"
     typer.echo(f"store: {result.path}")
     typer.echo(f"cache key: {result.key}  ({result.n_rows} rows, {verb})")
+    typer.echo(f"fingerprint: {FINGERPRINT_MEANING[fingerprint]}")
     if result.n_failed:
         typer.secho(f"{result.n_failed} rows could not be read and are marked failed in the store:", fg=typer.colors.RED)
         for row in result.failures.head(20).itertuples():
             typer.echo(f"  row {row.row}: {row.error}")
         if result.n_failed > 20:
             typer.echo(f"  ... and {result.n_failed - 20} more (FeatureStore.failures())")
+    return result
 
 
-def _say_up_to_date(path: Path, block_rows: int | None) -> None:
+@dataclass(frozen=True)
+class UpToDate:
+    """What an extraction with nothing to do reports (the fields of ExtractResult a study summary reads)."""
+
+    path: Path
+    n_rows: int
+    n_failed: int
+    reused: bool = True
+    rows_extracted: int = 0
+    rows_reused: int = 0
+
+
+def _say_up_to_date(path: Path, block_rows: int | None) -> UpToDate:
     """The lines of an extraction with nothing to do (also for a read-only cache)."""
     from featx.cache.store import FeatureStore
 
@@ -147,3 +188,4 @@ def _say_up_to_date(path: Path, block_rows: int | None) -> None:
     typer.echo(f"cache key: {store.key}  ({store.n_rows} rows, up to date)")
     if block_rows is not None and block_rows != store.block_rows:
         typer.echo(f"note: --block-rows {block_rows} ignored: the store exists with {store.block_rows} rows per block")
+    return UpToDate(path, store.n_rows, len(store.failures()))

@@ -33,7 +33,8 @@ def _shots(text: str) -> list[int | str]:
 
 
 def probe_command(
-    out: Annotated[Path, typer.Option("--out", help="results file (JSON lines); records are appended")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="results file (JSON lines); records are appended")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="a study YAML: probe every store of it not yet probed at its current version")] = None,
     cache: Annotated[Optional[Path], typer.Option("--cache", help="cache root holding the feature stores")] = None,
     dataset: Annotated[Optional[list[str]], typer.Option("--dataset", help="dataset name (repeatable; with --cache)")] = None,
     backbone: Annotated[Optional[list[str]], typer.Option("--backbone", help="backbone name (repeatable; with --cache)")] = None,
@@ -71,6 +72,12 @@ def probe_command(
     from featx.probes.features import ProbeError
     from featx.probes.runner import SETTINGS, run_probes
 
+    if config is not None:
+        from featx.cli.study import probe_study
+
+        return probe_study(config)
+    if out is None:
+        raise typer.BadParameter("give --out RESULTS.jsonl (or --config STUDY.yaml)")
     settings = setting or ["knn", "linear"]
     bad = [s for s in settings if s not in SETTINGS]
     if bad:

@@ -120,6 +120,8 @@ def normalise_table(table: pd.DataFrame) -> pd.DataFrame:
     for column, default in defaults.items():
         if column not in table:
             table[column] = default
+        else:  # rows of a mixed table (2D images beside volume slices) leave these blank
+            table[column] = table[column].fillna(default)
     missing = [c for c in COLUMNS if c not in table]
     if missing:
         raise DatasetError(f"sample table lacks columns {missing}")

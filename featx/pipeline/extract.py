@@ -8,8 +8,7 @@ store atomically when every block is in.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,11 @@ from tqdm.auto import tqdm
 
 from featx.backbones import LoadedBackbone
 from featx.cache.key import cache_key
+from featx.cache.lineage import check_continues
+from featx.cache.lock import exclusive_lock
+from featx.cache.space import full_disk_explained
 from featx.cache.store import PARTIAL_SUFFIX, PUBLISHED_SUFFIX, FeatureStore, StoreError, store_dir
+from featx.cache.versions import Versions
 from featx.datasets.index import SampleIndex
 from featx.pipeline.mapper import DeviceMapper
 from featx.pipeline.pace import measure_rows_per_second, paced_block_rows
@@ -34,6 +37,7 @@ from featx.pipeline.stamps import row_stamps
 from featx.pipeline.writer import Batch, BlockWriter
 
 PATCH_SHARD_BYTES = 128 * 2**20
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,21 +107,6 @@ def choose_block_rows(grid: dict[str, tuple[int, int]] | None, feature_dims: dic
     return int(rows)
 
 
-@contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    """Refuse a second extraction of the same store running at the same time."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StoreError(f"{path}: another extraction of this store is running") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _open_or_create(
     partial: Path,
     key: str,
@@ -128,12 +117,17 @@ def _open_or_create(
     preprocess: PreprocessConfig,
     grid: dict[str, tuple[int, int]] | None,
     block_rows: int,
+    source_root: str | None,
 ) -> FeatureStore:
     if partial.exists():
-        store = FeatureStore.open(partial, writable=True, allow_partial=True)
-        if store.key == key and store.matches_index(index, stamps):
-            return store
-        shutil.rmtree(partial)  # left by a run over other samples: start again
+        try:
+            store = FeatureStore.open(partial, writable=True, allow_partial=True)
+        except StoreError as exc:  # killed (or out of space) while it was laid out
+            log.warning("%s: laid out only in part (%s); laying it out again", partial, exc)
+        else:
+            if store.key == key and store.matches_index(index, stamps):
+                return store
+        shutil.rmtree(partial)  # half laid out, or left by a run over other samples: start again
     return FeatureStore.create(
         partial,
         key=key,
@@ -158,6 +152,7 @@ def _open_or_create(
             },
             "preprocessing": preprocess.to_dict(),
             "problems": [str(p) for p in index.problems],
+            "source_root": source_root,
         },
     )
 
@@ -199,12 +194,19 @@ def extract(
     block_rows: int | None = None,
     progress: bool = True,
     runner: BlockRunner | None = None,
+    source_root: str | Path | None = None,
+    replace: bool = False,
+    fingerprint: str = "stat",
 ) -> ExtractResult:
     """Extract ``index`` with ``backbone`` into the cache; reuse or resume where possible.
 
     Patch tokens are stored when the backbone was loaded to return them. ``runner``
     computes the pending blocks of the partial store (default: here, in this
-    process; see featx.pipeline.distributed for a Dask cluster).
+    process; see featx.pipeline.distributed for a Dask cluster). ``source_root`` (what
+    ``--root`` named) is recorded in the store; a rebuild from another source, or one
+    dropping most of the stored samples, is refused unless ``replace``
+    (featx.cache.lineage). ``fingerprint`` says how unchanged inputs are told from
+    edited ones: ``stat`` (size and mtime) or ``content`` (a hash of the bytes).
     """
     if preprocess.size != backbone.img_size:
         raise ValueError(f"preprocessing size {preprocess.size} differs from backbone size {backbone.img_size}")
@@ -213,9 +215,11 @@ def extract(
     final = folder / f"{key}{PUBLISHED_SUFFIX}"
     partial = folder / f"{key}{PARTIAL_SUFFIX}"
     started = time.perf_counter()
-    stamps = row_stamps(index.table)
+    stamps = row_stamps(index.table, fingerprint)
+    source_root = str(Path(source_root).expanduser().resolve()) if source_root is not None else None
     reuse = None
-    with _exclusive_lock(folder / f"{key}.lock"):
+    with full_disk_explained(folder), exclusive_lock(folder / f"{key}.lock"):
+        Versions.of(final).recover()  # a run killed between publishing a version and pointing at it
         if final.exists():
             published = FeatureStore.open(final)
             if published.matches_index(index, stamps):
@@ -224,12 +228,15 @@ def extract(
                     path=final, key=key, n_rows=published.n_rows, n_failed=len(failures), failures=failures,
                     reused=True, rows_extracted=0, rows_reused=0, seconds=0.0, steady=SteadyRate(0, 0.0),
                 )
-            reuse = Reuse(final, published.reusable_rows(index, stamps))  # the dataset grew or changed
+            check_continues(published, index, source_root, replace=replace)
+            reuse = Reuse(published.path, published.reusable_rows(index, stamps))  # the dataset grew or changed
         grid = patch_grids(backbone, device)
         rows = block_rows or choose_block_rows(grid, backbone.feature_dims, batch_size)
         if block_rows is None and runner is None and not partial.exists():
             rows = paced_block_rows(rows, measure_rows_per_second(backbone, resolve_device(device)), batch_size)
-        store = _open_or_create(partial, key, key_inputs, index, stamps, backbone, preprocess, grid, rows)
+        store = _open_or_create(
+            partial, key, key_inputs, index, stamps, backbone, preprocess, grid, rows, source_root
+        )
         pending = store.pending_blocks()
         todo = np.zeros(len(index), dtype=bool)
         for block in pending:
@@ -268,6 +275,16 @@ def saved_postfix(saved: int, total: int, failed: int) -> str:
     return f"saved {saved}/{total} rows" + (f", {failed} failed" if failed else "")
 
 
+def without_copied(
+    rows: np.ndarray, features: dict, errors: list[str], masks: np.ndarray | None, reuse: Reuse
+) -> tuple[np.ndarray, dict, list[str], np.ndarray | None]:
+    """A computed batch less the rows the previous store supplies."""
+    keep = ~reuse.copied[rows]
+    features = {layer: {kind: values[keep] for kind, values in kinds.items()} for layer, kinds in features.items()}
+    errors = [error for error, kept in zip(errors, keep) if kept]
+    return rows[keep], features, errors, masks[keep] if masks is not None else None
+
+
 def run_blocks(
     store: FeatureStore,
     index: SampleIndex,
@@ -303,7 +320,7 @@ def run_blocks(
         prefetch_factor=4 if num_workers > 0 else None,
     )
     mapper = DeviceMapper(backbone, torch_device)
-    n_rows = sum(len(batch) for batch in loader.batch_sampler)
+    n_rows = sum(len(batch) - (int(reuse.copied[batch].sum()) if reuse else 0) for batch in loader.batch_sampler)
     writer = BlockWriter(store)
     if reuse is not None:
         copy_reused_rows(writer, store, blocks, reuse)
@@ -316,6 +333,8 @@ def run_blocks(
     def hand_over(landed: Iterator[tuple[dict, tuple]]) -> None:
         nonlocal failed
         for features, (rows, errors, masks) in landed:
+            if reuse is not None:  # rows computed only to keep a fresh run's batches: copied instead
+                rows, features, errors, masks = without_copied(rows, features, errors, masks, reuse)
             writer.put(Batch(rows, features, errors, masks))
             failed += sum(1 for e in errors if e)
             bar.update(len(errors))

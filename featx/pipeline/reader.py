@@ -51,9 +51,11 @@ class SampleDataset(Dataset):
 class BlockBatchSampler(Sampler[list[int]]):
     """Batches that never cross a block boundary, for the given blocks in order.
 
-    A block's batches are the same whether it is extracted in a full run or after a
-    resume, so resumed features are computed exactly as uninterrupted ones. Rows
-    flagged in ``skip`` (copied from an earlier store) are left out.
+    A block's batches are the same whether it is extracted in a full run, after a
+    resume or in an incremental rebuild, so every computed row is computed exactly as
+    in a fresh run (on a GPU a row's numbers depend on the batch it is in). Batches
+    whose rows are all flagged in ``skip`` (copied from an earlier store) are left
+    out; the others are computed whole, and their copied rows dropped afterwards.
     """
 
     def __init__(
@@ -62,9 +64,8 @@ class BlockBatchSampler(Sampler[list[int]]):
         self.batches: list[list[int]] = []
         for block in blocks:
             rows = np.arange(block * block_rows, min((block + 1) * block_rows, n_rows))
-            if skip is not None:
-                rows = rows[~skip[rows]]
-            self.batches += [rows[i : i + batch_size].tolist() for i in range(0, len(rows), batch_size)]
+            batches = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+            self.batches += [b.tolist() for b in batches if skip is None or not skip[b].all()]
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches)

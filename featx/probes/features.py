@@ -224,6 +224,7 @@ def load_probe_data(
     for name in block_names(layers, n_last_blocks, avgpool):
         kind, layer = name.split("/", 1)
         value = store.read(kind, layer) if all_rows is None else store.read(kind, layer, rows=all_rows)
+        store.refuse_damaged_rows(f"features/{layer}/{kind}", rows, value)
         blocks[name] = value.astype(dtype, copy=False)
         del value
     is_3d = bool((index["volume_id"] != "").any())

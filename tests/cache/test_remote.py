@@ -1,9 +1,5 @@
 """A shared cache read over HTTP (loopback only): laptops probe without copying the store."""
 
-import functools
-import http.server
-import threading
-
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -11,18 +7,6 @@ from typer.testing import CliRunner
 from featx.cache import FeatureStore, StoreError
 from featx.cli import app
 from tests.cache.test_store import block_features, create, make_index
-
-
-@pytest.fixture()
-def served(tmp_path):
-    """An HTTP server on 127.0.0.1 serving tmp_path, and its base URL."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def publish_toy_store(tmp_path, n=40):

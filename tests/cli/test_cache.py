@@ -32,3 +32,22 @@ def test_cache_ls_shows_published_and_partial_stores_and_info_shows_provenance(t
 def test_cache_ls_on_an_empty_folder_says_so(tmp_path):
     result = runner.invoke(app, ["cache", "ls", str(tmp_path)])
     assert result.exit_code == 0 and "no feature stores" in result.output
+
+
+def test_cache_gc_keeps_recent_versions_and_rm_removes_a_store_unless_it_is_read(tmp_path):
+    from featx.cache import FeatureStore
+    from featx.cache.versions import Versions
+    from tests.cache.test_versions import publish
+
+    pointer = [publish(tmp_path, value) for value in (1, 2, 3)][-1]
+    gc = runner.invoke(app, ["cache", "gc", str(tmp_path), "--keep", "2"])
+    assert gc.exit_code == 0 and "removed versions [1]" in gc.output
+    assert Versions.of(pointer).numbers() == [2, 3]
+
+    reader = FeatureStore.open(pointer)  # holds version 3
+    refused = runner.invoke(app, ["cache", "rm", str(pointer)])
+    assert refused.exit_code != 0 and "being read" in str(refused.exception)
+    del reader
+    removed = runner.invoke(app, ["cache", "rm", str(pointer)])
+    assert removed.exit_code == 0, removed.output
+    assert not list((tmp_path / "toy" / "toy").iterdir())

@@ -2,6 +2,8 @@
 
 import re
 
+import numpy as np
+
 from typer.testing import CliRunner
 
 from featx.cache import FeatureStore
@@ -31,3 +33,36 @@ def test_pretrained_weights_that_are_absent_are_an_error_not_random_weights(demo
     assert result.exit_code != 0
     assert "--weights" in result.output and "random" in result.output and result.output.startswith("error: ")
     assert not list(tmp_path.glob("*/*/*.zarr*"))
+
+
+def _study(demo_data, folder):
+    """A copy of the demo X-ray study whose CSV is called labels.csv (like every other lab's)."""
+    import shutil
+
+    shutil.copytree(demo_data.xray_csv.parent, folder)
+    (folder / "xray.csv").rename(folder / "labels.csv")
+    return folder / "labels.csv"
+
+
+def test_two_studies_with_the_same_csv_name_never_share_a_store(demo_data, tmp_path):
+    first, second = _study(demo_data, tmp_path / "lab_a"), _study(demo_data, tmp_path / "lab_b")
+    cache = tmp_path / "cache"
+    assert runner.invoke(app, tiny_extract_args("csv", first, cache, "--workers", "0")).exit_code == 0
+    store_a = re.search(r"store: (\S+)", runner.invoke(app, tiny_extract_args("csv", first, cache, "--workers", "0")).output).group(1)
+    before = FeatureStore.open(store_a).read("cls", "block_1")
+
+    clash = runner.invoke(app, tiny_extract_args("csv", second, cache, "--workers", "0"))
+    assert clash.exit_code != 0
+    message = str(clash.exception)
+    assert str(first) in message and str(second) in message and "--name" in message and "--replace" in message
+    np.testing.assert_array_equal(FeatureStore.open(store_a).read("cls", "block_1"), before)  # untouched
+
+    named = runner.invoke(app, tiny_extract_args("csv", second, cache, "--workers", "0", "--name", "labels_b"))
+    assert named.exit_code == 0, named.output
+    store_b = re.search(r"store: (\S+)", named.output).group(1)
+    assert "labels_b" in store_b and FeatureStore.open(store_b).attrs["source_root"] == str(second)
+    assert FeatureStore.open(store_a).attrs["source_root"] == str(first)
+
+    replaced = runner.invoke(app, tiny_extract_args("csv", second, cache, "--workers", "0", "--replace"))
+    assert replaced.exit_code == 0, replaced.output
+    assert FeatureStore.open(re.search(r"store: (\S+)", replaced.output).group(1)).attrs["source_root"] == str(second)

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 import zarr
 
+from typer.testing import CliRunner
+
 from featx.cache import FeatureStore, StoreError
+from featx.cli import app, main
 from featx.datasets import build_index
 from featx.pipeline.extract import extract
 from featx.pipeline.preprocess import PreprocessConfig
@@ -89,17 +92,20 @@ def test_an_unreadable_image_is_listed_and_the_rest_extracted(demo_data, tmp_pat
 
 
 def test_a_second_concurrent_extraction_of_the_same_store_is_refused(demo_data, tmp_path):
-    import fcntl
+    from tests.cache.test_lock import hold
 
     index = build_index("csv", demo_data.xray_csv, modality="xray")
     backbone = tiny_backbone()
     key = run(index, tmp_path / "probe").key  # same key in any cache root
     folder = tmp_path / "cache" / index.dataset / "dinov2_vits14"
     folder.mkdir(parents=True)
-    with open(folder / f"{key}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        with pytest.raises(StoreError, match="another extraction"):
+    holder = hold(folder / f"{key}.lock")  # another process extracting this store
+    try:
+        with pytest.raises(StoreError, match=f"another extraction .*pid {holder.pid}"):
             run(index, tmp_path / "cache", backbone=backbone)
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def _extract_command(csv: Path, cache: Path) -> list[str]:
@@ -179,3 +185,62 @@ def test_a_grown_dataset_reextracts_only_new_and_changed_samples(demo_data, tmp_
     fresh = FeatureStore.open(run(grown, tmp_path / "fresh").path)
     np.testing.assert_array_equal(store.read("cls", "block_1"), fresh.read("cls", "block_1"))
     assert not np.array_equal(cls[changed], old_cls[changed])
+
+
+KILLED_DURING_LAYOUT = """
+import os, signal, sys
+import featx.cache.store as store
+original, calls = store.create_array, []
+def dying(*args, **kwargs):  # kill -9 halfway through laying out the store's arrays
+    calls.append(1)
+    if len(calls) == 6:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(*args, **kwargs)
+store.create_array = dying
+from featx.cli import main
+sys.argv = ["featx", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_store_killed_while_laid_out_is_laid_out_again(demo_data, tmp_path, caplog):
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    args = _extract_command(demo_data.xray_csv, tmp_path)[3:]
+    killed = subprocess.run([sys.executable, "-c", KILLED_DURING_LAYOUT, *args], env=env, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [partial] = list(tmp_path.glob("*/*/*.zarr.partial"))
+    with pytest.raises(StoreError):
+        FeatureStore.open(partial, allow_partial=True)  # half laid out: no featx attributes yet
+    with caplog.at_level("WARNING", logger="featx.pipeline.extract"):
+        again = CliRunner().invoke(app, args)  # the re-run, in this process
+    assert again.exit_code == 0, again.output
+    assert f"{partial}: laid out only in part" in caplog.text and "laying it out again" in caplog.text
+    [store] = list(tmp_path.glob("*/*/*.zarr"))
+    assert FeatureStore.open(store).valid.all() and not partial.exists()
+
+
+def test_a_full_disk_is_one_sentence_and_the_run_resumes_once_space_is_freed(demo_data, tmp_path, capsys, monkeypatch):
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("needs to mount a small tmpfs (root) to fill a real disk")
+    try:
+        filler = mount / "filler"
+        free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
+        filler.write_bytes(b"\0" * (free - 96 * 1024))  # leaves room for part of the store only
+        cache = mount / "cache"
+        args = _extract_command(demo_data.xray_csv, cache)[3:]
+        monkeypatch.setattr(sys, "argv", ["featx", *args])
+        with pytest.raises(SystemExit) as exited:
+            main()  # the real entry point, as `featx extract ...` runs it
+        assert exited.value.code == 2
+        [line] = [line for line in capsys.readouterr().err.splitlines() if line.strip()]  # no traceback
+        assert line.startswith("error: ") and "no space left" in line and str(cache.resolve()) in line
+
+        filler.unlink()  # space freed: the same command completes
+        resumed = CliRunner().invoke(app, args)
+        assert resumed.exit_code == 0, resumed.output
+        [store] = list(cache.glob("*/*/*.zarr"))
+        assert FeatureStore.open(store).valid.all()
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount)], check=True)  # lazily: this process may still hold a file

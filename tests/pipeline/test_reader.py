@@ -26,3 +26,12 @@ def test_an_unreadable_file_becomes_a_flagged_row_naming_the_file(tmp_path):
     assert str(bad) in second["error"] and "cannot decode" in second["error"]
     assert str(tmp_path / "gone.png") in third["error"] and "not found" in third["error"]
     assert not second["pixels"].any()
+
+
+def test_an_incremental_rebuild_computes_rows_in_the_batches_a_fresh_run_uses():
+    fresh = BlockBatchSampler([0, 1, 2], block_rows=8, n_rows=20, batch_size=3)
+    copied = np.ones(20, dtype=bool)
+    copied[[4, 9, 19]] = False  # three new or changed rows; the rest come from the previous store
+    rebuild = BlockBatchSampler([0, 1, 2], block_rows=8, n_rows=20, batch_size=3, skip=copied)
+    assert all(batch in fresh.batches for batch in rebuild.batches)  # the same batches, never re-cut
+    assert rebuild.batches == [[3, 4, 5], [8, 9, 10], [19]]

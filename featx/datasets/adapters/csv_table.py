@@ -67,7 +67,12 @@ def index_csv(
     row_labels: list[np.ndarray] = []
     problems: list[Problem] = []
     for i, record in enumerate(frame.to_dict("records")):
-        source = (root.parent / record["path"]).resolve()
+        try:
+            source = (root.parent / record["path"]).resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop, a path too long ...
+            problems.append(Problem(str(root.parent / record["path"]), f"listed on line {i + 2} of {root.name} "
+                                    f"but cannot be resolved ({exc})"))
+            continue
         base = {"patient_id": record["patient_id"], "split": record["split"], "source": str(source)}
         if not source.exists():
             problems.append(Problem(str(source), f"listed on line {i + 2} of {root.name} but not found"))

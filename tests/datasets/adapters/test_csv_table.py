@@ -71,3 +71,28 @@ def test_missing_and_truncated_files(tmp_path):
     with pytest.raises(DatasetError, match="p0_0.png"):
         load_sample(idx2.table[idx2.table["sample_id"] == "images/p0_0.png"].iloc[0].to_dict())
     assert np.isfinite(load_sample(idx2.table.iloc[1].to_dict())[0]).all()
+
+
+def test_a_csv_mixing_png_and_nifti_rows_and_a_symlink_loop(tmp_path):
+    """The README allows PNG and NIfTI rows in one CSV; a looping symlink is a named problem, not a traceback."""
+    flat, volumes = make_csv_2d(tmp_path, n_patients=4), make_csv_3d(tmp_path, n_patients=4, shape=(16, 16, 3))
+    (tmp_path / "csv2d" / "loop_a.png").symlink_to(tmp_path / "csv2d" / "loop_b.png")
+    (tmp_path / "csv2d" / "loop_b.png").symlink_to(tmp_path / "csv2d" / "loop_a.png")
+    volume_rows = [f"../csv3d/{line}".replace(",p", ",volume_p", 1) for line in volumes.read_text().splitlines()[1:]]
+    lines = [*flat.read_text().splitlines(), *volume_rows, "loop_a.png,p99,train,neg"]
+    mixed = tmp_path / "csv2d" / "mixed.csv"
+    mixed.write_text("\n".join(lines) + "\n")
+
+    index = build_index("csv", mixed)
+    readers = index.table["reader"].value_counts().to_dict()
+    assert readers == {"image": 8, "nifti": 12}
+    flat_rows = index.table[index.table["reader"] == "image"]
+    assert (flat_rows["slice_index"] == -1).all() and (flat_rows["volume_id"] == "").all()
+    [problem] = index.problems
+    assert problem.source.endswith("loop_a.png") and f"line {len(lines)} " in problem.message
+    assert "Symlink loop" in problem.message
+
+    from tests.pipeline.test_extract import run
+
+    result = run(index, tmp_path / "cache")  # the whole mixed table is extracted into one store
+    assert result.n_rows == 20 and result.n_failed == 0

@@ -1,0 +1,188 @@
+"""Versioned, immutable publishes behind one atomically switched pointer (any store type).
+
+Layout, for a store named ``<key>`` with suffix ``.zarr`` in ``folder``::
+
+    <key>.zarr             symlink -> <key>.versions/v0002.zarr   (the pointer: what plain tools open)
+    <key>.versions/v0001.zarr   an older published version, never written again
+    <key>.versions/v0002.zarr   the current one
+    <key>.versions/v0002.readers  readers hold a shared lock on it while they read v0002
+    <key>.zarr.partial     the next version, while it is built
+
+Publishing is one rename (``.partial`` -> the next ``vNNNN``) and one atomic pointer
+switch (a new symlink renamed over the old one). A reader resolves the pointer once
+when it opens and keeps that version, so a rebuild never changes what it reads. A
+kill between the two steps leaves a complete version newer than the pointer, which
+:meth:`Versions.recover` switches to. Plain zarr/xarray and static HTTP servers follow
+the symlink; ``featx`` readers over HTTP read the version from the store's attributes
+and pin the version's own URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+VERSIONS_SUFFIX = ".versions"
+READERS_SUFFIX = ".readers"
+_VERSION = re.compile(r"^v(\d{4,})$")
+
+
+def version_name(number: int, suffix: str = ".zarr") -> str:
+    """The folder name of version ``number`` (``v0003.zarr``)."""
+    return f"v{number:04d}{suffix}"
+
+
+def version_relpath(key: str, number: int, suffix: str = ".zarr") -> str:
+    """Where version ``number`` of ``key`` lies relative to the folder of its pointer."""
+    return f"{key}{VERSIONS_SUFFIX}/{version_name(number, suffix)}"
+
+
+@dataclass(frozen=True)
+class Versions:
+    """The published versions of one store (``key``) in ``folder``."""
+
+    folder: Path
+    key: str
+    suffix: str = ".zarr"
+
+    @classmethod
+    def of(cls, path: Path, suffix: str = ".zarr") -> Versions:
+        """The versions a pointer, a partial or a version folder belongs to."""
+        path = Path(path)
+        if path.parent.name.endswith(VERSIONS_SUFFIX):
+            return cls(path.parent.parent, path.parent.name.removesuffix(VERSIONS_SUFFIX), suffix)
+        name = path.name.removesuffix(".partial").removesuffix(suffix)
+        return cls(path.parent, name, suffix)
+
+    @property
+    def pointer(self) -> Path:
+        return self.folder / f"{self.key}{self.suffix}"
+
+    @property
+    def partial(self) -> Path:
+        return self.folder / f"{self.key}{self.suffix}.partial"
+
+    @property
+    def directory(self) -> Path:
+        return self.folder / f"{self.key}{VERSIONS_SUFFIX}"
+
+    def path(self, number: int) -> Path:
+        return self.directory / version_name(number, self.suffix)
+
+    def numbers(self) -> list[int]:
+        """Every published version, oldest first."""
+        if not self.directory.is_dir():
+            return []
+        found = (_VERSION.match(p.name.removesuffix(self.suffix)) for p in self.directory.iterdir()
+                 if p.name.endswith(self.suffix))
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def current(self) -> int | None:
+        """The version the pointer names, or None when nothing is published."""
+        if not self.pointer.is_symlink():
+            return None
+        match = _VERSION.match(Path(os.readlink(self.pointer)).name.removesuffix(self.suffix))
+        return int(match.group(1)) if match else None
+
+    def publish(self, built: Path, number: int) -> Path:
+        """Move the finished ``built`` folder in as version ``number`` and point at it."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        target = self.path(number)
+        os.rename(built, target)
+        (self.directory / f"{target.name}{READERS_SUFFIX}").touch()
+        _fsync_dir(self.directory)
+        self.switch(number)
+        return self.pointer
+
+    def next_number(self) -> int:
+        return max(self.numbers(), default=0) + 1
+
+    def switch(self, number: int) -> None:
+        """Point at version ``number`` atomically (a new symlink renamed over the old)."""
+        if self.pointer.exists() and not self.pointer.is_symlink():
+            raise FileExistsError(f"{self.pointer}: a folder, not a version pointer; move it away and re-run")
+        staged = self.folder / f".{self.pointer.name}.switch-{os.getpid()}"
+        with contextlib.suppress(FileNotFoundError):
+            staged.unlink()
+        os.symlink(os.path.relpath(self.path(number), self.folder), staged)
+        os.replace(staged, self.pointer)
+        _fsync_dir(self.folder)
+
+    def recover(self) -> int | None:
+        """After a kill between publish's rename and switch: point at the newest version."""
+        newest = max(self.numbers(), default=None)
+        if newest is not None and newest != self.current():
+            self.switch(newest)
+            return newest
+        return None
+
+    def in_use(self, number: int) -> bool:
+        """Whether some reader holds version ``number`` open (a shared lock on its readers file)."""
+        readers = self.directory / f"{version_name(number, self.suffix)}{READERS_SUFFIX}"
+        if not readers.exists():
+            return False
+        with open(readers) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+    def collect(self, keep: int) -> tuple[list[int], list[int]]:
+        """Delete old versions: all but the current one and the newest ``keep``, skipping any being read.
+
+        Returns (removed, kept because a reader holds them).
+        """
+        numbers = self.numbers()
+        protected = set(numbers[-max(keep, 1):]) | {self.current()}
+        removed, held = [], []
+        for number in numbers:
+            if number in protected:
+                continue
+            if self.in_use(number):
+                held.append(number)
+                continue
+            shutil.rmtree(self.path(number))
+            (self.directory / f"{version_name(number, self.suffix)}{READERS_SUFFIX}").unlink(missing_ok=True)
+            removed.append(number)
+        return removed, held
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (so a power cut cannot undo a publish)."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def hold_for_reading(path: Path) -> IO[str] | None:
+    """A shared lock that keeps ``featx cache gc`` off version folder ``path`` while it is read.
+
+    Returns the open handle (the lock lasts as long as it), or None where ``path`` is not a
+    version folder or its readers file cannot be opened (a read-only copy without one).
+    """
+    readers = path.parent / f"{path.name}{READERS_SUFFIX}"
+    if not path.parent.name.endswith(VERSIONS_SUFFIX) or not readers.exists():
+        return None
+    try:
+        handle = open(readers)
+    except OSError:
+        return None
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    return handle
+
+
+def version_folders(root: Path) -> Iterator[Versions]:
+    """Every versioned store under a cache root (``<dataset>/<backbone>/<key>.versions``)."""
+    for directory in sorted(root.glob(f"*/*/*{VERSIONS_SUFFIX}")):
+        yield Versions(directory.parent, directory.name.removesuffix(VERSIONS_SUFFIX))
