@@ -117,8 +117,8 @@ def extract_command(
             return _say_up_to_date(final, block_rows)
         raise read_only_error(cache)
     partial = final.with_name(final.name + ".partial")
-    if block_rows is not None and (partial / "zarr.json").exists():
-        resumed = FeatureStore.open(partial, allow_partial=True)
+    resumed = _resumable(partial) if block_rows is not None else None
+    if resumed is not None:
         kept = resumed.block_rows
         if kept != block_rows and resumed.matches_index(index, row_stamps(index.table)):
             typer.secho(
@@ -165,6 +165,18 @@ def extract_command(
         if result.n_failed > 20:
             typer.echo(f"  ... and {result.n_failed - 20} more (FeatureStore.failures())")
     return result
+
+
+def _resumable(partial: Path):
+    """The partial store a run would resume, or None (absent, or laid out only in part: it is laid out again)."""
+    from featx.cache.store import FeatureStore, StoreError
+
+    if not (partial / "zarr.json").exists():
+        return None
+    try:
+        return FeatureStore.open(partial, allow_partial=True)
+    except StoreError:
+        return None
 
 
 @dataclass(frozen=True)

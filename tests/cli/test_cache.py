@@ -46,7 +46,7 @@ def test_cache_gc_keeps_recent_versions_and_rm_removes_a_store_unless_it_is_read
 
     reader = FeatureStore.open(pointer)  # holds version 3
     refused = runner.invoke(app, ["cache", "rm", str(pointer)])
-    assert refused.exit_code != 0 and "being read" in str(refused.exception)
+    assert refused.exit_code != 0 and "being read" in refused.output
     del reader
     removed = runner.invoke(app, ["cache", "rm", str(pointer)])
     assert removed.exit_code == 0, removed.output

@@ -53,7 +53,7 @@ def test_two_studies_with_the_same_csv_name_never_share_a_store(demo_data, tmp_p
 
     clash = runner.invoke(app, tiny_extract_args("csv", second, cache, "--workers", "0"))
     assert clash.exit_code != 0
-    message = str(clash.exception)
+    message = clash.output
     assert str(first) in message and str(second) in message and "--name" in message and "--replace" in message
     np.testing.assert_array_equal(FeatureStore.open(store_a).read("cls", "block_1"), before)  # untouched
 

@@ -233,7 +233,7 @@ def test_a_full_disk_is_one_sentence_and_the_run_resumes_once_space_is_freed(dem
         monkeypatch.setattr(sys, "argv", ["featx", *args])
         with pytest.raises(SystemExit) as exited:
             main()  # the real entry point, as `featx extract ...` runs it
-        assert exited.value.code == 2
+        assert exited.value.code == 1  # EXIT_ERROR (featx/cli/errors.py)
         [line] = [line for line in capsys.readouterr().err.splitlines() if line.strip()]  # no traceback
         assert line.startswith("error: ") and "no space left" in line and str(cache.resolve()) in line
 

@@ -117,7 +117,7 @@ def test_store_with_a_patient_in_train_and_test_is_refused_at_probe_time(store_f
     run = run_probes([path], settings=["knn"], out=out, n_boot=10, echo=messages.append)
     assert not run.records and not out.exists()
     assert len(run.problems) == 1 and f"patient '{leaked}' appears in splits ['test', 'train']" in run.problems[0]
-    assert str(path) in run.problems[0] and "patient-level" in run.problems[0]
+    assert str(FeatureStore.open(path).path) in run.problems[0] and "patient-level" in run.problems[0]
     with pytest.raises(PatientLeakError, match="patient-level"):
         Splits(load_probe_data(FeatureStore.open(path)))
 
