@@ -13,7 +13,7 @@ import fcntl
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +24,15 @@ from tqdm.auto import tqdm
 
 from featx.backbones import LoadedBackbone
 from featx.cache.key import cache_key
+from featx.cache.pixels import PixelStore
 from featx.cache.store import PARTIAL_SUFFIX, PUBLISHED_SUFFIX, FeatureStore, StoreError, store_dir
 from featx.datasets.index import SampleIndex
 from featx.pipeline.mapper import DeviceMapper
+from featx.pipeline.pixel_feed import PixelCache, PixelFeed
 from featx.pipeline.preprocess import PreprocessConfig
 from featx.pipeline.reader import BlockBatchSampler, SampleDataset
 from featx.pipeline.stamps import row_stamps
+from featx.pipeline.timing import StageTimes
 from featx.pipeline.writer import Batch, BlockWriter
 
 PATCH_SHARD_BYTES = 128 * 2**20
@@ -41,6 +44,7 @@ class SteadyRate:
 
     rows: int
     seconds: float
+    times: StageTimes = field(default_factory=StageTimes)  # where the extracting thread's time went
 
     @property
     def rows_per_second(self) -> float:
@@ -61,6 +65,7 @@ class ExtractResult:
     rows_reused: int  # copied from the previous store of this key (unchanged samples)
     seconds: float
     steady: SteadyRate  # while batches flow (zero when blocks were computed elsewhere)
+    pixel_store: Path | None = None  # the pixel store the rows were read from (None: raw files)
 
     @property
     def rows_per_second(self) -> float:
@@ -198,12 +203,15 @@ def extract(
     block_rows: int | None = None,
     progress: bool = True,
     runner: BlockRunner | None = None,
+    pixel_cache: PixelCache | None = None,
 ) -> ExtractResult:
     """Extract ``index`` with ``backbone`` into the cache; reuse or resume where possible.
 
     Patch tokens are stored when the backbone was loaded to return them. ``runner``
     computes the pending blocks of the partial store (default: here, in this
-    process; see featx.pipeline.distributed for a Dask cluster).
+    process; see featx.pipeline.distributed for a Dask cluster). With ``pixel_cache``
+    the rows are read from the dataset's pixel store (built or reused first) instead of
+    decoding raw files.
     """
     if preprocess.size != backbone.img_size:
         raise ValueError(f"preprocessing size {preprocess.size} differs from backbone size {backbone.img_size}")
@@ -234,9 +242,10 @@ def extract(
         n_reused = int((todo & reuse.copied).sum()) if reuse else 0
         n_todo = int(todo.sum()) - n_reused
         steady = SteadyRate(0, 0.0)
+        pixels = pixel_cache.store_for(index, preprocess) if pixel_cache is not None and n_todo else None
         if runner is None:
             steady = run_blocks(
-                store, index, backbone, preprocess, pending, device, batch_size, num_workers, progress, reuse
+                store, index, backbone, preprocess, pending, device, batch_size, num_workers, progress, reuse, pixels
             )
         else:
             runner(store, pending, reuse)
@@ -246,6 +255,7 @@ def extract(
     return ExtractResult(
         path=path, key=key, n_rows=published.n_rows, n_failed=len(failures), failures=failures, reused=False,
         rows_extracted=n_todo, rows_reused=n_reused, seconds=time.perf_counter() - started, steady=steady,
+        pixel_store=pixels.path if pixels is not None else None,
     )
 
 
@@ -271,6 +281,7 @@ def run_blocks(
     num_workers: int,
     progress: bool,
     reuse: Reuse | None = None,
+    pixels: PixelStore | None = None,
 ) -> SteadyRate:
     """Compute and write the given blocks of a writable store (the unit a worker owns).
 
@@ -278,21 +289,25 @@ def run_blocks(
     computed. Returns the steady-state rate: the rows of every batch but the first,
     over the time from the second batch's submission to the last block written (model
     loading, worker start-up and most of the first, warm-up forward are left out, as
-    a forward-only benchmark leaves out its warm-up).
+    a forward-only benchmark leaves out its warm-up), and where the time went. With
+    ``pixels`` the inputs come from that pixel store instead of the raw files.
     """
     if not blocks:
         return SteadyRate(0, 0.0)
     torch_device = resolve_device(device)
     with_masks = index.task == "segmentation"
-    loader = DataLoader(
-        SampleDataset(index.table, preprocess, with_masks),
-        batch_sampler=BlockBatchSampler(
-            blocks, store.block_rows, len(index), batch_size, reuse.copied if reuse else None
-        ),
-        num_workers=num_workers,
-        pin_memory=torch_device.type == "cuda",
-        persistent_workers=False,
-        prefetch_factor=4 if num_workers > 0 else None,
+    sampler = BlockBatchSampler(blocks, store.block_rows, len(index), batch_size, reuse.copied if reuse else None)
+    times = StageTimes()
+    loader = (
+        PixelFeed(pixels, sampler, torch_device, with_masks=with_masks, times=times) if pixels is not None
+        else DataLoader(
+            SampleDataset(index.table, preprocess, with_masks),
+            batch_sampler=sampler,
+            num_workers=num_workers,
+            pin_memory=torch_device.type == "cuda",
+            persistent_workers=False,
+            prefetch_factor=4 if num_workers > 0 else None,
+        )
     )
     mapper = DeviceMapper(backbone, torch_device)
     n_rows = sum(len(batch) for batch in loader.batch_sampler)
@@ -306,15 +321,18 @@ def run_blocks(
 
     def hand_over(landed: Iterator[tuple[dict, tuple]]) -> None:
         nonlocal failed
+        with times.clock("compute"):
+            landed = list(landed)  # the forward (or the wait for the device) happens here
         for features, (rows, errors, masks) in landed:
-            writer.put(Batch(rows, features, errors, masks))
+            with times.clock("write"):
+                writer.put(Batch(rows, features, errors, masks))
             failed += sum(1 for e in errors if e)
             bar.update(len(errors))
             if failed:
                 bar.set_postfix(failed=failed)
 
     try:
-        for number, batch in enumerate(loader):
+        for number, batch in enumerate(times.timed_reads(loader)):
             if number == 1:
                 timed_from = time.perf_counter()
             if number >= 1:
@@ -325,5 +343,6 @@ def run_blocks(
         hand_over(mapper.flush())
     finally:
         bar.close()
-        writer.close()
-    return SteadyRate(rows_timed, time.perf_counter() - timed_from if timed_from is not None else 0.0)
+        with times.clock("write"):
+            writer.close()
+    return SteadyRate(rows_timed, time.perf_counter() - timed_from if timed_from is not None else 0.0, times)
