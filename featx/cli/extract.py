@@ -36,11 +36,20 @@ def extract_command(
     scheduler: Optional[str] = typer.Option(
         None, help="Dask scheduler address (tcp://host:8786): spread blocks over its workers (GPUs, nodes)."
     ),
+    pixel_cache: bool = typer.Option(
+        True, "--pixel-cache/--no-pixel-cache",
+        help="Decode every raw file once into the dataset's pixel store and feed backbones from it (default); "
+        "--no-pixel-cache decodes the raw files for this run only.",
+    ),
+    decode_workers: Optional[int] = typer.Option(
+        None, help="Processes decoding raw files into the pixel store (default: every CPU core)."
+    ),
 ) -> None:
     """Extract features of every sample (and slice) once into a Zarr feature store."""
     from featx.datasets import build_index
     from featx.pipeline.distributed import BackboneRequest, dask_runner
     from featx.pipeline.extract import extract
+    from featx.pipeline.pixel_feed import PixelCache
     from featx.pipeline.preprocess import PreprocessConfig
 
     options = parse_key_values(option, "--option")
@@ -64,12 +73,15 @@ def extract_command(
     if loaded.random_init:
         typer.secho(f"{backbone}: RANDOM weights (--random-init); results will say so", fg=typer.colors.YELLOW)
     with contextlib.ExitStack() as stack:
-        runner = None
+        runner, client = None, None
         if scheduler:
             from distributed import Client
 
             client = stack.enter_context(Client(scheduler))
-            runner = dask_runner(client, index, request, preprocess, device=device, batch_size=batch_size)
+        pixels = PixelCache(cache, workers=decode_workers, client=client) if pixel_cache else None
+        if client is not None:
+            runner = dask_runner(client, index, request, preprocess, device=device, batch_size=batch_size,
+                                 pixel_cache=pixels)
         result = extract(
             index,
             loaded,
@@ -80,10 +92,14 @@ def extract_command(
             num_workers=workers,
             block_rows=block_rows,
             runner=runner,
+            pixel_cache=pixels,
         )
     verb = "up to date" if result.reused else f"extracted {result.rows_extracted} rows ({result.rows_per_second:.1f} rows/s)"
     if result.rows_reused:
         verb += f", {result.rows_reused} unchanged rows copied from the previous store"
+    if pixels is not None:
+        for line in pixel_summary(pixels):
+            typer.echo(line)
     typer.echo(f"store: {result.path}")
     typer.echo(f"cache key: {result.key}  ({result.n_rows} rows, {verb})")
     if result.n_failed:
@@ -92,3 +108,22 @@ def extract_command(
             typer.echo(f"  row {row.row}: {row.error}")
         if result.n_failed > 20:
             typer.echo(f"  ... and {result.n_failed - 20} more (FeatureStore.failures())")
+    if result.steady.rows:
+        typer.echo(f"speed: {result.steady_rows_per_second:.1f} images/s steady; time split: "
+                   f"{result.steady.times.summary()}")
+
+
+def pixel_summary(pixels) -> list[str]:
+    """One line per pixel store used: where, and whether it was decoded now or reused."""
+    lines = []
+    for build in pixels.builds.values():
+        if build.reused:
+            state = "up to date"
+        else:
+            state = f"decoded {build.rows_decoded} images ({build.images_per_second:.1f} images/s, {build.workers} processes)"
+            if build.rows_reused:
+                state += f", {build.rows_reused} unchanged images copied"
+        lines.append(f"pixels: {build.path} ({state})")
+        if build.n_failed:
+            lines.append(f"  {build.n_failed} images could not be decoded (marked failed, not read again)")
+    return lines

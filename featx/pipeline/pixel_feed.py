@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from featx.cache.pixels import PixelStore
+from featx.cache.pixels import PixelStore, pixel_key
 from featx.datasets.index import SampleIndex
 from featx.pipeline.pixel_build import PixelBuildResult, build_pixel_store
 from featx.pipeline.preprocess import PreprocessConfig
@@ -168,11 +168,15 @@ class PixelCache:
     builds: dict[str, PixelBuildResult] = field(default_factory=dict)
 
     def store_for(self, index: SampleIndex, preprocess: PreprocessConfig) -> PixelStore:
-        """The published pixel store holding exactly ``index`` under ``preprocess`` (built if needed)."""
-        result = build_pixel_store(index, preprocess, self.cache_root, workers=self.workers, client=self.client,
-                                   progress=self.progress)
-        self.builds[result.key] = result
-        return PixelStore.open(result.path)
+        """The published pixel store holding exactly ``index`` under ``preprocess`` (built if needed).
+
+        Checked against the files once per key for the lifetime of this object (one run).
+        """
+        key, _ = pixel_key(index.dataset, preprocess.to_dict(), 8)
+        if key not in self.builds:
+            self.builds[key] = build_pixel_store(index, preprocess, self.cache_root, workers=self.workers,
+                                                 client=self.client, progress=self.progress)
+        return PixelStore.open(self.builds[key].path)
 
 
 class PixelDataset(Dataset):
