@@ -150,7 +150,8 @@ def pipeline_only(args: argparse.Namespace, backbone, csv: Path, cache: Path) ->
     packing, device-to-host and writer together, i.e. what the pipeline around the model sustains."""
     import dataclasses
 
-    return extraction(args, dataclasses.replace(backbone, model=null_model(backbone, args)), csv, cache).steady_rows_per_second
+    null = dataclasses.replace(backbone, model=null_model(backbone, args))
+    return extraction(args, null, csv, cache).steady_rows_per_second
 
 
 def reader_only(args: argparse.Namespace, csv: Path) -> float:

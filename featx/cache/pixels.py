@@ -150,7 +150,9 @@ class PixelStore:
         return cls(path, group)
 
     @classmethod
-    def open_key(cls, cache_root: str | Path, dataset: str, preprocessing: Mapping[str, Any], bits: int = 8) -> PixelStore:
+    def open_key(
+        cls, cache_root: str | Path, dataset: str, preprocessing: Mapping[str, Any], bits: int = 8
+    ) -> PixelStore:
         """The published pixel store of (dataset, preprocessing, bits) under ``cache_root``."""
         key, _ = pixel_key(dataset, preprocessing, bits)
         final, _ = pixel_paths(cache_root, dataset, key)

@@ -120,7 +120,8 @@ def pixel_summary(pixels) -> list[str]:
         if build.reused:
             state = "up to date"
         else:
-            state = f"decoded {build.rows_decoded} images ({build.images_per_second:.1f} images/s, {build.workers} processes)"
+            rate = f"{build.images_per_second:.1f} images/s, {build.workers} processes"
+            state = f"decoded {build.rows_decoded} images ({rate})"
             if build.rows_reused:
                 state += f", {build.rows_reused} unchanged images copied"
         lines.append(f"pixels: {build.path} ({state})")

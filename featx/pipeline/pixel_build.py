@@ -56,7 +56,9 @@ class PixelBuildResult:
         return self.rows_decoded / self.seconds if self.seconds > 0 else 0.0
 
 
-def decode_row(row: dict[str, Any], preprocess: PreprocessConfig, bits: int, with_masks: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def decode_row(
+    row: dict[str, Any], preprocess: PreprocessConfig, bits: int, with_masks: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
     """One sample row -> its ``(S, S)`` image (uint8/uint16) and, for segmentation, its ``(S, S)`` mask."""
     image, mask = load_sample(row)
     planes = to_unit_planes(image, preprocess)

@@ -19,7 +19,8 @@ from tests.datasets.fixtures import write_nifti, write_png
 
 def pixel_arrays(path):
     group = zarr.open_group(str(path), mode="r")
-    return {name: np.asarray(array[:]) for name, array in group.members(max_depth=None) if isinstance(array, zarr.Array)}
+    members = group.members(max_depth=None)
+    return {name: np.asarray(array[:]) for name, array in members if isinstance(array, zarr.Array)}
 
 
 def test_a_known_16_bit_png_comes_back_at_the_right_size_orientation_and_intensity(tmp_path):
@@ -104,7 +105,8 @@ def test_a_build_killed_with_sigkill_resumes_to_the_same_store(demo_data, tmp_pa
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         partial = list(cache.glob("*/_pixels/*.pixels.partial"))
-        if partial and (partial[0] / "written" / "c").exists() and len(list((partial[0] / "written" / "c").iterdir())) >= 2:
+        chunks = partial[0] / "written" / "c" if partial else None
+        if chunks is not None and chunks.exists() and len(list(chunks.iterdir())) >= 2:
             break
         time.sleep(0.005)
     assert process.poll() is None, "the build finished before it could be killed; make the fixture larger"
