@@ -218,6 +218,11 @@ def peak_rss_child(args: argparse.Namespace, csv: Path, cache: Path) -> None:
     print(json.dumps({"main_mib": own, "worker_mib": workers}))
 
 
+def pipeline_share(times) -> float:
+    """The fraction of the extracting thread's time not spent computing (robust to a busy machine)."""
+    return (times.total - times.compute) / times.total if times.total else 0.0
+
+
 def side_by_side(args: argparse.Namespace, backbones: list) -> None:
     """1024 px 16-bit PNGs: pixel store build + two backbones from it, against two backbones from the PNGs."""
     csv = make_png_dataset(args.data, args.png16, size=1024, bits=16)
@@ -272,25 +277,31 @@ def main() -> None:
         print(f"pixel store built: {built.rows_decoded} images, {built.images_per_second:.1f} images/s over "
               f"{built.workers} processes (not part of the ratios below)")
         for backbone in backbones:  # each into its own feature store beside the one pixel store
+            n_batches = max(4, args.n // args.batch)
+            before = forward_only(args, backbone, n_batches)
             fed = extraction(args, backbone, csv, Path(pixel_cache), pixels=True)
             raw = None
             if not args.skip_raw:
                 with tempfile.TemporaryDirectory(prefix="featx-bench-cache-") as cache:
                     raw = extraction(args, backbone, csv, Path(cache))
-            forward_rate = forward_only(args, backbone, n_batches=max(4, args.n // args.batch))
+            after = forward_only(args, backbone, n_batches)
+            forward_rate = (before + after) / 2  # measured on both sides: a drifting machine shows as a spread
             print(f"\n{backbone.spec.name} ({len(backbone.feature_dims)} layers stored)")
-            print(f"{'forward-only images/s':<34}{forward_rate:>10.1f}")
+            print(f"{'forward-only images/s':<34}{forward_rate:>10.1f}   (before {before:.1f}, after {after:.1f})")
             print(f"{'pixel store -> store, steady':<34}{fed.steady_rows_per_second:>10.1f}   "
                   f"ratio {fed.steady_rows_per_second / forward_rate:.3f}  (target >= 0.9 CPU, >= 0.95 GPU ViT-L)")
             print(f"{'pixel store -> store, total':<34}{fed.rows_per_second:>10.1f}   "
                   f"ratio {fed.rows_per_second / forward_rate:.3f}  (+ model to device, store layout, publish)")
             print(f"{'  time split':<34}{fed.steady.times.summary()}")
+            print(f"{'  pipeline share':<34}{pipeline_share(fed.steady.times):>9.1%}   "
+                  "(read + transfer + write, of the extracting thread's time)")
             if raw is not None:
                 print(f"{'PNG files -> store, steady':<34}{raw.steady_rows_per_second:>10.1f}   "
                       f"ratio {raw.steady_rows_per_second / forward_rate:.3f}")
                 print(f"{'PNG files -> store, total':<34}{raw.rows_per_second:>10.1f}   "
                       f"ratio {raw.rows_per_second / forward_rate:.3f}")
                 print(f"{'  time split':<34}{raw.steady.times.summary()}")
+                print(f"{'  pipeline share':<34}{pipeline_share(raw.steady.times):>9.1%}")
 
     backbone = backbones[0]
     if not args.skip_raw:

@@ -1,7 +1,9 @@
 """`featx extract` on the command line: the store it prints, and one clear line for bad input."""
 
 import re
+from pathlib import Path
 
+import numpy as np
 from typer.testing import CliRunner
 
 from featx.cache import FeatureStore
@@ -31,3 +33,19 @@ def test_pretrained_weights_that_are_absent_are_an_error_not_random_weights(demo
     assert result.exit_code != 0
     assert "--weights" in str(result.exception) and "random" in str(result.exception)
     assert not list(tmp_path.glob("*/*/*.zarr*"))
+
+
+def test_extract_reads_through_the_pixel_store_and_prints_speed_and_time_split(demo_data, tmp_path):
+    args = tiny_extract_args("csv", demo_data.xray_csv, tmp_path / "on", "--workers", "0", "--modality", "xray",
+                             "--decode-workers", "1")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    pixels = re.search(r"pixels: (\S+) \(decoded (\d+) images", result.output)
+    assert pixels and list((tmp_path / "on" / "xray" / "_pixels").glob("*.pixels")) == [Path(pixels.group(1))]
+    assert re.search(r"speed: [\d.]+ images/s steady; time split: read .*transfer .*compute .*write", result.output)
+    off = runner.invoke(app, tiny_extract_args("csv", demo_data.xray_csv, tmp_path / "off", "--workers", "0",
+                                               "--modality", "xray", "--no-pixel-cache"))
+    assert off.exit_code == 0, off.output
+    assert "pixels:" not in off.output and not (tmp_path / "off" / "xray" / "_pixels").exists()
+    stores = [FeatureStore.open(re.search(r"store: (\S+)", r.output).group(1)) for r in (result, off)]
+    np.testing.assert_array_equal(stores[0].read("cls", "block_1"), stores[1].read("cls", "block_1"))
