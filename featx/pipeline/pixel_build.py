@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -159,13 +160,17 @@ class BlockAssembler:
 
 @contextlib.contextmanager
 def _build_lock(path: Path) -> Iterator[None]:
-    """Refuse a second build of the same pixel store at the same time."""
+    """One build of a pixel store at a time; a second waits, then finds the first one's store published.
+
+    (Two extractions of different backbones over one dataset, e.g. one per GPU, share its pixel store.)
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise StoreError(f"{path}: another build of this pixel store is running") from None
+            print(f"waiting for another build of this pixel store to finish ({path})", file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
 

@@ -7,7 +7,6 @@ import time
 
 import nibabel as nib
 import numpy as np
-import pytest
 import zarr
 
 from featx.cache.pixels import PixelStore
@@ -27,9 +26,8 @@ def test_a_known_16_bit_png_comes_back_at_the_right_size_orientation_and_intensi
     image = np.full((64, 48), 1000, dtype=np.uint16)
     image[:16, :12] = 5000  # bright top-left corner: a flip or transpose would move it
     write_png(tmp_path / "a.png", image)
-    (tmp_path / "data.csv").write_text("path,patient_id,split,label\na.png,p0,train,x\na.png,p1,test,y\n".replace(
-        "a.png,p1", "b.png,p1"))
     shutil.copy(tmp_path / "a.png", tmp_path / "b.png")
+    (tmp_path / "data.csv").write_text("path,patient_id,split,label\na.png,p0,train,x\nb.png,p1,test,y\n")
     index = build_index("csv", tmp_path / "data.csv", modality="xray")
     result = build_pixel_store(index, PreprocessConfig.for_modality("xray", 32), tmp_path / "cache", workers=0,
                                progress=False)
@@ -44,9 +42,8 @@ def test_a_nifti_slice_equals_the_slice_cut_from_the_canonical_volume(tmp_path):
     volume = rng.uniform(-1200, 800, (16, 16, 5)).astype(np.int16)
     flipped = np.diag([-1.0, 1.0, 2.0, 1.0])  # stored left-right flipped: featx reorients to RAS+
     write_nifti(tmp_path / "v.nii.gz", volume, flipped)
-    (tmp_path / "data.csv").write_text("path,patient_id,split,label\nv.nii.gz,p0,train,x\nv.nii.gz,p1,test,y\n"
-                                       .replace("v.nii.gz,p1", "w.nii.gz,p1"))
     shutil.copy(tmp_path / "v.nii.gz", tmp_path / "w.nii.gz")
+    (tmp_path / "data.csv").write_text("path,patient_id,split,label\nv.nii.gz,p0,train,x\nw.nii.gz,p1,test,y\n")
     index = build_index("csv", tmp_path / "data.csv", modality="ct")
     result = build_pixel_store(index, PreprocessConfig.for_modality("ct", 16), tmp_path / "cache", workers=0,
                                progress=False)
@@ -151,17 +148,23 @@ def test_a_grown_dataset_decodes_only_new_changed_and_failed_files(demo_data, tm
             np.testing.assert_array_equal(expected[name], actual[name], err_msg=name)
 
 
-def test_a_second_build_of_the_same_store_at_the_same_time_is_refused(demo_data, tmp_path):
+def test_a_second_build_of_the_same_store_waits_for_the_first_and_reuses_it(demo_data, tmp_path):
     import fcntl
-
-    from featx.cache import StoreError
+    import threading
 
     index = build_index("csv", demo_data.xray_csv, modality="xray")
     preprocess = PreprocessConfig.for_modality("xray", 28)
     key = build_pixel_store(index, preprocess, tmp_path / "probe", workers=0, progress=False).key
     folder = tmp_path / "cache" / index.dataset / "_pixels"
     folder.mkdir(parents=True)
+    results = []
     with open(folder / f"{key}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        with pytest.raises(StoreError, match="another build"):
-            build_pixel_store(index, preprocess, tmp_path / "cache", workers=0, progress=False)
+        fcntl.flock(handle, fcntl.LOCK_EX)  # "another process" is building
+        second = threading.Thread(target=lambda: results.append(
+            build_pixel_store(index, preprocess, tmp_path / "cache", workers=0, progress=False)))
+        second.start()
+        second.join(timeout=1.0)
+        assert second.is_alive() and not list(folder.glob("*.pixels*")), "the second build must wait"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    second.join(timeout=60)
+    assert results and results[0].rows_decoded == len(index) and results[0].path.exists()
