@@ -22,8 +22,18 @@ step() {  # name, time limit (s), command...
   echo "=== $name exit ${PIPESTATUS[0]}"
 }
 
-step extract 240 python3 benchmarks/extract.py --device cuda --backbone dinov2_vitl14 --size 224 \
+step extract 240 python3 benchmarks/extract.py --device cuda --backbones dinov2_vitl14 --size 224 \
   --n 32768 --batch 256 --workers 14 --rss-sizes 2048 8192
+# Pixel store -> finished feature store against forward-only, same run and batch size (issue 13 targets:
+# >= 0.95 for ViT-L/14 at 224 and 448, >= 0.8 for ViT-S/14 at 224), then the 1024 px 16-bit PNG side-by-side.
+step extract-pixels-l14-224 180 python3 benchmarks/extract.py --device cuda --backbones dinov2_vitl14 --size 224 \
+  --n 16384 --batch 256 --skip-raw --rss-sizes 0 0
+step extract-pixels-l14-448 180 python3 benchmarks/extract.py --device cuda --backbones dinov2_vitl14 --size 448 \
+  --n 4096 --batch 64 --skip-raw --rss-sizes 0 0
+step extract-pixels-s14-224 150 python3 benchmarks/extract.py --device cuda --backbones dinov2_vits14 --size 224 \
+  --n 32768 --batch 512 --skip-raw --rss-sizes 0 0
+step extract-png16 300 python3 benchmarks/extract.py --device cuda --backbones dinov2_vits14 dinov2_vitl14 \
+  --size 224 --n 512 --batch 256 --workers 14 --skip-raw --rss-sizes 0 0 --png16 2048
 step probes 150 python3 benchmarks/probes.py --device cuda
 step probes-knn-bf16 60 python3 benchmarks/probes.py --device cuda --knn-dtype bfloat16 --skip linear bootstrap paper
 step backbones 120 python3 benchmarks/backbones.py --device cuda --set paper --sizes 224 448 --batch 64 --random-init

@@ -58,6 +58,14 @@ def extract_command(
     scheduler: Optional[str] = typer.Option(
         None, help="Dask scheduler address (tcp://host:8786): spread blocks over its workers (GPUs, nodes)."
     ),
+    pixel_cache: bool = typer.Option(
+        True, "--pixel-cache/--no-pixel-cache",
+        help="Decode every raw file once into the dataset's pixel store and feed backbones from it (default); "
+        "--no-pixel-cache decodes the raw files for this run only.",
+    ),
+    decode_workers: Optional[int] = typer.Option(
+        None, help="Processes decoding raw files into the pixel store (default: every CPU core)."
+    ),
     config: Optional[Path] = typer.Option(
         None, "--config", help="A study YAML (datasets x backbones x sizes): extract every store, one summary."
     ),
@@ -68,6 +76,7 @@ def extract_command(
     """
     from featx.cache.store import FeatureStore, store_dir
     from featx.datasets import build_index
+    from featx.pipeline.pixel_feed import PixelCache
     from featx.pipeline.preprocess import PreprocessConfig
     from featx.pipeline.stamps import row_stamps
 
@@ -132,12 +141,15 @@ def extract_command(
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(keep_work_on_interrupt(partial))
-        runner = None
+        runner, client = None, None
         if scheduler:
             from distributed import Client
 
             client = stack.enter_context(Client(scheduler))
-            runner = dask_runner(client, index, request, preprocess, device=device, batch_size=batch_size)
+        pixels = PixelCache(cache, workers=decode_workers, client=client, fingerprint=fingerprint) if pixel_cache else None
+        if client is not None:
+            runner = dask_runner(client, index, request, preprocess, device=device, batch_size=batch_size,
+                                 pixel_cache=pixels)
         result = extract(
             index,
             loaded,
@@ -151,10 +163,14 @@ def extract_command(
             source_root=root,
             replace=replace,
             fingerprint=fingerprint,
+            pixel_cache=pixels,
         )
     verb = "up to date" if result.reused else f"extracted {result.rows_extracted} rows ({result.rows_per_second:.1f} rows/s)"
     if result.rows_reused:
         verb += f", {result.rows_reused} unchanged rows copied from the previous store"
+    if pixels is not None:
+        for line in pixel_summary(pixels):
+            typer.echo(line)
     typer.echo(f"store: {result.path}")
     typer.echo(f"cache key: {result.key}  ({result.n_rows} rows, {verb})")
     typer.echo(f"fingerprint: {FINGERPRINT_MEANING[fingerprint]}")
@@ -164,6 +180,9 @@ def extract_command(
             typer.echo(f"  row {row.row}: {row.error}")
         if result.n_failed > 20:
             typer.echo(f"  ... and {result.n_failed - 20} more (FeatureStore.failures())")
+    if result.steady.rows:
+        typer.echo(f"speed: {result.steady_rows_per_second:.1f} images/s steady; time split: "
+                   f"{result.steady.times.summary()}")
     return result
 
 
@@ -201,3 +220,20 @@ def _say_up_to_date(path: Path, block_rows: int | None) -> UpToDate:
     if block_rows is not None and block_rows != store.block_rows:
         typer.echo(f"note: --block-rows {block_rows} ignored: the store exists with {store.block_rows} rows per block")
     return UpToDate(path, store.n_rows, len(store.failures()))
+
+
+def pixel_summary(pixels) -> list[str]:
+    """One line per pixel store used: where, and whether it was decoded now or reused."""
+    lines = []
+    for build in pixels.builds.values():
+        if build.reused:
+            state = "up to date"
+        else:
+            rate = f"{build.images_per_second:.1f} images/s, {build.workers} processes"
+            state = f"decoded {build.rows_decoded} images ({rate})"
+            if build.rows_reused:
+                state += f", {build.rows_reused} unchanged images copied"
+        lines.append(f"pixels: {build.path} ({state})")
+        if build.n_failed:
+            lines.append(f"  {build.n_failed} images could not be decoded (marked failed, not read again)")
+    return lines

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from featx.backbones import LoadedBackbone, load_backbone
+from featx.cache.pixels import PixelStore
 from featx.cache.store import FeatureStore
 from featx.datasets.index import SampleIndex
 from featx.pipeline.extract import BlockRunner, Reuse, run_blocks
+from featx.pipeline.pixel_feed import PixelCache
 from featx.pipeline.preprocess import PreprocessConfig
 
 
@@ -56,9 +58,11 @@ def _run_task(
     batch_size: int,
     num_workers: int,
     reuse: Reuse | None,
+    pixels_path: str | None = None,
 ) -> list[int]:
     store = FeatureStore.open(Path(store_path), writable=True, allow_partial=True)
-    run_blocks(store, index, request.load(), preprocess, blocks, device, batch_size, num_workers, False, reuse)
+    pixels = PixelStore.open(pixels_path) if pixels_path else None
+    run_blocks(store, index, request.load(), preprocess, blocks, device, batch_size, num_workers, False, reuse, pixels)
     return blocks
 
 
@@ -72,8 +76,12 @@ def dask_runner(
     batch_size: int = 64,
     num_workers: int = 0,
     blocks_per_task: int = 4,
+    pixel_cache: PixelCache | None = None,
 ) -> BlockRunner:
-    """A block runner for ``extract(..., runner=...)`` that spreads blocks over ``client``'s workers."""
+    """A block runner for ``extract(..., runner=...)`` that spreads blocks over ``client``'s workers.
+
+    With ``pixel_cache`` the workers read the pixel store (on storage they share) instead of raw files.
+    """
     from distributed import as_completed
     from tqdm.auto import tqdm
 
@@ -81,11 +89,12 @@ def dask_runner(
         if not blocks:
             return
         groups = [blocks[i : i + blocks_per_task] for i in range(0, len(blocks), blocks_per_task)]
+        pixels = str(pixel_cache.store_for(index, preprocess).path) if pixel_cache is not None else None
         index_future, reuse_future = client.scatter([index, reuse], broadcast=True)
         futures = [
             client.submit(
                 _run_task, str(store.path), group, index_future, request, preprocess, device, batch_size, num_workers,
-                reuse_future, pure=False,
+                reuse_future, pixels, pure=False,
             )
             for group in groups
         ]

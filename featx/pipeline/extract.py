@@ -12,7 +12,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +26,17 @@ from featx.cache.key import cache_key
 from featx.cache.lineage import check_continues
 from featx.cache.lock import exclusive_lock
 from featx.cache.space import full_disk_explained
+from featx.cache.pixels import PixelStore
 from featx.cache.store import PARTIAL_SUFFIX, PUBLISHED_SUFFIX, FeatureStore, StoreError, store_dir
 from featx.cache.versions import Versions
 from featx.datasets.index import SampleIndex
 from featx.pipeline.mapper import DeviceMapper
 from featx.pipeline.pace import measure_rows_per_second, paced_block_rows
+from featx.pipeline.pixel_feed import PixelCache, PixelFeed
 from featx.pipeline.preprocess import PreprocessConfig
 from featx.pipeline.reader import BlockBatchSampler, SampleDataset
 from featx.pipeline.stamps import row_stamps
+from featx.pipeline.timing import StageTimes
 from featx.pipeline.writer import Batch, BlockWriter
 
 PATCH_SHARD_BYTES = 128 * 2**20
@@ -46,6 +49,7 @@ class SteadyRate:
 
     rows: int
     seconds: float
+    times: StageTimes = field(default_factory=StageTimes)  # where the extracting thread's time went
 
     @property
     def rows_per_second(self) -> float:
@@ -66,6 +70,7 @@ class ExtractResult:
     rows_reused: int  # copied from the previous store of this key (unchanged samples)
     seconds: float
     steady: SteadyRate  # while batches flow (zero when blocks were computed elsewhere)
+    pixel_store: Path | None = None  # the pixel store the rows were read from (None: raw files)
 
     @property
     def rows_per_second(self) -> float:
@@ -197,6 +202,7 @@ def extract(
     source_root: str | Path | None = None,
     replace: bool = False,
     fingerprint: str = "stat",
+    pixel_cache: PixelCache | None = None,
 ) -> ExtractResult:
     """Extract ``index`` with ``backbone`` into the cache; reuse or resume where possible.
 
@@ -207,6 +213,9 @@ def extract(
     dropping most of the stored samples, is refused unless ``replace``
     (featx.cache.lineage). ``fingerprint`` says how unchanged inputs are told from
     edited ones: ``stat`` (size and mtime) or ``content`` (a hash of the bytes).
+    With ``pixel_cache``
+    the rows are read from the dataset's pixel store (built or reused first) instead of
+    decoding raw files.
     """
     if preprocess.size != backbone.img_size:
         raise ValueError(f"preprocessing size {preprocess.size} differs from backbone size {backbone.img_size}")
@@ -244,9 +253,10 @@ def extract(
         n_reused = int((todo & reuse.copied).sum()) if reuse else 0
         n_todo = int(todo.sum()) - n_reused
         steady = SteadyRate(0, 0.0)
+        pixels = pixel_cache.store_for(index, preprocess) if pixel_cache is not None and n_todo else None
         if runner is None:
             steady = run_blocks(
-                store, index, backbone, preprocess, pending, device, batch_size, num_workers, progress, reuse
+                store, index, backbone, preprocess, pending, device, batch_size, num_workers, progress, reuse, pixels
             )
         else:
             runner(store, pending, reuse)
@@ -256,6 +266,7 @@ def extract(
     return ExtractResult(
         path=path, key=key, n_rows=published.n_rows, n_failed=len(failures), failures=failures, reused=False,
         rows_extracted=n_todo, rows_reused=n_reused, seconds=time.perf_counter() - started, steady=steady,
+        pixel_store=pixels.path if pixels is not None else None,
     )
 
 
@@ -296,6 +307,7 @@ def run_blocks(
     num_workers: int,
     progress: bool,
     reuse: Reuse | None = None,
+    pixels: PixelStore | None = None,
 ) -> SteadyRate:
     """Compute and write the given blocks of a writable store (the unit a worker owns).
 
@@ -303,21 +315,25 @@ def run_blocks(
     computed. Returns the steady-state rate: the rows of every batch but the first,
     over the time from the second batch's submission to the last block written (model
     loading, worker start-up and most of the first, warm-up forward are left out, as
-    a forward-only benchmark leaves out its warm-up).
+    a forward-only benchmark leaves out its warm-up), and where the time went. With
+    ``pixels`` the inputs come from that pixel store instead of the raw files.
     """
     if not blocks:
         return SteadyRate(0, 0.0)
     torch_device = resolve_device(device)
     with_masks = index.task == "segmentation"
-    loader = DataLoader(
-        SampleDataset(index.table, preprocess, with_masks),
-        batch_sampler=BlockBatchSampler(
-            blocks, store.block_rows, len(index), batch_size, reuse.copied if reuse else None
-        ),
-        num_workers=num_workers,
-        pin_memory=torch_device.type == "cuda",
-        persistent_workers=False,
-        prefetch_factor=4 if num_workers > 0 else None,
+    sampler = BlockBatchSampler(blocks, store.block_rows, len(index), batch_size, reuse.copied if reuse else None)
+    times = StageTimes()
+    loader = (
+        PixelFeed(pixels, sampler, torch_device, with_masks=with_masks, times=times) if pixels is not None
+        else DataLoader(
+            SampleDataset(index.table, preprocess, with_masks),
+            batch_sampler=sampler,
+            num_workers=num_workers,
+            pin_memory=torch_device.type == "cuda",
+            persistent_workers=False,
+            prefetch_factor=4 if num_workers > 0 else None,
+        )
     )
     mapper = DeviceMapper(backbone, torch_device)
     n_rows = sum(len(batch) - (int(reuse.copied[batch].sum()) if reuse else 0) for batch in loader.batch_sampler)
@@ -332,16 +348,19 @@ def run_blocks(
 
     def hand_over(landed: Iterator[tuple[dict, tuple]]) -> None:
         nonlocal failed
+        with times.clock("compute"):
+            landed = list(landed)  # the forward (or the wait for the device) happens here
         for features, (rows, errors, masks) in landed:
             if reuse is not None:  # rows computed only to keep a fresh run's batches: copied instead
                 rows, features, errors, masks = without_copied(rows, features, errors, masks, reuse)
-            writer.put(Batch(rows, features, errors, masks))
+            with times.clock("write"):
+                writer.put(Batch(rows, features, errors, masks))
             failed += sum(1 for e in errors if e)
             bar.update(len(errors))
             bar.set_postfix_str(saved_postfix(saved_before + writer.rows_written, store.n_rows, failed), refresh=False)
 
     try:
-        for number, batch in enumerate(loader):
+        for number, batch in enumerate(times.timed_reads(loader)):
             if number == 1:
                 timed_from = time.perf_counter()
             if number >= 1:
@@ -352,8 +371,9 @@ def run_blocks(
         hand_over(mapper.flush())
     finally:
         try:
-            writer.close()
+            with times.clock("write"):
+                writer.close()
             bar.set_postfix_str(saved_postfix(saved_before + writer.rows_written, store.n_rows, failed), refresh=False)
         finally:
             bar.close()
-    return SteadyRate(rows_timed, time.perf_counter() - timed_from if timed_from is not None else 0.0)
+    return SteadyRate(rows_timed, time.perf_counter() - timed_from if timed_from is not None else 0.0, times)

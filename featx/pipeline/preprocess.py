@@ -82,16 +82,27 @@ def _resize_plane(plane: np.ndarray, size: int, resample: int) -> np.ndarray:
     return np.asarray(Image.fromarray(plane, mode="F").resize((size, size), resample=resample))
 
 
-def to_model_input(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
-    """Decoded pixels ``(H, W)`` or ``(H, W, 3)`` -> uint8 ``(3, S, S)``."""
+def to_unit_planes(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """Decoded pixels ``(H, W)`` or ``(H, W, 3)`` -> float32 ``(C, S, S)`` in [0, 1]; C = 1 (grey) or 3."""
     scaled = scale_intensity(image, config)
     resample = Image.Resampling.BICUBIC if config.resample == "bicubic" else Image.Resampling.BILINEAR
     if scaled.ndim == 2:
-        planes = [_resize_plane(scaled, config.size, resample)] * 3
+        planes = [_resize_plane(scaled, config.size, resample)]
     else:
         planes = [_resize_plane(np.ascontiguousarray(scaled[..., c]), config.size, resample) for c in range(3)]
-    stacked = np.stack(planes)
-    return np.rint(np.clip(stacked, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.clip(np.stack(planes), 0.0, 1.0)
+
+
+def quantise(planes: np.ndarray, bits: int = 8) -> np.ndarray:
+    """[0, 1] floats -> uint8 (``bits=8``) or uint16 (``bits=16``) counts, rounded to nearest."""
+    top, dtype = (255.0, np.uint8) if bits == 8 else (65535.0, np.uint16)
+    return np.rint(planes * top).astype(dtype)
+
+
+def to_model_input(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """Decoded pixels ``(H, W)`` or ``(H, W, 3)`` -> uint8 ``(3, S, S)`` (grey replicated)."""
+    planes = quantise(to_unit_planes(image, config))
+    return np.repeat(planes, 3, axis=0) if planes.shape[0] == 1 else planes
 
 
 def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:

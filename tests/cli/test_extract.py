@@ -1,6 +1,7 @@
 """`featx extract` on the command line: the store it prints, and one clear line for bad input."""
 
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -66,3 +67,19 @@ def test_two_studies_with_the_same_csv_name_never_share_a_store(demo_data, tmp_p
     replaced = runner.invoke(app, tiny_extract_args("csv", second, cache, "--workers", "0", "--replace"))
     assert replaced.exit_code == 0, replaced.output
     assert FeatureStore.open(re.search(r"store: (\S+)", replaced.output).group(1)).attrs["source_root"] == str(second)
+
+
+def test_extract_reads_through_the_pixel_store_and_prints_speed_and_time_split(demo_data, tmp_path):
+    args = tiny_extract_args("csv", demo_data.xray_csv, tmp_path / "on", "--workers", "0", "--modality", "xray",
+                             "--decode-workers", "1")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    pixels = re.search(r"pixels: (\S+) \(decoded (\d+) images", result.output)
+    assert pixels and list((tmp_path / "on" / "xray" / "_pixels").glob("*.pixels")) == [Path(pixels.group(1))]
+    assert re.search(r"speed: [\d.]+ images/s steady; time split: read .*transfer .*compute .*write", result.output)
+    off = runner.invoke(app, tiny_extract_args("csv", demo_data.xray_csv, tmp_path / "off", "--workers", "0",
+                                               "--modality", "xray", "--no-pixel-cache"))
+    assert off.exit_code == 0, off.output
+    assert "pixels:" not in off.output and not (tmp_path / "off" / "xray" / "_pixels").exists()
+    stores = [FeatureStore.open(re.search(r"store: (\S+)", r.output).group(1)) for r in (result, off)]
+    np.testing.assert_array_equal(stores[0].read("cls", "block_1"), stores[1].read("cls", "block_1"))

@@ -62,3 +62,19 @@ def test_featx_extract_with_a_scheduler_address_spreads_blocks(demo_data, tmp_pa
     assert any("_run_task" in str(task["key"]) for task in stream.data)
     [store] = tmp_path.glob("*/*/*.zarr")
     assert FeatureStore.open(store).valid.all()
+
+
+def test_a_pixel_store_decoded_by_dask_workers_equals_a_local_build(demo_data, tmp_path, client):
+    from featx.pipeline.pixel_build import build_pixel_store
+    from tests.pipeline.test_pixel_build import pixel_arrays
+
+    index = build_index("csv", demo_data.ct_csv, modality="ct")
+    preprocess = PreprocessConfig.for_modality("ct", TINY_SIZE)
+    local = build_pixel_store(index, preprocess, tmp_path / "local", workers=0, block_rows=16, progress=False)
+    with get_task_stream(client) as stream:
+        spread = build_pixel_store(index, preprocess, tmp_path / "dask", client=client, block_rows=16, progress=False)
+    assert {task["worker"] for task in stream.data if "decode_unit" in str(task["key"])}, "workers should decode"
+    assert spread.key == local.key and spread.rows_decoded == len(index)
+    expected, actual = pixel_arrays(local.path), pixel_arrays(spread.path)
+    for name in expected:
+        np.testing.assert_array_equal(expected[name], actual[name], err_msg=name)

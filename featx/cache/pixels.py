@@ -1,0 +1,304 @@
+"""The pixel store: decoded, oriented, windowed and resized images, once per (dataset, size, intensity).
+
+A plain Zarr v3 group beside the feature stores (layout in docs/cache-format.md):
+``images`` ``(N, S, S)`` uint8 (or uint16) grey planes exactly as the backbone sees
+them before its mean/std, ``masks`` beside them for segmentation, and the same sample
+index, stamps, ``written`` / ``failed`` / ``error`` rows as a feature store. Rows are
+grouped in blocks, each block is one shard written whole by one writer and then
+marked written, so a killed build resumes and ends bit-identical; a store is built
+under ``<key>.pixels.partial`` and published by an atomic rename to ``<key>.pixels``.
+Every backbone, the fine-tuning stage and any image-aware decoder read it instead of
+decoding raw files again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from featx import __version__
+from featx.cache.key import canonical_json
+from featx.cache.store import StoreError, row_keys
+from featx.datasets.index import COLUMNS, SampleIndex
+
+PIXEL_SCHEMA = 1
+PIXELS_SUFFIX = ".pixels"
+PIXELS_PARTIAL_SUFFIX = ".pixels.partial"
+ATTRS = "featx_pixels"  # not "featx": a pixel store is never mistaken for a feature store
+SHARD_BYTES = 64 * 2**20
+CHUNK_BYTES = 512 * 2**10
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def pixel_key(dataset: str, preprocessing: Mapping[str, Any], bits: int) -> tuple[str, dict[str, Any]]:
+    """The key of a pixel store and the inputs it hashes: dataset, full preprocessing config, bit depth."""
+    inputs = {"kind": "pixels", "schema": PIXEL_SCHEMA, "dataset": dataset, "preprocessing": dict(preprocessing),
+              "bits": int(bits)}
+    return hashlib.sha256(canonical_json(inputs).encode()).hexdigest()[:16], inputs
+
+
+def pixel_dir(cache_root: str | Path, dataset: str) -> Path:
+    """The folder holding every pixel store of one dataset: ``<cache>/<dataset>/_pixels``."""
+    safe = dataset.replace("/", "_").replace(os.sep, "_")
+    return Path(cache_root).expanduser().resolve() / safe / "_pixels"
+
+
+def pixel_paths(cache_root: str | Path, dataset: str, key: str) -> tuple[Path, Path]:
+    """(published, partial) paths of the pixel store with ``key``."""
+    folder = pixel_dir(cache_root, dataset)
+    return folder / f"{key}{PIXELS_SUFFIX}", folder / f"{key}{PIXELS_PARTIAL_SUFFIX}"
+
+
+def pixel_layout(size: int, bits: int) -> tuple[int, int]:
+    """(rows per inner chunk, rows per block = shard): chunks near 0.5 MiB (<= 64 rows), shards near 64 MiB."""
+    plane = size * size * (2 if bits == 16 else 1)
+    chunk = max(1, min(64, CHUNK_BYTES // plane))
+    block = max(chunk, min(1024, SHARD_BYTES // plane))
+    return chunk, block - block % chunk
+
+
+def _select(array: zarr.Array, rows: np.ndarray | slice) -> np.ndarray:
+    return np.asarray(array[rows] if isinstance(rows, slice) else array.get_orthogonal_selection((np.asarray(rows),)))
+
+
+class PixelStore:
+    """A pixel store on disk: sample index, labels, images, masks and per-row state."""
+
+    def __init__(self, path: Path, group: zarr.Group) -> None:
+        self.path = path
+        self.group = group
+
+    # ---- creation and opening -------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        key: str,
+        key_inputs: Mapping[str, Any],
+        index: SampleIndex,
+        stamps: np.ndarray,
+        size: int,
+        bits: int = 8,
+        block_rows: int | None = None,
+        with_masks: bool = False,
+    ) -> PixelStore:
+        """Lay out an empty pixel store for ``index`` at ``path`` (a ``.pixels.partial`` folder)."""
+        path = Path(path)
+        if bits not in (8, 16):
+            raise StoreError(f"pixel bit depth {bits}: use 8 or 16")
+        if path.exists():
+            raise StoreError(f"{path}: already exists; open it instead of creating it")
+        n = len(index)
+        if n == 0:
+            raise StoreError(f"{index.dataset}: no samples to store")
+        chunk, default_block = pixel_layout(size, bits)
+        rows = block_rows or default_block
+        chunk = min(chunk, rows)
+        rows -= rows % chunk  # a shard holds whole inner chunks
+        group = zarr.open_group(str(path), mode="w-", zarr_format=3)
+        for column, dtype in COLUMNS.items():
+            values = index.table[column].to_numpy()
+            array = group.create_array(
+                f"index/{column}", shape=(n,), chunks=(rows,), dtype=np.int64 if dtype == "int64" else str
+            )
+            array[:] = values.astype(np.int64) if dtype == "int64" else values.astype(str)
+        group.create_array("index/stamp", shape=(n,), chunks=(rows,), dtype=str)[:] = np.asarray(stamps).astype(str)
+        if index.labels.shape[1]:
+            labels = group.create_array("labels", shape=index.labels.shape, chunks=(rows, index.labels.shape[1]),
+                                        dtype=np.float32, fill_value=np.nan)
+            labels[:] = index.labels
+        for name, dtype in (("written", bool), ("failed", bool)):
+            group.create_array(name, shape=(n,), chunks=(rows,), dtype=dtype, fill_value=False)
+        group.create_array("error", shape=(n,), chunks=(rows,), dtype=str)
+        planes = [("images", np.uint16 if bits == 16 else np.uint8)] + ([("masks", np.uint8)] if with_masks else [])
+        for name, dtype in planes:
+            group.create_array(name, shape=(n, size, size), chunks=(chunk, size, size), shards=(rows, size, size),
+                               dtype=dtype, fill_value=0, dimension_names=("sample", "y", "x"))
+        group.attrs[ATTRS] = {
+            "schema": PIXEL_SCHEMA, "key": key, "key_inputs": dict(key_inputs), "dataset": index.dataset,
+            "task": index.task, "modality": index.modality, "label_names": list(index.label_names),
+            "size": size, "bits": bits, "block_rows": rows, "n_rows": n, "masks": with_masks,
+            "problems": [str(p) for p in index.problems], "featx_version": __version__, "created": _utc_now(),
+            "complete": False,
+        }
+        return cls(path, group)
+
+    @classmethod
+    def open(cls, path: str | Path, *, writable: bool = False, allow_partial: bool = False) -> PixelStore:
+        """Open a pixel store; only published ones unless ``allow_partial``."""
+        path = Path(path).expanduser().resolve()
+        if not (path / "zarr.json").exists():
+            raise StoreError(f"{path}: not a pixel store (no zarr.json)")
+        if path.name.endswith(PIXELS_PARTIAL_SUFFIX) and not allow_partial:
+            raise StoreError(f"{path}: an unfinished pixel-store build; re-run `featx extract` to complete it")
+        group = zarr.open_group(str(path), mode="r+" if writable else "r", zarr_format=3)
+        if ATTRS not in group.attrs:
+            raise StoreError(f"{path}: a Zarr group but not a featx pixel store (no {ATTRS!r} attributes)")
+        return cls(path, group)
+
+    @classmethod
+    def open_key(
+        cls, cache_root: str | Path, dataset: str, preprocessing: Mapping[str, Any], bits: int = 8
+    ) -> PixelStore:
+        """The published pixel store of (dataset, preprocessing, bits) under ``cache_root``."""
+        key, _ = pixel_key(dataset, preprocessing, bits)
+        final, _ = pixel_paths(cache_root, dataset, key)
+        if not final.exists():
+            raise StoreError(f"{final}: no pixel store for dataset {dataset!r} with this preprocessing; "
+                             "run `featx extract` (or build_pixel_store) first")
+        return cls.open(final)
+
+    # ---- metadata ---------------------------------------------------------------------------
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.group.attrs[ATTRS])
+
+    @property
+    def key(self) -> str:
+        return str(self.attrs["key"])
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.attrs["n_rows"])
+
+    @property
+    def size(self) -> int:
+        return int(self.attrs["size"])
+
+    @property
+    def bits(self) -> int:
+        return int(self.attrs["bits"])
+
+    @property
+    def block_rows(self) -> int:
+        return int(self.attrs["block_rows"])
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.n_rows // self.block_rows)
+
+    @property
+    def has_masks(self) -> bool:
+        return "masks" in self.group
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.attrs["label_names"])
+
+    def preprocessing(self) -> dict[str, Any]:
+        """The preprocessing config the images were made with (as in the key)."""
+        return dict(self.attrs["key_inputs"]["preprocessing"])
+
+    # ---- rows -------------------------------------------------------------------------------
+    def block_slice(self, block: int) -> slice:
+        start = block * self.block_rows
+        return slice(start, min(start + self.block_rows, self.n_rows))
+
+    @property
+    def index(self) -> pd.DataFrame:
+        return pd.DataFrame({column: self.group[f"index/{column}"][:] for column in COLUMNS})
+
+    @property
+    def labels(self) -> np.ndarray:
+        if "labels" not in self.group:
+            return np.zeros((self.n_rows, 0), dtype=np.float32)
+        return np.asarray(self.group["labels"][:])
+
+    @property
+    def written(self) -> np.ndarray:
+        return np.asarray(self.group["written"][:])
+
+    @property
+    def failed(self) -> np.ndarray:
+        return np.asarray(self.group["failed"][:])
+
+    @property
+    def errors(self) -> np.ndarray:
+        return np.asarray(self.group["error"][:])
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.written & ~self.failed
+
+    def failures(self) -> pd.DataFrame:
+        """The rows whose raw file could not be decoded, with the reason."""
+        rows = np.flatnonzero(self.failed)
+        return pd.DataFrame({"row": rows, "source": self.group["index/source"][:][rows], "error": self.errors[rows]})
+
+    def pending_blocks(self) -> list[int]:
+        written = self.written
+        return [b for b in range(self.n_blocks) if not written[self.block_slice(b)].all()]
+
+    def _row_keys(self) -> pd.Series:
+        return row_keys(self.index, self.group["index/stamp"][:])
+
+    def matches_index(self, index: SampleIndex, stamps: np.ndarray) -> bool:
+        """Whether this store holds exactly the samples of ``index``, from unchanged files."""
+        return len(index) == self.n_rows and self._row_keys().equals(row_keys(index.table, stamps))
+
+    def reusable_rows(self, index: SampleIndex, stamps: np.ndarray) -> np.ndarray:
+        """For each row of ``index``, the row of this store holding its decoded pixels, or -1.
+
+        Reused only if decoded successfully from the same, unchanged file(s).
+        """
+        ours = pd.Series(np.arange(self.n_rows), index=self._row_keys().to_numpy())
+        ours = ours[self.valid[ours.to_numpy()]]
+        ours = ours[~ours.index.duplicated()]
+        return ours.reindex(row_keys(index.table, stamps).to_numpy()).fillna(-1).to_numpy(dtype=np.int64)
+
+    # ---- pixels -----------------------------------------------------------------------------
+    def read_images(self, rows: np.ndarray | slice) -> np.ndarray:
+        """``(n, S, S)`` uint8/uint16 images of ``rows`` (a slice reads whole shards contiguously)."""
+        return _select(self.group["images"], rows)
+
+    def read_masks(self, rows: np.ndarray | slice) -> np.ndarray:
+        """``(n, S, S)`` uint8 class-id masks of ``rows``."""
+        if not self.has_masks:
+            raise StoreError(f"{self.path}: no masks stored (not a segmentation dataset)")
+        return _select(self.group["masks"], rows)
+
+    def write_block(self, block: int, images: np.ndarray, masks: np.ndarray | None, errors: list[str]) -> None:
+        """Write one whole block (failed rows: zeros and their error), then mark its rows written."""
+        rows = self.block_slice(block)
+        n = rows.stop - rows.start
+        if images.shape[0] != n or len(errors) != n:
+            raise StoreError(f"block {block}: expected {n} rows, got {images.shape[0]} images / {len(errors)} errors")
+        self.group["images"][rows] = images
+        if self.has_masks:
+            self.group["masks"][rows] = masks if masks is not None else np.zeros_like(images, dtype=np.uint8)
+        self.group["failed"][rows] = np.array([bool(e) for e in errors])
+        self.group["error"][rows] = np.asarray(errors, dtype=str)
+        self.group["written"][rows] = True
+
+    def publish(self) -> Path:
+        """Mark a fully written partial store complete and rename it into place atomically."""
+        if not self.path.name.endswith(PIXELS_PARTIAL_SUFFIX):
+            raise StoreError(f"{self.path}: only a .pixels.partial store can be published")
+        pending = self.pending_blocks()
+        if pending:
+            raise StoreError(f"{self.path}: {len(pending)} blocks are not written yet; cannot publish")
+        attrs = self.attrs
+        attrs.update({"complete": True, "completed": _utc_now(), "n_failed": int(self.failed.sum())})
+        self.group.attrs[ATTRS] = attrs
+        final = self.path.with_name(self.path.name.removesuffix(PIXELS_PARTIAL_SUFFIX) + PIXELS_SUFFIX)
+        if final.exists():  # an older build of this key over other samples: swap it out
+            retired = final.with_name(final.name + f".retired-{os.getpid()}")
+            os.rename(final, retired)
+            os.rename(self.path, final)
+            shutil.rmtree(retired)
+        else:
+            os.rename(self.path, final)
+        return final
