@@ -56,7 +56,7 @@ def probe_command(
     val_records: Annotated[bool, typer.Option("--val-records/--no-val-records", help="also record every candidate's validation score")] = True,
 ) -> None:
     """Run probes on cached features only (no backbone is loaded) and append results to --out."""
-    from featx.probes.features import ProbeError
+    from featx.evaluation.features import ProbeError
     from featx.probes.runner import SETTINGS, run_probes
 
     settings = setting or ["knn", "linear"]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from featx.probes.features import ProbeData
+from featx.evaluation.features import ProbeData
 
 
 def planted(

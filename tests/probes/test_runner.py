@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from featx.probes.records import REQUIRED, read_jsonl
+from featx.evaluation.records import REQUIRED, read_jsonl
 from featx.probes.runner import run_probes
 
 

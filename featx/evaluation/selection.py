@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from featx.probes.features import ProbeData, ProbeError
-from featx.probes.metrics import Scored, score
+from featx.evaluation.features import ProbeData, ProbeError
+from featx.evaluation.metrics import Scored, score
 
 
 class SealedSplitError(RuntimeError):
