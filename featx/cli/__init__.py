@@ -11,6 +11,7 @@ from featx.cli.cache import cache_app
 from featx.cli.datasets import datasets_app
 from featx.cli.demo import demo_command
 from featx.cli.extract import extract_command
+from featx.cli.finetune import finetune_command
 from featx.cli.probe import probe_command
 from featx.cli.report import report_command
 
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.command("extract")(extract_command)
 app.command("probe")(probe_command)
+app.command("finetune")(finetune_command)
 app.command("report")(report_command)
 app.command("demo")(demo_command)
 app.command("backbones")(backbones_command)
