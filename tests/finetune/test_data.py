@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+
+from featx.datasets import build_index
+from featx.finetune.config import FinetuneError
+from featx.finetune.data import check_splits, load_pixels, sealed_splits
+from featx.evaluation.selection import SealedSplitError
+from featx.pipeline.preprocess import PreprocessConfig
+
+from .conftest import SIZE, planted_csv
+
+
+def test_pixels_come_through_the_reader_and_a_bad_file_is_a_named_failed_row(tmp_path):
+    csv = planted_csv(tmp_path, n_patients=8)
+    (csv.parent / "images" / "p1_0.png").write_bytes(b"not a png")
+    index = build_index("csv", csv)
+    pixels = load_pixels(index, PreprocessConfig.for_modality(index.modality, SIZE))
+    assert pixels.n == len(index.table) - 1 and pixels.images.shape[1:] == (3, SIZE, SIZE)
+    assert len(pixels.failures) == 1 and "p1_0.png" in pixels.failures[0]
+    assert "p1_0.png" not in " ".join(index.table.loc[index.table.sample_id.isin(pixels.ids), "source"])
+    splits = sealed_splits(pixels, index)
+    assert not np.isnan(splits.train.labels).any()
+    with splits.selecting(), pytest.raises(SealedSplitError):
+        splits.test_inputs()
+
+
+def test_missing_validation_rows_are_refused(tmp_path):
+    index = build_index("csv", planted_csv(tmp_path, n_patients=8, drop_val=True))
+    pixels = load_pixels(index, PreprocessConfig.for_modality(index.modality, SIZE))
+    with pytest.raises(FinetuneError, match="validation split"):
+        check_splits(pixels, index.dataset)
