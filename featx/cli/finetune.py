@@ -3,6 +3,7 @@ or a segmentation baseline trained from scratch (U-Net, TransUNet-style UNETR)."
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -77,6 +78,8 @@ def finetune_command(
         if random_init:
             typer.secho(f"{backbone}: RANDOM weights (--random-init); results will say so", fg=typer.colors.YELLOW, err=True)
         run = run_finetune(index, backbone=str(backbone), weights=weights, random_init=random_init, **common)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports (and writes records)
+        return
     for failure in run.failures[:20]:
         typer.secho(f"failed row: {failure}", fg=typer.colors.RED, err=True)
     headline = run.records[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ class FinetuneRun:
 
 
 def _device(device: str) -> torch.device:
+    local_rank = os.environ.get("LOCAL_RANK")
+    if device == "cuda" and local_rank is not None:  # under torchrun: one GPU per process
+        device = f"cuda:{local_rank}"
     try:
         return resolve_device(device)
     except RuntimeError as error:
@@ -78,7 +82,9 @@ def _claim_run_dir(run_dir: Path, fp: str, description: dict[str, Any]) -> None:
         return
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"fingerprint": fp, "description": description}, indent=1, default=str))
+        tmp = path.with_name(f"{RUN_FILE}.{os.getpid()}.tmp")  # atomic: ranks under torchrun may race
+        tmp.write_text(json.dumps({"fingerprint": fp, "description": description}, indent=1, default=str))
+        os.replace(tmp, path)
     except OSError as error:
         raise FinetuneError(f"--run-dir {run_dir}: cannot write there ({error.strerror}); give a writable folder") from None
 

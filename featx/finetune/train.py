@@ -58,6 +58,16 @@ def world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def join_process_group(device: torch.device) -> None:
+    """Under torchrun, join the process group (NCCL on CUDA, Gloo on the CPU) once."""
+    import torch.distributed as dist
+
+    if world()[1] > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The row order of one epoch: a function of (seed, epoch) only."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
@@ -118,6 +128,7 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: cosine_factor(step, total))
     trained = model
     if world_size > 1:
+        join_process_group(device)
         trained = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     state = open_checkpoint(run_dir, fingerprint)
     epoch, step_in_epoch, step = 0, 0, 0
