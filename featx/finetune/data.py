@@ -76,15 +76,16 @@ def load_pixels(index: SampleIndex, preprocess: PreprocessConfig, *, workers: in
     )
 
 
-def check_splits(pixels: Pixels, dataset: str) -> None:
-    """Refuse, before any training, data without train, validation or test rows."""
-    for split in ("train", "val", "test"):
-        if pixels.rows(split).size == 0:
-            what = "a validation split (model choice and early stopping use validation only; featx never uses test)" if split == "val" else f"{split} rows"
-            raise FinetuneError(
-                f"{dataset}: fine-tuning needs {what} and the readable samples have no {split!r} rows; "
-                "give the dataset a patient-level split with train, val and test (e.g. --option split_file=...)"
-            )
+def require_splits(split: np.ndarray, dataset: str, what: str = "samples") -> None:
+    """Refuse, before any training, rows without train, validation or test members."""
+    present = set(np.asarray(split).astype(str))
+    missing = [name for name in ("train", "val", "test") if name not in present]
+    if missing:
+        need = "a validation split (model choice and early stopping use it; featx never selects on test)" if "val" in missing else "train, val and test rows"
+        raise FinetuneError(
+            f"{dataset}: fine-tuning needs {need}, and the {what} have no {', '.join(missing)} rows; "
+            "give the dataset a patient-level train/val/test split (e.g. --option split_file=...)"
+        )
 
 
 def sealed_splits(pixels: Pixels, index: SampleIndex) -> Splits:

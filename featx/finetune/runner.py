@@ -6,6 +6,7 @@ configuration, a missing GPU) is checked before any image is decoded or any step
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -23,7 +24,7 @@ from featx.datasets.index import SampleIndex
 from featx.evaluation.metrics import selection_score
 from featx.evaluation.records import append_jsonl, check_label_names, finalise, make_base, read_jsonl, scored_records
 from featx.finetune.config import FinetuneConfig, FinetuneError, fingerprint
-from featx.finetune.data import Pixels, check_splits, load_pixels, sealed_splits
+from featx.finetune.data import Pixels, load_pixels, require_splits, sealed_splits
 from featx.finetune.methods import Classifier, apply_method, load_trainable_state, parameter_counts
 from featx.finetune.scratch import build_scratch
 from featx.finetune.segmetrics import macro_dice_jaccard, pixel_counts, score_segmentation, seg_records
@@ -57,17 +58,6 @@ def _device(device: str) -> torch.device:
         raise FinetuneError(f"{error}; use --device cpu, or run where a GPU is visible") from None
 
 
-def _index_splits_check(index: SampleIndex) -> None:
-    splits = set(index.table["split"].astype(str))
-    missing = [s for s in ("train", "val", "test") if s not in splits]
-    if missing:
-        what = "a validation split (model choice and early stopping use it; featx never selects on test)" if "val" in missing else f"{', '.join(missing)} rows"
-        raise FinetuneError(
-            f"{index.dataset}: fine-tuning needs {what}, and the index has no {', '.join(missing)} rows; "
-            "give the dataset a patient-level train/val/test split (e.g. --option split_file=...)"
-        )
-
-
 def _claim_run_dir(run_dir: Path, fp: str, description: dict[str, Any]) -> None:
     """Record this run's fingerprint in ``run_dir``; refuse a folder holding another configuration."""
     run_dir = Path(run_dir)
@@ -91,11 +81,12 @@ def _claim_run_dir(run_dir: Path, fp: str, description: dict[str, Any]) -> None:
 
 def _fingerprint_parts(index: SampleIndex, preprocess: PreprocessConfig, config: FinetuneConfig, model: dict[str, Any]) -> dict[str, Any]:
     table = index.table
-    data = "\n".join(f"{a}\t{b}\t{c}" for a, b, c in zip(table["sample_id"], table["split"], table["source"]))
+    rows = hashlib.sha256("\n".join(f"{a}\t{b}\t{c}" for a, b, c in zip(table["sample_id"], table["split"], table["source"])).encode())
+    rows.update(np.nan_to_num(index.labels, nan=-1).astype(np.float32).tobytes())
     hyper = replace(config, checkpoint_every=0, grad_checkpointing=False).hyperparameters()
     return {
         "dataset": index.dataset,
-        "samples": fingerprint({"rows": data, "labels": np.nan_to_num(index.labels, nan=-1).tolist()}),
+        "samples": rows.hexdigest()[:16],
         "preprocess": preprocess.to_dict(),
         "config": hyper,
         "model": model,
@@ -111,8 +102,14 @@ def _batched(model: nn.Module, images: torch.Tensor, rows: np.ndarray, device: t
 
 
 def _check_out(out: str | Path | None, dataset: str, label_names: list[str]) -> None:
-    if out is not None:
-        check_label_names(read_jsonl(out), dataset, label_names, out)
+    """Before training: the results file must be writable and hold no other label names for ``dataset``."""
+    if out is None:
+        return
+    out = Path(out)
+    folder = next((p for p in (out.parent, *out.parent.parents) if p.exists()), Path("."))
+    if not os.access(out if out.exists() else folder, os.W_OK):
+        raise FinetuneError(f"--out {out}: cannot write there; give a writable results file")
+    check_label_names(read_jsonl(out), dataset, label_names, out)
 
 
 def _write(records: list[dict[str, Any]], out: str | Path | None) -> list[dict[str, Any]]:
@@ -173,7 +170,7 @@ def run_finetune(
             f"{index.dataset} is a {index.task} dataset; --method {config.method} trains a classifier. "
             "For segmentation baselines use --model unet|transunet --from-scratch"
         )
-    _index_splits_check(index)
+    require_splits(index.table["split"], index.dataset, "indexed samples")
     _check_out(out, index.dataset, list(index.label_names))
     dev = _device(device)
     preprocess = preprocess or PreprocessConfig.for_modality(index.modality, size)
@@ -189,7 +186,7 @@ def run_finetune(
     _claim_run_dir(run_dir, fp, {"backbone": backbone, "dataset": index.dataset, **config.hyperparameters()})
 
     pixels = load_pixels(index, preprocess, workers=workers)
-    check_splits(pixels, index.dataset)
+    require_splits(pixels.split, index.dataset, "readable samples")
     splits = sealed_splits(pixels, index)
     model.to(dev)
     labels = np.full_like(pixels.labels, np.nan)
@@ -262,7 +259,8 @@ def run_scratch(
     run_dir = Path(run_dir)
     if index.task != "segmentation":
         raise FinetuneError(f"{index.dataset} is a {index.task} dataset; --from-scratch trains segmentation baselines")
-    _index_splits_check(index)
+    require_splits(index.table["split"], index.dataset, "indexed samples")
+    _check_out(out, index.dataset, list(index.label_names))
     dev = _device(device)
     preprocess = preprocess or PreprocessConfig.for_modality(index.modality, size)
     n_classes = len(index.label_names)
@@ -275,7 +273,7 @@ def run_scratch(
     _claim_run_dir(run_dir, fp, {"model": model_name, "dataset": index.dataset, **settings})
 
     pixels = load_pixels(index, preprocess, workers=workers)
-    check_splits(pixels, index.dataset)
+    require_splits(pixels.split, index.dataset, "readable samples")
     model.to(dev)
     loss_of = DiceCELoss(to_onehot_y=True, softmax=True)
     eval_batch = config.batch_size * 2

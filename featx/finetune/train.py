@@ -88,7 +88,7 @@ def open_checkpoint(run_dir: Path, fingerprint: str) -> dict | None:
     path = run_dir / CHECKPOINT
     if not path.exists():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("fingerprint") != fingerprint:
         raise FinetuneError(
             f"{path} was written by another configuration (fingerprint {state.get('fingerprint')}, this run "

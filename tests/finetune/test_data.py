@@ -3,7 +3,7 @@ import pytest
 
 from featx.datasets import build_index
 from featx.finetune.config import FinetuneError
-from featx.finetune.data import check_splits, load_pixels, sealed_splits
+from featx.finetune.data import load_pixels, require_splits, sealed_splits
 from featx.evaluation.selection import SealedSplitError
 from featx.pipeline.preprocess import PreprocessConfig
 
@@ -28,4 +28,4 @@ def test_missing_validation_rows_are_refused(tmp_path):
     index = build_index("csv", planted_csv(tmp_path, n_patients=8, drop_val=True))
     pixels = load_pixels(index, PreprocessConfig.for_modality(index.modality, SIZE))
     with pytest.raises(FinetuneError, match="validation split"):
-        check_splits(pixels, index.dataset)
+        require_splits(pixels.split, index.dataset)

@@ -1,5 +1,7 @@
 """A fine-tuning run end to end: planted signal learned, records complete, bad input refused early."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -73,3 +75,17 @@ def test_unknown_method_is_refused():
     with pytest.raises(FinetuneError, match="--method 'prompt' is unknown; expected one of full, lora, bitfit, linear"):
         FinetuneConfig(method="prompt")
     assert np.isclose(FinetuneConfig(method="full").effective_backbone_lr, 1e-5)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_an_unwritable_results_file_is_refused_before_training(tmp_path, planted_index):
+    index = planted_index(n_patients=8)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(FinetuneError, match="--out .* cannot write there"):
+            _run(index, tmp_path, FinetuneConfig(method="linear"), out=locked / "results.jsonl")
+    finally:
+        locked.chmod(0o700)
+    assert not (tmp_path / "run").exists()

@@ -60,7 +60,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_to_the_uninterrupted_result(tm
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    saved = torch.load(run_dir / CHECKPOINT, weights_only=False)
+    saved = torch.load(run_dir / CHECKPOINT, weights_only=True)
     assert not saved["done"] and 0 < saved["step"] < reference.result.steps
     assert not out.exists()  # killed before it could score anything
 
