@@ -33,6 +33,7 @@ class Pixels:
     patients: np.ndarray
     split: np.ndarray
     ids: np.ndarray
+    volumes: np.ndarray  # volume id of each row ("" for 2D samples)
     failures: list[str]  # "sample_id: error" of rows that could not be decoded
 
     @property
@@ -72,6 +73,7 @@ def load_pixels(index: SampleIndex, preprocess: PreprocessConfig, *, workers: in
         patients=index.table["patient_id"].to_numpy().astype(str)[ok],
         split=index.table["split"].to_numpy().astype(str)[ok],
         ids=ids[ok],
+        volumes=index.table["volume_id"].to_numpy().astype(str)[ok],
         failures=failures,
     )
 
@@ -88,17 +90,46 @@ def require_splits(split: np.ndarray, dataset: str, what: str = "samples") -> No
         )
 
 
-def sealed_splits(pixels: Pixels, index: SampleIndex) -> Splits:
-    """The probes' sealed-test :class:`Splits` over these rows (no feature blocks: rows and labels only)."""
+@dataclass
+class Units:
+    """What is scored: 2D images, or whole volumes (a 3D dataset's slices are trained on one by one).
+
+    ``splits`` holds one row per unit with the test labels sealed; ``members[u]`` are the pixel
+    rows of unit ``u`` (one image, or a volume's readable slices).
+    """
+
+    splits: Splits
+    members: list[np.ndarray]
+    level: str  # "sample" or "volume"
+
+    def pixel_rows(self, units: np.ndarray) -> np.ndarray:
+        """The pixel rows of some units, concatenated in unit order."""
+        return np.concatenate([self.members[u] for u in units]) if len(units) else np.zeros(0, dtype=np.int64)
+
+
+def sealed_units(pixels: Pixels, index: SampleIndex) -> Units:
+    """The probes' sealed-test :class:`Splits` over the units (no feature blocks: rows and labels only).
+
+    As in the probes, a volume is one unit (its slices share its label, patient and split).
+    """
+    keys = np.where(pixels.volumes == "", "img:" + pixels.ids, "vol:" + pixels.volumes)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # units in the order they first appear
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    unit_of_row = rank[inverse]
+    members = [np.flatnonzero(unit_of_row == u) for u in range(order.size)]
+    heads = first[order]
     data = ProbeData(
         blocks={},
         layers=[],
-        labels=pixels.labels,
-        patients=pixels.patients,
-        split=pixels.split,
-        ids=pixels.ids,
+        labels=pixels.labels[heads],
+        patients=pixels.patients[heads],
+        split=pixels.split[heads],
+        ids=keys[heads],
         label_names=list(index.label_names),
         task=index.task,
+        level="volume" if (pixels.volumes != "").any() else "sample",
         dataset=index.dataset,
     )
-    return Splits(data)
+    return Units(splits=Splits(data), members=members, level=data.level)

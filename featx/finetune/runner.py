@@ -24,7 +24,7 @@ from featx.datasets.index import SampleIndex
 from featx.evaluation.metrics import selection_score
 from featx.evaluation.records import append_jsonl, check_label_names, finalise, make_base, read_jsonl, scored_records
 from featx.finetune.config import FinetuneConfig, FinetuneError, fingerprint
-from featx.finetune.data import Pixels, load_pixels, require_splits, sealed_splits
+from featx.finetune.data import Pixels, load_pixels, require_splits, sealed_units
 from featx.finetune.methods import Classifier, apply_method, load_trainable_state, parameter_counts
 from featx.finetune.scratch import build_scratch
 from featx.finetune.segmetrics import macro_dice_jaccard, pixel_counts, score_segmentation, seg_records
@@ -187,11 +187,14 @@ def run_finetune(
 
     pixels = load_pixels(index, preprocess, workers=workers)
     require_splits(pixels.split, index.dataset, "readable samples")
-    splits = sealed_splits(pixels, index)
+    units = sealed_units(pixels, index)
+    splits = units.splits
     model.to(dev)
-    labels = np.full_like(pixels.labels, np.nan)
     train_view, val_view = splits.train, splits.val
-    labels[train_view.rows], labels[val_view.rows] = train_view.labels, val_view.labels
+    labels = np.full_like(pixels.labels, np.nan)  # per pixel row; test rows stay unknown
+    for view in (train_view, val_view):
+        for unit, unit_labels in zip(view.rows, view.labels):
+            labels[units.members[unit]] = unit_labels
     target = torch.from_numpy(np.nan_to_num(labels)).to(dev)
     known = torch.from_numpy(~np.isnan(labels)).to(dev).float()
     task, eval_batch = index.task, config.batch_size * 2
@@ -207,8 +210,11 @@ def run_finetune(
         losses = F.binary_cross_entropy_with_logits(logits, target[rows], reduction="none") * weight
         return losses.sum() / weight.sum().clamp_min(1.0)
 
-    def predict(rows: np.ndarray) -> np.ndarray:
-        logits = torch.cat(_batched(model, pixels.images, rows, dev, eval_batch))
+    def predict(unit_rows: np.ndarray) -> np.ndarray:
+        """Scores of units: a volume's slice logits are averaged (the probes average its features)."""
+        logits = torch.cat(_batched(model, pixels.images, units.pixel_rows(unit_rows), dev, eval_batch))
+        sizes = [len(units.members[u]) for u in unit_rows]
+        logits = torch.stack([part.mean(0) for part in torch.split(logits, sizes)])
         if task == "multiclass":
             return torch.softmax(logits, 1).numpy()
         p = torch.sigmoid(logits)
@@ -216,7 +222,7 @@ def run_finetune(
 
     with splits.selecting():
         result = train(
-            model, groups, train_view.rows, loss_fn,
+            model, groups, units.pixel_rows(train_view.rows), loss_fn,
             lambda net: selection_score(val_view.labels, predict(val_view.rows)),
             config, run_dir=run_dir, fingerprint=fp, device=dev, progress=progress,
         )
@@ -232,7 +238,8 @@ def run_finetune(
         provenance=provenance, setting=f"finetune-{config.method}", split="test",
         hyperparameters=config.hyperparameters(), seed=config.seed,
         n_train=int(train_view.n), n_test=int(splits.n_test), label_names=list(index.label_names),
-        extra=_run_extra(config, result, trainable, total, fp, run_dir, dev, pixels, preprocess),
+        extra={**_run_extra(config, result, trainable, total, fp, run_dir, dev, pixels, preprocess),
+               "level": units.level, "n_val": int(val_view.n)},
     )
     records = _write(scored_records(scored, base), out)
     return FinetuneRun(records, result, trainable, total, fp, pixels.failures)

@@ -3,7 +3,7 @@ import pytest
 
 from featx.datasets import build_index
 from featx.finetune.config import FinetuneError
-from featx.finetune.data import load_pixels, require_splits, sealed_splits
+from featx.finetune.data import load_pixels, require_splits, sealed_units
 from featx.evaluation.selection import SealedSplitError
 from featx.pipeline.preprocess import PreprocessConfig
 
@@ -18,7 +18,9 @@ def test_pixels_come_through_the_reader_and_a_bad_file_is_a_named_failed_row(tmp
     assert pixels.n == len(index.table) - 1 and pixels.images.shape[1:] == (3, SIZE, SIZE)
     assert len(pixels.failures) == 1 and "p1_0.png" in pixels.failures[0]
     assert "p1_0.png" not in " ".join(index.table.loc[index.table.sample_id.isin(pixels.ids), "source"])
-    splits = sealed_splits(pixels, index)
+    units = sealed_units(pixels, index)
+    splits = units.splits
+    assert units.level == "sample" and all(len(m) == 1 for m in units.members)
     assert not np.isnan(splits.train.labels).any()
     with splits.selecting(), pytest.raises(SealedSplitError):
         splits.test_inputs()
@@ -29,3 +31,15 @@ def test_missing_validation_rows_are_refused(tmp_path):
     pixels = load_pixels(index, PreprocessConfig.for_modality(index.modality, SIZE))
     with pytest.raises(FinetuneError, match="validation split"):
         require_splits(pixels.split, index.dataset)
+
+
+def test_volumes_are_scored_as_units_of_their_slices(tmp_path):
+    from tests.datasets.fixtures import make_csv_3d
+
+    index = build_index("csv", make_csv_3d(tmp_path, n_patients=6, shape=(16, 16, 3)))
+    pixels = load_pixels(index, PreprocessConfig.for_modality(index.modality, 28))
+    units = sealed_units(pixels, index)
+    assert units.level == "volume" and len(units.members) == 6 and all(len(m) == 3 for m in units.members)
+    for unit in units.splits.train.rows:
+        assert len(set(pixels.volumes[units.members[unit]])) == 1
+    assert sorted(units.pixel_rows(np.arange(6)).tolist()) == list(range(pixels.n))

@@ -89,3 +89,14 @@ def test_an_unwritable_results_file_is_refused_before_training(tmp_path, planted
     finally:
         locked.chmod(0o700)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_3d_dataset_trains_on_slices_and_scores_volumes(tmp_path):
+    from featx.datasets import build_index
+    from tests.datasets.fixtures import make_csv_3d
+
+    index = build_index("csv", make_csv_3d(tmp_path / "data", n_patients=9, shape=(16, 16, 3)))
+    run = _run(index, tmp_path, FinetuneConfig(method="linear", epochs=2, batch_size=4, head_lr=1e-2))
+    test_volumes = index.table.loc[index.table["split"] == "test", "volume_id"].nunique()
+    assert all(r["level"] == "volume" and r["n_test"] == test_volumes for r in run.records)
+    assert run.records[0]["n_train"] == index.table.loc[index.table["split"] == "train", "volume_id"].nunique()
