@@ -34,6 +34,13 @@ class Classifier(nn.Module):
     def trunk(self) -> nn.Module:
         return self.backbone.trunk
 
+    def train(self, mode: bool = True) -> Classifier:
+        """A frozen backbone (the linear control) stays in eval mode: no dropout in its features."""
+        super().train(mode)
+        if not any(p.requires_grad for p in self.backbone.parameters()):
+            self.backbone.eval()
+        return self
+
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = (pixels.float() - self.mean) / self.std
         frozen = not any(p.requires_grad for p in self.backbone.parameters())
@@ -59,9 +66,9 @@ def check_lora_targets(trunk: nn.Module, targets: tuple[str, ...]) -> None:
     missing = [t for t in targets if not any(_module_matches(name, t) for name in names)]
     if missing:
         leaves = sorted({name.rsplit(".", 1)[-1] for name, module in trunk.named_modules()
-                         if name and not list(module.children()) and not name.rsplit(".", 1)[-1].isdigit()})
+                         if name and list(module.parameters(recurse=False)) and not name.rsplit(".", 1)[-1].isdigit()})
         raise FinetuneError(
-            f"--lora-target {', '.join(missing)} matches no module of the backbone; module names that exist: "
+            f"--lora-target {', '.join(missing)} matches no module of the backbone; names of modules with weights: "
             f"{', '.join(leaves)}"
         )
 

@@ -1,7 +1,7 @@
 """The training loop: seeded batches, validation-only model choice, early stopping, resumable.
 
 Everything that decides the next step is in the checkpoint (trainable tensors, optimiser,
-schedule, torch RNG state, epoch and step, best validation score and tensors, patience), and
+schedule, torch RNG states, epoch and step, best validation score and tensors, patience), and
 the order of every epoch is a function of (seed, epoch) alone. So a run killed at any point
 resumes from its last checkpoint and ends with the same model as one never interrupted
 (same seed, deterministic kernels). A checkpoint made under another configuration (its
@@ -140,6 +140,8 @@ def train(
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         torch.set_rng_state(state["rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         epoch, step_in_epoch, step = state["epoch"], state["step_in_epoch"], state["step"]
         best_score, best_epoch, bad_epochs = state["best_score"], state["best_epoch"], state["bad_epochs"]
         history, best_state, done = list(state["history"]), state["best_state"], state["done"]
@@ -150,7 +152,8 @@ def train(
             _save(run_dir / CHECKPOINT, {
                 "fingerprint": fingerprint, "trainable": trainable_state(model),
                 "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
-                "rng": torch.get_rng_state(), "epoch": epoch, "step_in_epoch": step_in_epoch, "step": step,
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None, "epoch": epoch, "step_in_epoch": step_in_epoch, "step": step,
                 "best_score": best_score, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
                 "history": history, "best_state": best_state, "done": done,
             })
@@ -165,14 +168,14 @@ def train(
             batch = rows_all[order[start_row : start_row + config.batch_size]][rank::world_size]
             with autocast:
                 loss = loss_fn(trained, batch)
+            if not math.isfinite(float(loss.detach())):
+                raise FinetuneError(f"the loss became {float(loss.detach())} at step {step + 1}; lower the learning rates")
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             schedule.step()
             step, step_in_epoch, steps_here = step + 1, step_in_epoch + 1, steps_here + 1
             bar.update(1)
-            if not math.isfinite(float(loss.detach())):
-                raise FinetuneError(f"the loss became {float(loss.detach())} at step {step}; lower the learning rates")
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step_in_epoch < steps_per_epoch:
                 checkpoint()
         model.eval()

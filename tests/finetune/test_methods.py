@@ -81,3 +81,12 @@ def test_lora_targets_that_match_nothing_list_the_modules_that_exist():
 def test_gradient_checkpointing_is_switched_on_the_trunk():
     model, _, _ = _model("bitfit", grad_checkpointing=True)
     assert model.trunk.grad_checkpointing is True
+
+
+def test_the_linear_control_keeps_its_frozen_backbone_in_eval_mode():
+    linear, _, _ = _model("linear")
+    linear.train()
+    assert linear.head.training and not linear.backbone.training
+    full, _, _ = _model("full")
+    full.train()
+    assert full.backbone.training
