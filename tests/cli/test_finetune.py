@@ -41,3 +41,18 @@ def test_contradictory_or_unknown_choices_are_one_clear_error(tmp_path):
         assert result.exit_code != 0
         assert isinstance(result.exception, FinetuneError) and message in str(result.exception)
     assert not (tmp_path / "run").exists()
+
+
+def test_scratch_unet_from_the_command_line(tmp_path):
+    from tests.finetune.conftest import planted_shapes_msd
+
+    task = planted_shapes_msd(tmp_path / "seg", n_volumes=6)
+    args = ["finetune", "--dataset", "msd", "--root", str(task), "--from-scratch", "--model", "unet", "--size", "32",
+            "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "out.jsonl"), "--bootstrap", "20",
+            "--no-progress", "--epochs", "1", "--batch-size", "8", "--model-override", "channels=[8, 16]",
+            "--model-override", "strides=[2]", "--model-override", "num_res_units=0"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    records = read_jsonl(tmp_path / "out.jsonl")
+    assert "scratch-unet: test dice_jaccard_macro" in result.output
+    assert records[0]["hyperparameters"]["model"] == {"model": "monai.UNet", "channels": [8, 16], "strides": [2], "num_res_units": 0}
