@@ -25,7 +25,11 @@ from featx.pipeline.reader import SampleDataset
 
 @dataclass
 class Pixels:
-    """Decoded uint8 inputs ``(N, 3, S, S)`` of the readable rows, with their index rows."""
+    """Decoded uint8 inputs ``(N, C, S, S)`` of the readable rows, with their index rows.
+
+    ``C`` is 1 when every image is grey (the reader's 3 replicated planes are kept once, a third
+    of the memory; :func:`as_rgb` replicates them again per batch), else 3.
+    """
 
     images: torch.Tensor
     masks: torch.Tensor | None  # (N, S, S) uint8 class ids, segmentation only
@@ -50,7 +54,7 @@ def load_pixels(index: SampleIndex, preprocess: PreprocessConfig, *, workers: in
     dataset = SampleDataset(index.table, preprocess, with_masks=with_masks)
     loader = DataLoader(dataset, batch_size=64, num_workers=workers, collate_fn=list)
     size = preprocess.size
-    images = torch.empty((len(dataset), 3, size, size), dtype=torch.uint8)
+    images = torch.empty((len(dataset), 1, size, size), dtype=torch.uint8)
     masks = torch.empty((len(dataset), size, size), dtype=torch.uint8) if with_masks else None
     ok = np.zeros(len(dataset), dtype=bool)
     failures = []
@@ -62,7 +66,10 @@ def load_pixels(index: SampleIndex, preprocess: PreprocessConfig, *, workers: in
                 failures.append(f"{ids[row]}: {item['error']}")
                 continue
             ok[row] = True
-            images[row] = item["pixels"]
+            pixels = item["pixels"]
+            if images.shape[1] == 1 and not (torch.equal(pixels[0], pixels[1]) and torch.equal(pixels[0], pixels[2])):
+                images = images.expand(-1, 3, -1, -1).clone()  # a colour image: keep all three planes
+            images[row] = pixels[: images.shape[1]]
             if masks is not None:
                 masks[row] = item["mask"]
     keep = torch.from_numpy(np.flatnonzero(ok))
@@ -76,6 +83,11 @@ def load_pixels(index: SampleIndex, preprocess: PreprocessConfig, *, workers: in
         volumes=index.table["volume_id"].to_numpy().astype(str)[ok],
         failures=failures,
     )
+
+
+def as_rgb(pixels: torch.Tensor) -> torch.Tensor:
+    """A batch ``(B, 1 or 3, S, S)`` as 3 channels (grey planes replicated, no copy)."""
+    return pixels.expand(-1, 3, -1, -1) if pixels.shape[1] == 1 else pixels
 
 
 def require_splits(split: np.ndarray, dataset: str, what: str = "samples") -> None:

@@ -16,10 +16,11 @@ from torch import nn
 
 from featx.backbones import LoadedBackbone
 from featx.finetune.config import FinetuneConfig, FinetuneError
+from featx.finetune.data import as_rgb
 
 
 class Classifier(nn.Module):
-    """uint8 pixels -> the backbone's normalisation -> last block's CLS -> one linear head."""
+    """uint8 pixels (grey or RGB) -> the backbone's normalisation -> last block's CLS -> one linear head."""
 
     def __init__(self, backbone: LoadedBackbone, n_out: int) -> None:
         super().__init__()
@@ -42,7 +43,7 @@ class Classifier(nn.Module):
         return self
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = (pixels.float() - self.mean) / self.std
+        x = (as_rgb(pixels).float() - self.mean) / self.std
         frozen = not any(p.requires_grad for p in self.backbone.parameters())
         with torch.no_grad() if frozen else contextlib.nullcontext():
             features = self.backbone(x)[self.layer]["cls"]

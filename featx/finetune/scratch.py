@@ -19,20 +19,21 @@ import torch
 from torch import nn
 
 from featx.finetune.config import SCRATCH_MODELS, FinetuneError
+from featx.finetune.data import as_rgb
 
 UNET_DEFAULTS: dict[str, Any] = {"channels": (32, 64, 128, 256, 512), "strides": (2, 2, 2, 2), "num_res_units": 2}
 UNETR_DEFAULTS: dict[str, Any] = {"feature_size": 16, "hidden_size": 768, "mlp_dim": 3072, "num_heads": 12}
 
 
 class ScratchSegmenter(nn.Module):
-    """uint8 ``(B, 3, S, S)`` -> logits ``(B, classes, S, S)``."""
+    """uint8 ``(B, 1 or 3, S, S)`` -> logits ``(B, classes, S, S)``."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.net(pixels.float() / 255.0)
+        return self.net(as_rgb(pixels).float() / 255.0)
 
 
 def build_scratch(name: str, n_classes: int, img_size: int, overrides: dict[str, Any] | None = None) -> tuple[ScratchSegmenter, dict[str, Any]]:
