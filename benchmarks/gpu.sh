@@ -3,6 +3,7 @@
 # Run from the repo root on a CUDA machine. Packages missing there travel as wheels in .whl/
 # (see docs/benchmarks.md for the download command); results are also written to $OUT.
 set -uo pipefail
+DRY_RUN=0; [ "${1:-}" = "--dry-run" ] && DRY_RUN=1  # CPU check of this script: GPU steps are listed, dry-run steps run
 OUT=${OUT:-bench-out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
@@ -12,11 +13,12 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 else
   export PYTHONPATH=$PWD
 fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-python3 -c "import torch, timm, zarr; print('torch', torch.__version__, 'timm', timm.__version__, 'zarr', zarr.__version__)" | tee -a "$OUT/gpu.txt"
+[ "$DRY_RUN" = 1 ] || nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+[ "$DRY_RUN" = 1 ] || python3 -c "import torch, timm, zarr; print('torch', torch.__version__, 'timm', timm.__version__, 'zarr', zarr.__version__)" | tee -a "$OUT/gpu.txt"
 
 step() {  # name, time limit (s), command...
   local name=$1 limit=$2; shift 2
+  if [ "$DRY_RUN" = 1 ]; then echo "=== $name (dry run, not run): $*"; return; fi
   echo "=== $name"
   timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.txt"
   echo "=== $name exit ${PIPESTATUS[0]}"
@@ -38,3 +40,8 @@ step probes 150 python3 benchmarks/probes.py --device cuda
 step probes-knn-bf16 60 python3 benchmarks/probes.py --device cuda --knn-dtype bfloat16 --skip linear bootstrap paper
 step backbones 120 python3 benchmarks/backbones.py --device cuda --set paper --sizes 224 448 --batch 64 --random-init
 step backbones-new 300 python3 benchmarks/backbones.py --device cuda --set new --sizes 224 448 --batch 64 --random-init --check
+
+# fine-tuning per method (linear control, BitFit, LoRA, full): steps/s, images/s, peak memory, parameter table
+if [ "$DRY_RUN" = 1 ]; then DRY_RUN=0 step finetune-dry 300 "${PYTHON:-python3}" benchmarks/finetune.py --dry-run; fi
+step finetune 300 "${PYTHON:-python3}" benchmarks/finetune.py --device cuda --backbones dinov2_vits14 dinov2_vitl14 --steps 200
+step finetune-params 120 "${PYTHON:-python3}" benchmarks/finetune.py --count-only dinov2_vitg14

@@ -40,10 +40,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from featx.probes import knn as knn_mod  # noqa: E402
-from featx.probes.features import ProbeData  # noqa: E402
-from featx.probes.metrics import score  # noqa: E402
+from featx.evaluation.features import ProbeData  # noqa: E402
+from featx.evaluation.metrics import score  # noqa: E402
 from featx.probes.protocol import evaluate_knn, evaluate_linear, knn_neighbours  # noqa: E402
-from featx.probes.selection import Splits  # noqa: E402
+from featx.evaluation.selection import Splits  # noqa: E402
 
 NIH_PREVALENCE = [0.103, 0.025, 0.119, 0.177, 0.052, 0.056, 0.013, 0.047, 0.042, 0.021, 0.022, 0.015, 0.030, 0.002]
 NIH_ROWS, NIH_PATIENTS = 112_120, 30_805

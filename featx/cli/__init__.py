@@ -20,6 +20,7 @@ from featx.cli.datasets import datasets_app
 from featx.cli.demo import demo_command
 from featx.cli.errors import EXIT_ERROR, is_expected
 from featx.cli.extract import extract_command
+from featx.cli.finetune import finetune_command
 from featx.cli.probe import probe_command
 from featx.cli.report import report_command
 
@@ -65,6 +66,7 @@ def _main_options(
 
 app.command("extract")(extract_command)
 app.command("probe")(probe_command)
+app.command("finetune")(finetune_command)
 app.command("report")(report_command)
 app.command("demo")(demo_command)
 app.command("backbones")(backbones_command)

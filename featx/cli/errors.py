@@ -24,7 +24,7 @@ EXPECTED = (
     ("featx.cache.store", "StoreError"),
     ("featx.backbones.weights", "WeightsError"),
     ("featx.backbones.base", "BackboneError"),
-    ("featx.probes.features", "ProbeError"),
+    ("featx.evaluation.features", "ProbeError"),
 )
 
 

@@ -69,7 +69,7 @@ def probe_command(
     """Run probes on cached features only (no backbone is loaded) and append results to --out."""
     from featx.cache.select import StorePick
     from featx.cache.store import StoreError
-    from featx.probes.features import ProbeError
+    from featx.evaluation.features import ProbeError
     from featx.probes.runner import SETTINGS, run_probes
 
     if config is not None:

@@ -3,15 +3,15 @@
 Everything here reads a feature store (or in-memory arrays); no backbone is loaded.
 """
 
-from featx.probes.features import ProbeData, ProbeError, block_names, load_probe_data
+from featx.evaluation.features import ProbeData, ProbeError, block_names, load_probe_data
 from featx.probes.knn import Neighbours, l2_normalise, search, weighted_vote
 from featx.probes.linear import LinearConfig, LogisticProbe, TorchGrid, protocol_grid
-from featx.probes.metrics import Scored, auroc_per_class, score
+from featx.evaluation.metrics import Scored, auroc_per_class, score
 from featx.probes.mlknn import MLkNN
 from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear, knn_neighbours
-from featx.probes.records import LabelMismatchError, append_jsonl, read_jsonl
+from featx.evaluation.records import LabelMismatchError, append_jsonl, read_jsonl
 from featx.probes.runner import ProbeRun, run_probes
-from featx.probes.selection import NoValidationSplit, SealedSplitError, Splits, TestAlreadyScored
+from featx.evaluation.selection import NoValidationSplit, SealedSplitError, Splits, TestAlreadyScored
 
 __all__ = [
     "LabelMismatchError",

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from featx.probes.features import ProbeData, ProbeError
+from featx.evaluation.features import ProbeData, ProbeError
 from featx.probes.linear import LinearConfig
 from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear
-from featx.probes.selection import Splits
+from featx.evaluation.selection import Splits
 
 
 class ShotsError(ProbeError):

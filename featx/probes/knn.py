@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from featx.probes.features import ProbeError
+from featx.evaluation.features import ProbeError
 
 BACKENDS = ("faiss", "torch")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}

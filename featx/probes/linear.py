@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from featx.probes.features import ProbeError, block_names
+from featx.evaluation.features import ProbeError, block_names
 
 BACKENDS = ("torch", "sklearn", "cuml")
 LRS = (1e-3, 5e-3, 1e-2, 5e-2)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from featx.probes.features import ProbeError
+from featx.evaluation.features import ProbeError
 
 ArrayLike = np.ndarray | torch.Tensor
 

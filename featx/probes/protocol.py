@@ -1,6 +1,6 @@
 """The evaluation protocol of one setting on one dataset: select on val, score test once.
 
-Each ``evaluate_*`` takes a :class:`~featx.probes.selection.Splits` (test labels sealed)
+Each ``evaluate_*`` takes a :class:`~featx.evaluation.selection.Splits` (test labels sealed)
 and returns an :class:`Outcome`: the validation score of every candidate, the selected
 hyper-parameters and the single test scoring (with patient-bootstrap intervals).
 """
@@ -17,10 +17,10 @@ import numpy as np
 
 from featx.probes import knn as knn_mod
 from featx.probes import linear as linear_mod
-from featx.probes.features import ProbeError
-from featx.probes.metrics import Scored, score, selection_score
+from featx.evaluation.features import ProbeError
+from featx.evaluation.metrics import Scored, score, selection_score
 from featx.probes.mlknn import MLkNN
-from featx.probes.selection import Splits
+from featx.evaluation.selection import Splits
 
 log = logging.getLogger("featx.probes")
 

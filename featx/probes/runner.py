@@ -22,12 +22,12 @@ import numpy as np
 from featx.cache.select import AmbiguousStore, StoreFacts, StorePick, select_store
 from featx.probes import knn as knn_mod
 from featx.probes import linear as linear_mod
-from featx.probes.features import ProbeData, ProbeError, load_probe_data
-from featx.probes.ledger import LEDGER, TestReuseWarning
-from featx.probes.metrics import MetricWarning
+from featx.evaluation.features import ProbeData, ProbeError, load_probe_data
+from featx.evaluation.ledger import LEDGER, TestReuseWarning
+from featx.evaluation.metrics import MetricWarning
 from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear
-from featx.probes.records import append_jsonl, check_label_names, finalise, make_base, read_jsonl, scored_records
-from featx.probes.selection import Splits, check_patient_split
+from featx.evaluation.records import append_jsonl, check_label_names, finalise, make_base, read_jsonl, scored_records
+from featx.evaluation.selection import Splits, check_patient_split
 from featx.probes.smallsets import small_set_warnings
 
 log = logging.getLogger("featx.probes")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from featx.probes.features import ProbeData
+from featx.evaluation.features import ProbeData
 
 MIN_PATIENTS = 30
 MIN_POSITIVE_PATIENTS = 10

@@ -8,7 +8,7 @@ from featx.cache import FeatureStore
 from featx.cache.store import DamagedStoreError
 from featx.cache.verify import verify_store
 from featx.cli import app
-from featx.probes.features import load_probe_data
+from featx.evaluation.features import load_probe_data
 from tests.cache.test_remote import publish_toy_store
 
 runner = CliRunner()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from featx.probes.features import ProbeData
+from featx.evaluation.features import ProbeData
 
 
 def planted(
@@ -146,7 +146,7 @@ def store_factory(tmp_path):
 @pytest.fixture(autouse=True)
 def fresh_test_ledger():
     """Each test starts with an empty process-wide test-use ledger (tests share planted data)."""
-    from featx.probes.ledger import LEDGER
+    from featx.evaluation.ledger import LEDGER
 
     LEDGER.clear()
     yield

@@ -51,7 +51,7 @@ def _test_macro(out, setting="knn"):
 
 
 def test_second_run_with_other_hyperparameters_into_the_same_results_warns_and_flags(store_factory, tmp_path):
-    from featx.probes.ledger import LEDGER
+    from featx.evaluation.ledger import LEDGER
 
     path = store_factory(task="multiclass", n_patients=100)
     out = tmp_path / "r.jsonl"

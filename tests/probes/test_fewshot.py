@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from featx.probes.fewshot import ShotsError, eligible_patients, evaluate_fewshot, sample_rows
-from featx.probes.features import ProbeData
+from featx.evaluation.features import ProbeData
 
 from .conftest import planted_data
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from featx.probes.linear import LinearConfig, LogisticProbe, TorchGrid, fit_predict, protocol_grid
-from featx.probes.metrics import selection_score
+from featx.evaluation.metrics import selection_score
 
 from .conftest import planted
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from featx.probes.features import ProbeError
+from featx.evaluation.features import ProbeError
 from featx.probes.protocol import evaluate_knn, evaluate_linear, knn_neighbours
-from featx.probes.selection import NoValidationSplit, Splits
+from featx.evaluation.selection import NoValidationSplit, Splits
 
 from .conftest import noise_data, planted_data
 

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from featx.probes.records import REQUIRED, read_jsonl
+from featx.evaluation.records import REQUIRED, read_jsonl
 from featx.probes.runner import run_probes
 
 
@@ -102,8 +102,8 @@ def test_store_with_a_patient_in_train_and_test_is_refused_at_probe_time(store_f
     import zarr
 
     from featx.cache import FeatureStore
-    from featx.probes.features import load_probe_data
-    from featx.probes.selection import PatientLeakError, Splits
+    from featx.evaluation.features import load_probe_data
+    from featx.evaluation.selection import PatientLeakError, Splits
 
     path = store_factory(task="multiclass", n_patients=60)
     group = zarr.open_group(str(path), mode="r+")

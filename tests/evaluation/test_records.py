@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from featx.probes.metrics import score, score_over_seeds
-from featx.probes.records import REQUIRED, LabelMismatchError, append_jsonl, check_label_names, make_base, read_jsonl, scored_records
+from featx.evaluation.metrics import score, score_over_seeds
+from featx.evaluation.records import REQUIRED, LabelMismatchError, append_jsonl, check_label_names, make_base, read_jsonl, scored_records
 
 
 def _records():

@@ -1,6 +1,6 @@
 import pytest
 
-from featx.probes.ledger import TestLedger, TestReuseWarning, fingerprint_of, what_of, where_of
+from featx.evaluation.ledger import TestLedger, TestReuseWarning, fingerprint_of, what_of, where_of
 
 
 def test_records_of_earlier_runs_enter_the_ledger_including_pre_ledger_ones():

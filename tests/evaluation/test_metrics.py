@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from featx.probes.metrics import MetricWarning, accuracy, auroc_per_class, score, score_over_seeds, selection_score
+from featx.evaluation.metrics import MetricWarning, accuracy, auroc_per_class, score, score_over_seeds, selection_score
 
 
 def test_auroc_matches_sklearn_with_ties_and_nan():

@@ -14,7 +14,7 @@ when no validation set is given, and its few-shot path trains on the validation 
   (never a fall-back to test);
 * a patient in more than one split raises :class:`PatientLeakError` (the adapters'
   patient-level check, applied again to whatever data reaches a probe);
-* every test scoring is entered in the test-use ledger (:mod:`featx.probes.ledger`),
+* every test scoring is entered in the test-use ledger (:mod:`featx.evaluation.ledger`),
   which sees other ``Splits`` objects and earlier runs: scoring the same test again with
   other hyper-parameters warns and is marked ``test_reuse: n``.
 """
@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 
 from featx.datasets.index import DatasetError, check_patient_level
-from featx.probes import ledger as ledger_mod
-from featx.probes.features import ProbeData, ProbeError
-from featx.probes.metrics import Scored, score, score_over_seeds
+from featx.evaluation import ledger as ledger_mod
+from featx.evaluation.features import ProbeData, ProbeError
+from featx.evaluation.metrics import Scored, score, score_over_seeds
 
 
 class SealedSplitError(RuntimeError):
@@ -300,7 +300,7 @@ class Splits:
         """Score the mean over seeds of several test predictions (few-shot), once per ``name``.
 
         The interval is a bootstrap over seeds and test patients
-        (:func:`~featx.probes.metrics.score_over_seeds`); the scoring is ledgered like any other.
+        (:func:`~featx.evaluation.metrics.score_over_seeds`); the scoring is ledgered like any other.
         """
         if not predictions:
             raise ProbeError("no predictions to aggregate over seeds")

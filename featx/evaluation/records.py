@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from featx.probes.features import ProbeError
-from featx.probes.metrics import Scored
+from featx.evaluation.features import ProbeError
+from featx.evaluation.metrics import Scored
 
 REQUIRED = (
     "dataset",

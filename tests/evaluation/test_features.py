@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from featx.cache import FeatureStore
-from featx.probes.features import ProbeData, ProbeError, block_names, load_probe_data
+from featx.evaluation.features import ProbeData, ProbeError, block_names, load_probe_data
 
-from .conftest import planted
+from tests.probes.conftest import planted
 
 
 def test_block_names_follow_dinov2_linear_input():

@@ -4,11 +4,11 @@ import warnings
 import numpy as np
 import pytest
 
-from featx.probes.features import ProbeError
-from featx.probes.ledger import TestReuseWarning
-from featx.probes.selection import NoValidationSplit, PatientLeakError, SealedSplitError, Splits, TestAlreadyScored
+from featx.evaluation.features import ProbeError
+from featx.evaluation.ledger import TestReuseWarning
+from featx.evaluation.selection import NoValidationSplit, PatientLeakError, SealedSplitError, Splits, TestAlreadyScored
 
-from .conftest import planted_data
+from tests.probes.conftest import planted_data
 
 
 def test_views_never_carry_test_labels():

@@ -1,6 +1,6 @@
 """The test-use ledger: every scoring of a test split, across objects and across runs.
 
-:class:`~featx.probes.selection.Splits` seals the test split of one object, but a fresh
+:class:`~featx.evaluation.selection.Splits` seals the test split of one object, but a fresh
 ``Splits`` on the same data, another ``test_name``, or ``featx probe`` run again with
 another ``--k`` into the same results file could score the test again unnoticed, which
 is how one ends up choosing on test. The ledger remembers each test scoring as
@@ -175,4 +175,4 @@ class TestLedger:
 
 
 LEDGER = TestLedger()
-"""The process-wide ledger every :class:`~featx.probes.selection.Splits` uses by default."""
+"""The process-wide ledger every :class:`~featx.evaluation.selection.Splits` uses by default."""

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import torch
+
+from featx.datasets import build_index
+from featx.finetune.config import FinetuneError
+from featx.finetune.data import as_rgb, load_pixels, require_splits, sealed_units
+from featx.evaluation.selection import SealedSplitError
+from featx.pipeline.preprocess import PreprocessConfig
+from featx.pipeline.reader import SampleDataset
+
+from .conftest import SIZE, planted_csv
+
+
+def test_pixels_come_through_the_reader_and_a_bad_file_is_a_named_failed_row(tmp_path):
+    csv = planted_csv(tmp_path, n_patients=8)
+    (csv.parent / "images" / "p1_0.png").write_bytes(b"not a png")
+    index = build_index("csv", csv)
+    pixels = load_pixels(index, PreprocessConfig.for_modality(index.modality, SIZE))
+    assert pixels.n == len(index.table) - 1 and pixels.images.shape[1:] == (1, SIZE, SIZE)  # grey: one plane kept
+    reader = SampleDataset(index.table, PreprocessConfig.for_modality(index.modality, SIZE), with_masks=False)
+    first = int(np.flatnonzero(index.table.sample_id == pixels.ids[0])[0])
+    assert torch.equal(as_rgb(pixels.images[:1])[0], reader[first]["pixels"])
+    assert len(pixels.failures) == 1 and "p1_0.png" in pixels.failures[0]
+    assert "p1_0.png" not in " ".join(index.table.loc[index.table.sample_id.isin(pixels.ids), "source"])
+    units = sealed_units(pixels, index)
+    splits = units.splits
+    assert units.level == "sample" and all(len(m) == 1 for m in units.members)
+    assert not np.isnan(splits.train.labels).any()
+    with splits.selecting(), pytest.raises(SealedSplitError):
+        splits.test_inputs()
+
+
+def test_missing_validation_rows_are_refused(tmp_path):
+    index = build_index("csv", planted_csv(tmp_path, n_patients=8, drop_val=True))
+    pixels = load_pixels(index, PreprocessConfig.for_modality(index.modality, SIZE))
+    with pytest.raises(FinetuneError, match="validation split"):
+        require_splits(pixels.split, index.dataset)
+
+
+def test_volumes_are_scored_as_units_of_their_slices(tmp_path):
+    from tests.datasets.fixtures import make_csv_3d
+
+    index = build_index("csv", make_csv_3d(tmp_path, n_patients=6, shape=(16, 16, 3)))
+    pixels = load_pixels(index, PreprocessConfig.for_modality(index.modality, 28))
+    units = sealed_units(pixels, index)
+    assert units.level == "volume" and len(units.members) == 6 and all(len(m) == 3 for m in units.members)
+    for unit in units.splits.train.rows:
+        assert len(set(pixels.volumes[units.members[unit]])) == 1
+    assert sorted(units.pixel_rows(np.arange(6)).tolist()) == list(range(pixels.n))
+
+
+def test_colour_images_keep_three_planes(tmp_path):
+    from tests.datasets.fixtures import write_png
+
+    csv = planted_csv(tmp_path, n_patients=8)
+    rgb = np.zeros((SIZE, SIZE, 3), dtype=np.uint8)
+    rgb[..., 0] = 200
+    write_png(csv.parent / "images" / "p3_1.png", rgb)
+    index = build_index("csv", csv)
+    pixels = load_pixels(index, PreprocessConfig.for_modality(index.modality, SIZE))
+    assert pixels.images.shape[1] == 3
+    row = int(np.flatnonzero(pixels.ids == index.table.sample_id[index.table.source.str.endswith("p3_1.png")].iloc[0])[0])
+    assert pixels.images[row, 0].float().mean() > pixels.images[row, 1].float().mean()
+    assert torch.equal(pixels.images[0, 0], pixels.images[0, 2])  # grey images before it were widened
