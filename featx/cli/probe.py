@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-SETTING_HELP = "knn | mlknn | linear | fewshot; repeat for several (default: knn and linear)"
+SETTING_HELP = "knn | mlknn | linear | fewshot | seg_linear | seg_unet; repeat for several (default: knn and linear)"
 
 
 def _ints(text: str, option: str) -> list[int]:
@@ -54,6 +54,12 @@ def probe_command(
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="patient bootstrap resamples for the 95% interval")] = 1000,
     val_bootstrap: Annotated[int, typer.Option("--val-bootstrap", help="resamples for validation records")] = 200,
     val_records: Annotated[bool, typer.Option("--val-records/--no-val-records", help="also record every candidate's validation score")] = True,
+    seg_lrs: Annotated[str, typer.Option("--seg-lrs", help="segmentation decoders: learning rates selected on validation Dice")] = "0.0001,0.001,0.01,0.1",
+    seg_epochs: Annotated[int, typer.Option("--seg-epochs", help="segmentation decoder epochs")] = 20,
+    seg_batch_size: Annotated[int, typer.Option("--seg-batch-size", help="segmentation decoder batch size (slices/images)")] = 16,
+    seg_loss: Annotated[str, typer.Option("--seg-loss", help="segmentation loss: dice or dice_ce (Dice + cross-entropy)")] = "dice",
+    seg_fewshot_lr: Annotated[float, typer.Option("--seg-fewshot-lr", help="few-shot segmentation: the fixed learning rate (no validation)")] = 1e-3,
+    save_masks: Annotated[Optional[Path], typer.Option("--save-masks", help="write predicted test masks here: NIfTI with the source affine (3D), PNG (2D)")] = None,
 ) -> None:
     """Run probes on cached features only (no backbone is loaded) and append results to --out."""
     from featx.probes.features import ProbeError
@@ -71,6 +77,10 @@ def probe_command(
         raise typer.BadParameter(f"--multilabel-knn: expected mlknn or weighted, got {multilabel_knn!r}")
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise typer.BadParameter(f"--device: expected cpu or cuda, got {device!r}")
+
+    from featx.probes.segmentation.cli import seg_options
+
+    segmentation = seg_options(seg_lrs, seg_epochs, seg_batch_size, seg_loss, seg_fewshot_lr, save_masks)
 
     def echo(message: str) -> None:
         typer.echo(message, err=True)
@@ -101,6 +111,7 @@ def probe_command(
             n_boot=bootstrap,
             val_boot=val_bootstrap,
             record_val=val_records,
+            segmentation=segmentation,
             echo=echo,
         )
     except ProbeError as error:

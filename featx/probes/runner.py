@@ -28,7 +28,7 @@ from featx.probes.selection import Splits
 
 log = logging.getLogger("featx.probes")
 
-SETTINGS = ("knn", "mlknn", "linear", "fewshot")
+SETTINGS = ("knn", "mlknn", "linear", "fewshot", "seg_linear", "seg_unet")  # seg_*: featx.probes.segmentation
 
 
 @dataclass
@@ -123,12 +123,15 @@ def run_probes(
     n_boot: int = 1000,
     val_boot: int = 200,
     record_val: bool = True,
+    segmentation: Any = None,
     echo: Callable[[str], None] | None = None,
 ) -> ProbeRun:
     """Run ``settings`` on each store and append one record per number to ``out``.
 
     ``stores`` are store paths (or open stores); alternatively ``cache`` with
     ``datasets`` x ``backbones`` picks the newest published store of each pair.
+    Segmentation stores go to :mod:`featx.probes.segmentation` (``segmentation``: its
+    ``SegOptions``).
     """
     say = echo or log.info
     run = ProbeRun()
@@ -138,6 +141,16 @@ def run_probes(
     opened = resolve_stores(stores, cache, datasets, backbones, run.problems)
     existing = read_jsonl(out) if out is not None else []
     for store in opened:
+        if store.task == "segmentation":
+            from featx.probes.segmentation.protocol import SegOptions
+            from featx.probes.segmentation.runner import run_segmentation_store
+
+            run_segmentation_store(
+                store, settings, run=run, options=segmentation or SegOptions(), out=out, existing=existing,
+                device=device, seed=seed, shots=shots, fewshot_seeds=fewshot_seeds, n_boot=n_boot,
+                val_boot=val_boot, record_val=record_val, say=say,
+            )
+            continue
         name = f"{store.attrs.get('dataset')} x {store.provenance().get('backbone')}"
         try:
             check_label_names(existing, str(store.attrs.get("dataset")), store.label_names, out or "")
@@ -229,6 +242,8 @@ def _run_setting(setting: str, data: ProbeData, *, problems: list[str], name: st
         "fit_max": kw["mlknn_fit_max"],
     }
     linear_kw = {"backend": kw["linear_backend"], "epochs": kw["epochs"], "batch_size": kw["batch_size"], "lrs": kw["lrs"]}
+    if setting.startswith("seg_"):
+        raise ProbeError(f"{setting} needs a segmentation store (patch tokens and masks); this is a {data.task} dataset")
     if setting in ("knn", "mlknn"):
         return [evaluate_knn(Splits(data), setting=setting, **knn_kw, **common)]
     if setting == "linear":

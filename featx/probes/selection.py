@@ -221,14 +221,22 @@ class Splits:
         *,
         n_boot: int = 1000,
         seed: int = 0,
+        scorer: Callable[[Any], Any] | None = None,
     ) -> Scored:
-        """Predict the test rows with ``predict`` and score them; once per result ``name``."""
+        """Predict the test rows with ``predict`` and score them; once per result ``name``.
+
+        ``scorer`` replaces the classification metrics for tasks whose targets are not
+        label columns (segmentation masks): it gets the predictions and returns the score.
+        """
         if self._selecting:
             raise SealedSplitError("the test split cannot be scored while a configuration is being selected")
         if name in self._scored:
             raise TestAlreadyScored(f"{name!r} was already scored on test; a final result is scored once")
         self._scored.add(name)
-        scores = np.asarray(predict(self.test_inputs()), dtype=np.float64)
+        predictions = predict(self.test_inputs())
+        if scorer is not None:
+            return scorer(predictions)
+        scores = np.asarray(predictions, dtype=np.float64)
         if scores.shape != self._test_labels.shape:
             raise ProbeError(f"predictions have shape {scores.shape}, expected {self._test_labels.shape}")
         return score(
