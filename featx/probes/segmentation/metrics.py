@@ -49,7 +49,7 @@ def volume_order(volume_ids: np.ndarray, slice_index: np.ndarray, dataset: str =
     """Per volume, the positions of its slices in slice order; every slice 0..n-1 exactly once."""
     out: dict[str, np.ndarray] = {}
     volume_ids = np.asarray(volume_ids).astype(str)
-    for volume in dict.fromkeys(volume_ids):
+    for volume in dict.fromkeys(volume_ids.tolist()):
         positions = np.flatnonzero(volume_ids == volume)
         order = positions[np.argsort(slice_index[positions], kind="stable")]
         found = slice_index[order]
