@@ -13,8 +13,6 @@ the caller is the one test scoring (``Splits.score_test_once(..., scorer=...)``)
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,50 +176,62 @@ def batch_order(positions: np.ndarray, batch_size: int, seed: int | None) -> lis
 
 
 class StoreBatches:
-    """Batches read from the store by a background thread, ``depth`` batches ahead."""
+    """Batches whose tokens are read from the store by ``workers`` threads, ``depth`` batches ahead.
 
-    def __init__(self, data: SegmentationData, layers: Sequence[str], *, depth: int = 3) -> None:
+    Masks are small beside the tokens (``S x S`` bytes against ``blocks x h x w x D x 2``)
+    and zarr's cost is per chunk, so the masks of the positions a decoder trains on are
+    read once (:meth:`preload_masks`, when they fit in ``mask_budget`` bytes) and the
+    tokens stream from the store every epoch.
+    """
+
+    def __init__(self, data: SegmentationData, layers: Sequence[str], *, depth: int = 4, workers: int = 2,
+                 mask_budget: int = 1 << 30) -> None:
         self.data = data
         self.layers = list(layers)
-        self.depth = depth
+        self.depth = max(1, depth)
+        self.workers = max(1, workers)
+        self.mask_budget = mask_budget
+        self._masks: dict[int, np.ndarray] = {}
+
+    def preload_masks(self, positions: np.ndarray) -> None:
+        """Keep the masks of ``positions`` (never test) in memory if they fit the budget."""
+        positions = np.asarray([p for p in positions if int(p) not in self._masks], dtype=np.int64)
+        if positions.size and positions.size * self.data.mask_size**2 <= self.mask_budget - len(self._masks) * self.data.mask_size**2:
+            for p, mask in zip(positions, self.data.read_masks(positions)):
+                self._masks[int(p)] = mask
+
+    def _read_masks(self, positions: np.ndarray) -> np.ndarray:
+        if all(int(p) in self._masks for p in positions):
+            return np.stack([self._masks[int(p)] for p in positions])
+        return self.data.read_masks(positions)
 
     def _read(self, positions: np.ndarray, with_masks: bool) -> Batch:
-        masks = self.data.read_masks(positions) if with_masks else None
+        masks = self._read_masks(positions) if with_masks else None
         return self.data.read_tokens(positions, self.layers), masks, positions
 
     def batches(self, order: list[np.ndarray], *, with_masks: bool = True) -> Iterator[Batch]:
-        """The batches of ``order``, read ahead; an error in the reader is raised here."""
-        out: queue.Queue = queue.Queue(maxsize=self.depth)
-        stop = threading.Event()
+        """The batches of ``order``, in order, read ahead; an error in a reader is raised here."""
+        from concurrent.futures import ThreadPoolExecutor
 
-        def produce() -> None:
+        if with_masks:
+            self.preload_masks(np.concatenate(order) if order else np.zeros(0, np.int64))
+        pending: list = []
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="featx-seg-reader") as pool:
             try:
-                for positions in order:
-                    if stop.is_set():
-                        return
-                    out.put(self._read(positions, with_masks))
-                out.put(None)
-            except BaseException as error:  # noqa: BLE001 - handed to the consumer, which raises it
-                out.put(error)
-
-        thread = threading.Thread(target=produce, name="featx-seg-reader", daemon=True)
-        thread.start()
-        try:
-            while True:
-                item = out.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            while thread.is_alive():  # unblock a producer waiting on a full queue
-                try:
-                    out.get(timeout=0.05)
-                except queue.Empty:
-                    pass
-            thread.join()
+                upcoming = iter(order)
+                for positions in upcoming:
+                    pending.append(pool.submit(self._read, positions, with_masks))
+                    if len(pending) >= self.depth:
+                        break
+                while pending:
+                    batch = pending.pop(0).result()
+                    following = next(upcoming, None)
+                    if following is not None:
+                        pending.append(pool.submit(self._read, following, with_masks))
+                    yield batch
+            finally:
+                for future in pending:
+                    future.cancel()
 
 
 class MemoryBatches:

@@ -41,7 +41,7 @@ class SegOptions:
     fewshot_lr: float = 1e-3
     save_masks: Path | None = None
     in_memory: bool = False  # load the tokens once instead of streaming them from the store
-    prefetch: int = 3
+    prefetch: int = 4
 
 
 @dataclass
