@@ -344,12 +344,12 @@ class FeatureStore:
             raise StoreError(f"{self.path}: no layer {layer!r}; stored layers: {self.layers}")
         return _select(self.group[f"features/{layer}/{kind}"], slice(None) if rows is None else rows, np.float32)
 
-    def read_patch(self, layer: str, rows: np.ndarray | slice) -> np.ndarray:
-        """``(n, h, w, D)`` float32 patch tokens of ``rows``."""
+    def read_patch(self, layer: str, rows: np.ndarray | slice, dtype: type | None = np.float32) -> np.ndarray:
+        """``(n, h, w, D)`` patch tokens of ``rows``, in ``dtype`` (None: float16 as stored)."""
         name = f"features/{layer}/patch"
         if name not in self.group:
             raise StoreError(f"{self.path}: patch tokens were not stored (extract with --patch-tokens)")
-        return _select(self.group[name], rows, np.float32)
+        return _select(self.group[name], rows, dtype)
 
     def read_rows(self, rows: np.ndarray) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray | None]:
         """Every stored feature (float16, as stored) and mask of ``rows``, for copying into a new store."""

@@ -100,8 +100,11 @@ class SegmentationData:
 
     # ---- reading ---------------------------------------------------------------------------
     def read_tokens(self, positions: np.ndarray, layers: Sequence[str]) -> list[np.ndarray]:
-        """Per layer, ``(n, h, w, D)`` float32 patch tokens of ``positions`` (in that order)."""
-        return [self.store.read_patch(layer, self.rows[positions]) for layer in layers]
+        """Per layer, ``(n, h, w, D)`` patch tokens of ``positions`` (in that order), float16 as stored.
+
+        They go to the device as they are and become float32 there (:func:`train.to_device`).
+        """
+        return [self.store.read_patch(layer, self.rows[positions], dtype=None) for layer in layers]
 
     def read_masks(self, positions: np.ndarray, *, sealed_ok: bool = False) -> np.ndarray:
         """``(n, S, S)`` uint8 class ids; test rows only for the one test scoring."""

@@ -67,8 +67,9 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
-def _to_device(tokens: list[np.ndarray], device: torch.device) -> list[torch.Tensor]:
-    return [torch.from_numpy(np.ascontiguousarray(t)).to(device, non_blocking=True) for t in tokens]
+def to_device(tokens: list[np.ndarray], device: torch.device) -> list[torch.Tensor]:
+    """Stored (float16) tokens to float32 tensors on ``device`` (converted there, after the copy)."""
+    return [torch.from_numpy(np.ascontiguousarray(t)).to(device, non_blocking=True).float() for t in tokens]
 
 
 def fit(
@@ -96,7 +97,7 @@ def fit(
         for tokens, masks, _ in source.batches(order):
             if len(masks) < 2 and any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
                 continue  # BatchNorm cannot train on a batch of one
-            x = _to_device(tokens, torch_device)
+            x = to_device(tokens, torch_device)
             y = torch.from_numpy(masks).to(torch_device)
             with _autocast(torch_device):
                 logits = model(x)
@@ -117,7 +118,7 @@ def predict(source, model: nn.Module, positions: np.ndarray, *, batch_size: int 
     where = {int(p): i for i, p in enumerate(positions)}
     for tokens, _, batch in source.batches(batch_order(positions, batch_size, None), with_masks=False):
         with _autocast(torch_device):
-            logits = model(_to_device(tokens, torch_device))
+            logits = model(to_device(tokens, torch_device))
         labels = logits.float().argmax(1).to(torch.uint8).cpu().numpy()
         out[[where[int(p)] for p in batch]] = labels
     return out
