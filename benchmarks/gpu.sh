@@ -27,3 +27,5 @@ step extract 240 python3 benchmarks/extract.py --device cuda --backbone dinov2_v
 step probes 150 python3 benchmarks/probes.py --device cuda
 step probes-knn-bf16 60 python3 benchmarks/probes.py --device cuda --knn-dtype bfloat16 --skip linear bootstrap paper
 step backbones 120 python3 benchmarks/backbones.py --device cuda --sizes 224 448 --batch 64 --random-init
+step segmentation 300 python3 benchmarks/segmentation.py --device cuda --n 256 --grid 32 --dim 1024 --size 448 \
+  --unet-dim 1024 --epochs 2 --batch 16 --formats float16 int8

@@ -60,6 +60,7 @@ def probe_command(
     seg_loss: Annotated[str, typer.Option("--seg-loss", help="segmentation loss: dice or dice_ce (Dice + cross-entropy)")] = "dice",
     seg_fewshot_lr: Annotated[float, typer.Option("--seg-fewshot-lr", help="few-shot segmentation: the fixed learning rate (no validation)")] = 1e-3,
     save_masks: Annotated[Optional[Path], typer.Option("--save-masks", help="write predicted test masks here: NIfTI with the source affine (3D), PNG (2D)")] = None,
+    seg_in_memory: Annotated[bool, typer.Option("--seg-in-memory", help="segmentation: load the patch tokens into memory once instead of streaming them from the store each epoch")] = False,
 ) -> None:
     """Run probes on cached features only (no backbone is loaded) and append results to --out."""
     from featx.probes.features import ProbeError
@@ -80,7 +81,7 @@ def probe_command(
 
     from featx.probes.segmentation.cli import seg_options
 
-    segmentation = seg_options(seg_lrs, seg_epochs, seg_batch_size, seg_loss, seg_fewshot_lr, save_masks)
+    segmentation = seg_options(seg_lrs, seg_epochs, seg_batch_size, seg_loss, seg_fewshot_lr, save_masks, seg_in_memory)
 
     def echo(message: str) -> None:
         typer.echo(message, err=True)

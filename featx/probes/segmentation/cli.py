@@ -11,7 +11,9 @@ from featx.probes.segmentation.protocol import SegOptions
 from featx.probes.segmentation.train import LOSSES
 
 
-def seg_options(lrs: str, epochs: int, batch_size: int, loss: str, fewshot_lr: float, save_masks: Path | None) -> SegOptions:
+def seg_options(
+    lrs: str, epochs: int, batch_size: int, loss: str, fewshot_lr: float, save_masks: Path | None, in_memory: bool = False
+) -> SegOptions:
     """``SegOptions`` from the command line; a bad value is a one-line ``BadParameter``."""
     try:
         rates = tuple(float(x) for x in lrs.split(",") if x.strip())
@@ -27,4 +29,5 @@ def seg_options(lrs: str, epochs: int, batch_size: int, loss: str, fewshot_lr: f
         existing = next((p for p in (save_masks, *save_masks.parents) if p.exists()), None)
         if existing is not None and (not existing.is_dir() or not os.access(existing, os.W_OK)):
             raise typer.BadParameter(f"--save-masks: {existing} is not a writable folder; choose another folder")
-    return SegOptions(lrs=rates, epochs=epochs, batch_size=batch_size, loss=loss, fewshot_lr=fewshot_lr, save_masks=save_masks)
+    return SegOptions(lrs=rates, epochs=epochs, batch_size=batch_size, loss=loss, fewshot_lr=fewshot_lr,
+                      save_masks=save_masks, in_memory=in_memory)
