@@ -21,7 +21,7 @@ import numpy as np
 
 from featx.probes.features import ProbeError
 from featx.probes.segmentation.data import MemoryBatches, SegmentationData, StoreBatches
-from featx.probes.segmentation.decoders import build_decoder, n_parameters
+from featx.probes.segmentation.decoders import n_parameters
 from featx.probes.segmentation.metrics import SegScored, score_segmentation, volume_order
 from featx.probes.segmentation.train import TrainConfig, fit, predict
 from featx.probes.selection import Splits
@@ -137,7 +137,7 @@ def evaluate_decoder(
         n_train=int(len(fit_rows)),
         n_test=int(len(test)),
         val=val_scores,
-        extra={"decoder_parameters": n_parameters(build_decoder(setting, dims, data.n_classes, data.mask_size)),
+        extra={"decoder_parameters": n_parameters(model),
                "seconds": round(time.perf_counter() - t0, 3), "reader": "memory" if options.in_memory else "store"},
         predictions=kept.get("pred"),
         test_positions=test,
