@@ -92,20 +92,20 @@ def fit(
     total = max(1, steps_per_epoch * config.epochs)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
     model.train()
-    for epoch in range(config.epochs):
-        order = batch_order(positions, config.batch_size, seed * 100_003 + epoch)
-        for tokens, masks, _ in source.batches(order):
-            if len(masks) < 2 and any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
-                continue  # BatchNorm cannot train on a batch of one
-            x = to_device(tokens, torch_device)
-            y = torch.from_numpy(masks).to(torch_device)
-            with _autocast(torch_device):
-                logits = model(x)
-            loss = segmentation_loss(logits, y, n_classes, config.loss)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            schedule.step()
+    # every epoch's batches in one stream, so the reader reads ahead across epoch boundaries
+    order = [b for epoch in range(config.epochs) for b in batch_order(positions, config.batch_size, seed * 100_003 + epoch)]
+    for tokens, masks, _ in source.batches(order):
+        if len(masks) < 2 and any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+            continue  # BatchNorm cannot train on a batch of one
+        x = to_device(tokens, torch_device)
+        y = torch.from_numpy(masks).to(torch_device)
+        with _autocast(torch_device):
+            logits = model(x)
+        loss = segmentation_loss(logits, y, n_classes, config.loss)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
     return model
 
 
