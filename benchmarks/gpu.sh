@@ -45,3 +45,5 @@ step backbones-new 300 python3 benchmarks/backbones.py --device cuda --set new -
 if [ "$DRY_RUN" = 1 ]; then DRY_RUN=0 step finetune-dry 300 "${PYTHON:-python3}" benchmarks/finetune.py --dry-run; fi
 step finetune 300 "${PYTHON:-python3}" benchmarks/finetune.py --device cuda --backbones dinov2_vits14 dinov2_vitl14 --steps 200
 step finetune-params 120 "${PYTHON:-python3}" benchmarks/finetune.py --count-only dinov2_vitg14
+step segmentation 300 python3 benchmarks/segmentation.py --device cuda --n 256 --grid 32 --dim 1024 --size 448 \
+  --unet-dim 1024 --epochs 2 --batch 16 --formats float16 int8

@@ -31,6 +31,22 @@ from featx.datasets.index import COLUMNS, DatasetError, SampleIndex, check_patie
 PUBLISHED_SUFFIX = ".zarr"
 PARTIAL_SUFFIX = ".zarr.partial"
 FEATURE_KINDS = ("cls", "pooled")
+PATCH_FORMATS = ("float16", "int8")  # int8: per-token absmax scale in features/<layer>/patch_scale
+
+
+def encode_int8(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(..., D)`` tokens -> int8 codes and a float16 scale per token (absmax / 127)."""
+    tokens = np.asarray(tokens, dtype=np.float32)
+    scale = np.abs(tokens).max(axis=-1) / 127.0
+    scale = scale.astype(np.float16).astype(np.float32)  # the scale as stored
+    safe = np.where(scale > 0, scale, 1.0)[..., None]
+    codes = np.clip(np.rint(tokens / safe), -127, 127).astype(np.int8)
+    return codes, scale.astype(np.float16)
+
+
+def decode_int8(codes: np.ndarray, scale: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """Inverse of :func:`encode_int8` (up to the rounding)."""
+    return (codes.astype(np.float32) * scale.astype(np.float32)[..., None]).astype(dtype)
 
 
 class StoreError(RuntimeError):
@@ -133,13 +149,17 @@ class FeatureStore:
         patch_grid: Mapping[str, tuple[int, int]] | None = None,
         mask_size: int | None = None,
         provenance: Mapping[str, Any] | None = None,
+        patch_format: str = "float16",
     ) -> FeatureStore:
         """Lay out an empty store for ``index`` at ``path`` (a ``.zarr.partial`` folder).
 
         ``stamps`` holds one fingerprint per row of the files it was read from (see
         featx.pipeline.stamps): a later extraction reuses a row only if it is unchanged.
-        Without them ("" per row) no row is ever reused.
+        Without them ("" per row) no row is ever reused. ``patch_grid`` names the layers
+        that carry patch tokens (all, or some of them), stored in ``patch_format``.
         """
+        if patch_format not in PATCH_FORMATS:
+            raise StoreError(f"unknown patch-token format {patch_format!r}; expected one of {PATCH_FORMATS}")
         path = Path(path)
         if path.exists():
             raise StoreError(f"{path}: already exists; open it instead of creating it")
@@ -179,18 +199,30 @@ class FeatureStore:
                     fill_value=np.nan,
                     dimension_names=("sample", "feature"),
                 )
-            if patch_grid is not None:
+            if patch_grid is not None and layer in patch_grid:
                 h, w = patch_grid[layer]
+                int8 = patch_format == "int8"
                 create_array(
                     group,
                     f"features/{layer}/patch",
                     shape=(n, h, w, dim),
                     chunks=(1, h, w, dim),
                     shards=(rows, h, w, dim),
-                    dtype=np.float16,
-                    fill_value=np.nan,
+                    dtype=np.int8 if int8 else np.float16,
+                    fill_value=0 if int8 else np.nan,
                     dimension_names=("sample", "y", "x", "feature"),
                 )
+                if int8:
+                    create_array(
+                        group,
+                        f"features/{layer}/patch_scale",
+                        shape=(n, h, w),
+                        chunks=(1, h, w),
+                        shards=(rows, h, w),
+                        dtype=np.float16,
+                        fill_value=np.nan,
+                        dimension_names=("sample", "y", "x"),
+                    )
         if mask_size is not None:
             create_array(
                 group,
@@ -213,6 +245,7 @@ class FeatureStore:
             "layers": list(feature_dims),
             "feature_dims": dict(feature_dims),
             "patch_grid": {k: list(v) for k, v in patch_grid.items()} if patch_grid else None,
+            "patch_format": patch_format if patch_grid else None,
             "mask_size": mask_size,
             "block_rows": rows,
             "n_rows": n,
@@ -418,23 +451,29 @@ class FeatureStore:
             raise StoreError(f"{self.path}: no layer {layer!r}; stored layers: {self.layers}")
         return _select(self.group[f"features/{layer}/{kind}"], slice(None) if rows is None else rows, np.float32)
 
-    def read_patch(self, layer: str, rows: np.ndarray | slice) -> np.ndarray:
-        """``(n, h, w, D)`` float32 patch tokens of ``rows``."""
+    def read_patch(self, layer: str, rows: np.ndarray | slice, dtype: type | None = np.float32) -> np.ndarray:
+        """``(n, h, w, D)`` patch tokens of ``rows``, in ``dtype`` (None: float16, int8 stores decoded)."""
         name = f"features/{layer}/patch"
         if name not in self.group:
             raise StoreError(f"{self.path}: patch tokens were not stored (extract with --patch-tokens)")
-        return _select(self.group[name], rows, np.float32)
+        if f"{name}_scale" in self.group:
+            codes, scale = _select(self.group[name], rows), _select(self.group[f"{name}_scale"], rows)
+            return decode_int8(codes, scale, dtype or np.float16)
+        return _select(self.group[name], rows, dtype)
 
     def read_rows(self, rows: np.ndarray) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray | None]:
         """Every stored feature (float16, as stored) and mask of ``rows``, for copying into a new store."""
         features = {
             layer: {
                 kind: _select(self.group[f"features/{layer}/{kind}"], rows)
-                for kind in (*FEATURE_KINDS, "patch")
+                for kind in FEATURE_KINDS
                 if f"features/{layer}/{kind}" in self.group
             }
             for layer in self.layers
         }
+        for layer in self.layers:
+            if f"features/{layer}/patch" in self.group:  # decoded: write_block encodes again (int8 round-trips)
+                features[layer]["patch"] = self.read_patch(layer, rows, dtype=None)
         return features, (self.read_masks(rows) if "masks" in self.group else None)
 
     def read_masks(self, rows: np.ndarray | slice) -> np.ndarray:
@@ -464,6 +503,9 @@ class FeatureStore:
             raise StoreError(f"block {block}: expected {n} rows, got {failed.shape[0]} flags / {len(errors)} errors")
         for layer, kinds in features.items():
             for kind, values in kinds.items():
+                name = f"features/{layer}/{kind}"
+                if kind == "patch" and name not in self.group:
+                    continue  # this layer was chosen to carry no patch tokens (patch_grid)
                 values = np.asarray(values, dtype=np.float16)
                 if values.shape[0] != n:
                     raise StoreError(f"block {block}: {layer}/{kind} has {values.shape[0]} rows, expected {n}")
@@ -475,7 +517,12 @@ class FeatureStore:
                     )
                 values = values.copy()
                 values[failed] = np.nan
-                self._for_writing(f"features/{layer}/{kind}")[rows] = values
+                if f"{name}_scale" in self.group:
+                    codes, scale = encode_int8(np.nan_to_num(values))
+                    scale[failed] = np.nan
+                    self._for_writing(f"{name}_scale")[rows] = scale
+                    values = codes
+                self._for_writing(name)[rows] = values
         if masks is not None:
             self._for_writing("masks")[rows] = masks
         self._for_writing("failed")[rows] = failed

@@ -40,6 +40,8 @@ def extract_command(
     workers: int = typer.Option(2, help="DataLoader worker processes decoding images."),
     n_last: int = typer.Option(4, help="Store CLS and pooled tokens of this many last blocks."),
     patch_tokens: bool = typer.Option(False, "--patch-tokens", help="Also store patch tokens (segmentation)."),
+    patch_blocks: Optional[int] = typer.Option(None, "--patch-blocks", help="Patch tokens for only the last N of the --n-last blocks (U-Net: 5, linear decoder: 1)."),
+    patch_format: str = typer.Option("float16", "--patch-format", help="Patch tokens as float16, or int8 with a per-token scale (about half the bytes)."),
     block_rows: Optional[int] = typer.Option(None, help="Rows per store block (default: chosen from sizes)."),
     name: Optional[str] = typer.Option(None, help="Dataset name in the cache (csv: default the CSV's stem)."),
     fingerprint: str = typer.Option(
@@ -90,6 +92,10 @@ def extract_command(
         raise typer.BadParameter(f"--fingerprint: expected stat or content, got {fingerprint!r}")
     check_device(device)
     check_cache_folder(cache)
+    if patch_format not in ("float16", "int8"):
+        raise typer.BadParameter(f"--patch-format: expected float16 or int8, got {patch_format!r}")
+    if patch_blocks is not None and not (patch_tokens and 1 <= patch_blocks <= n_last):
+        raise typer.BadParameter(f"--patch-blocks {patch_blocks}: needs --patch-tokens and 1 <= N <= --n-last ({n_last})")
     options = parse_key_values(option, "--option")
     if dataset == "csv":
         options.setdefault("name", name)
@@ -164,6 +170,8 @@ def extract_command(
             replace=replace,
             fingerprint=fingerprint,
             pixel_cache=pixels,
+            patch_format=patch_format,
+            patch_blocks=patch_blocks,
         )
     verb = "up to date" if result.reused else f"extracted {result.rows_extracted} rows ({result.rows_per_second:.1f} rows/s)"
     if result.rows_reused:

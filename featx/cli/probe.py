@@ -10,7 +10,7 @@ import typer
 from featx.cli.checks import check_device
 from featx.cli.errors import EXIT_ERROR, EXIT_PARTIAL
 
-SETTING_HELP = "knn | mlknn | linear | fewshot; repeat for several (default: knn and linear)"
+SETTING_HELP = "knn | mlknn | linear | fewshot | seg_linear | seg_unet; repeat for several (default: knn and linear)"
 
 
 def _ints(text: str, option: str) -> list[int]:
@@ -65,6 +65,13 @@ def probe_command(
     val_bootstrap: Annotated[int, typer.Option("--val-bootstrap", help="resamples for validation records")] = 200,
     val_records: Annotated[bool, typer.Option("--val-records/--no-val-records", help="also record every candidate's validation score")] = True,
     allow_test_reuse: Annotated[bool, typer.Option("--allow-test-reuse", help="a deliberate re-run: do not warn when a test split already scored with other hyper-parameters is scored again (records still carry test_reuse)")] = False,
+    seg_lrs: Annotated[str, typer.Option("--seg-lrs", help="segmentation decoders: learning rates selected on validation Dice")] = "0.0001,0.001,0.01,0.1",
+    seg_epochs: Annotated[int, typer.Option("--seg-epochs", help="segmentation decoder epochs")] = 20,
+    seg_batch_size: Annotated[int, typer.Option("--seg-batch-size", help="segmentation decoder batch size (slices/images)")] = 16,
+    seg_loss: Annotated[str, typer.Option("--seg-loss", help="segmentation loss: dice or dice_ce (Dice + cross-entropy)")] = "dice",
+    seg_fewshot_lr: Annotated[float, typer.Option("--seg-fewshot-lr", help="few-shot segmentation: the fixed learning rate (no validation)")] = 1e-3,
+    save_masks: Annotated[Optional[Path], typer.Option("--save-masks", help="write predicted test masks here: NIfTI with the source affine (3D), PNG (2D)")] = None,
+    seg_in_memory: Annotated[bool, typer.Option("--seg-in-memory", help="segmentation: load the patch tokens into memory once instead of streaming them from the store each epoch")] = False,
 ) -> None:
     """Run probes on cached features only (no backbone is loaded) and append results to --out."""
     from featx.cache.select import StorePick
@@ -93,6 +100,10 @@ def probe_command(
     if fewshot_linear not in ("logistic", "sgd"):
         raise typer.BadParameter(f"--fewshot-linear: expected logistic or sgd, got {fewshot_linear!r}")
     check_device(device)
+
+    from featx.probes.segmentation.cli import seg_options
+
+    segmentation = seg_options(seg_lrs, seg_epochs, seg_batch_size, seg_loss, seg_fewshot_lr, save_masks, seg_in_memory)
 
     def echo(message: str) -> None:
         typer.echo(message, err=True)
@@ -127,6 +138,7 @@ def probe_command(
             record_val=val_records,
             allow_test_reuse=allow_test_reuse,
             pick=StorePick(key=key, size=size, weights=weights, patch_tokens=patch_tokens),
+            segmentation=segmentation,
             echo=echo,
         )
     except (ProbeError, StoreError) as error:

@@ -6,6 +6,9 @@ Two small datasets, each a CSV beside its files:
   fluid level at a lung base, an enlarged heart shadow.
 - ``ct/ct.csv``: CT-like NIfTI volumes in Hounsfield units with a per-volume label
   (``lesion`` / ``clear``): lesion volumes carry ground-glass blobs in the lungs.
+- ``Task90_Shapes/``: a segmentation task in the Medical Segmentation Decathlon layout
+  (``dataset.json``, ``imagesTr/``, ``labelsTr/``): CT-like noise volumes with bright
+  ellipsoids, labelled ``shape`` (:func:`make_shapes_task`).
 Patients own one to three images (or one volume) and are split 70/10/20 by patient.
 """
 
@@ -83,6 +86,55 @@ def ct_volume(lesion: bool, shape: tuple[int, int, int], rng: np.random.Generato
                 volume[:, :, z][_disk((nx, ny), cx, cy, radius, radius) & lungs] = -300.0
     volume += rng.normal(0, 25.0, size=shape).astype(np.float32)
     return volume
+
+
+def ellipse(size: int, rng: np.random.Generator, radius: tuple[float, float] = (0.12, 0.25)) -> tuple[float, ...]:
+    """Centre (cy, cx) and radii (ry, rx) of a random ellipse in a ``size`` square, in pixels."""
+    cy, cx = rng.uniform(0.3, 0.7, size=2) * size
+    ry, rx = rng.uniform(*radius, size=2) * size
+    return float(cy), float(cx), float(ry), float(rx)
+
+
+def shapes_volume(size: int, n_slices: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A CT-like noise volume (HU, int16) holding one bright ellipsoid, and its 0/1 mask."""
+    image = rng.normal(-700.0, 120.0, size=(size, size, n_slices)).astype(np.float32)
+    label = np.zeros((size, size, n_slices), dtype=np.uint8)
+    cy, cx, ry, rx = ellipse(size, rng)
+    middle = (n_slices - 1) / 2
+    for z in range(n_slices):
+        scale = 1.0 - 0.5 * abs(z - middle) / max(middle, 1.0)  # smaller towards the ends
+        label[:, :, z] = _disk((size, size), cy, cx, ry * scale, rx * scale)
+    image[label > 0] += 900.0
+    return image.astype(np.int16), label
+
+
+def make_shapes_task(out: str | Path, *, n_volumes: int = 16, size: int = 48, n_slices: int = 6, seed: int = 0) -> Path:
+    """An MSD-layout segmentation task ``Task90_Shapes`` under ``out`` (dataset ``msd_shapes``)."""
+    import json
+
+    import nibabel as nib
+
+    root = Path(out) / "Task90_Shapes"
+    marker = root / "demo-data.json"  # as make_demo_data: same parameters, files kept untouched
+    params = {"n_volumes": n_volumes, "size": size, "n_slices": n_slices, "seed": seed}
+    if marker.is_file() and json.loads(marker.read_text()) == params and (root / "dataset.json").is_file():
+        return root
+    rng = np.random.default_rng(seed)
+    for folder in ("imagesTr", "labelsTr"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    training = []
+    affine = np.diag([0.8, 0.8, 2.5, 1.0])
+    for v in range(n_volumes):
+        image, label = shapes_volume(size, n_slices, rng)
+        name = f"shapes_{v:03d}.nii.gz"
+        nib.save(nib.Nifti1Image(image, affine), root / "imagesTr" / name)
+        nib.save(nib.Nifti1Image(label, affine), root / "labelsTr" / name)
+        training.append({"image": f"./imagesTr/{name}", "label": f"./labelsTr/{name}"})
+    meta = {"name": "Shapes", "modality": {"0": "CT"}, "labels": {"0": "background", "1": "shape"},
+            "numTraining": n_volumes, "training": training, "test": []}
+    (root / "dataset.json").write_text(json.dumps(meta, indent=2))
+    marker.write_text(json.dumps(params))
+    return root
 
 
 def _write_xray(path: Path, image: np.ndarray, kind: str) -> None:

@@ -64,7 +64,8 @@ class ProbeData:
         for name in ("patients", "split", "ids"):
             if len(getattr(self, name)) != n:
                 raise ProbeError(f"{name} has {len(getattr(self, name))} rows, labels have {n}")
-        if self.task not in ("multilabel", "multiclass", "binary"):
+        segmentation = self.task == "segmentation" and self.labels.shape[1] == 0  # targets are masks, kept elsewhere
+        if self.task not in ("multilabel", "multiclass", "binary") and not segmentation:
             raise ProbeError(
                 f"{self.dataset or 'store'}: task {self.task!r} is not a classification task; "
                 "probes need multilabel, multiclass or binary labels"

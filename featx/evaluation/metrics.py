@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,22 @@ def auroc_per_class(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
 def accuracy(labels: np.ndarray, scores: np.ndarray) -> float:
     """Arg-max accuracy against one-hot labels."""
     return float((np.argmax(scores, 1) == np.argmax(labels, 1)).mean())
+
+
+def patient_bootstrap_weights(
+    inverse: np.ndarray, n_patients: int, n_boot: int, rng: np.random.Generator, chunk: int = 250
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Patient-bootstrap row weights, ``chunk`` resamples at a time: ``(start, (b, n_rows))``.
+
+    ``inverse`` maps each row to its patient (0..n_patients-1); a patient drawn k times
+    gives each of their rows weight k. Shared by every metric's interval.
+    """
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        draws = rng.integers(0, n_patients, size=(b, n_patients))
+        counts = np.zeros((b, n_patients), dtype=np.float64)
+        np.add.at(counts, (np.repeat(np.arange(b), n_patients), draws.ravel()), 1.0)
+        yield start, counts[:, inverse]
 
 
 def _nanmean_rows(values: np.ndarray) -> np.ndarray:
@@ -164,12 +181,8 @@ def bootstrap(
     prepared = [_prepare(labels, np.asarray(s, dtype=np.float64), defined) for s in score_sets]
     correct = [(np.argmax(s, 1) == np.argmax(labels, 1)).astype(np.float64) for s in score_sets] if with_accuracy else []
     rng = np.random.default_rng(seed)
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        draws = rng.integers(0, n_pat, size=(b, n_pat))
-        counts = np.zeros((b, n_pat), dtype=np.float64)
-        np.add.at(counts, (np.repeat(np.arange(b), n_pat), draws.ravel()), 1.0)
-        weights = counts[:, inverse]
+    for start, weights in patient_bootstrap_weights(inverse, n_pat, n_boot, rng, chunk):
+        b = weights.shape[0]
         for i, prep in enumerate(prepared):
             for c, one in enumerate(prep):
                 if one is not None:

@@ -266,14 +266,21 @@ class Splits:
         hyperparameters: dict[str, Any] | None = None,
         n_boot: int = 1000,
         seed: int = 0,
+        scorer: Callable[[Any], Any] | None = None,
     ) -> Scored:
         """Predict the test rows with ``predict`` and score them; once per result ``name``.
 
         The scoring is entered in the test-use ledger under ``setting`` (default: the
         name) and a fingerprint of ``hyperparameters`` and ``seed`` (without them: of
         the predictions themselves); :meth:`test_use` tells what the ledger said.
+        ``scorer`` replaces the classification metrics for tasks whose targets are not
+        label columns (segmentation masks): it gets the predictions and returns the score.
         """
-        scores = self._claim(name, predict)
+        predictions = self._claim(name, predict)
+        if scorer is not None:
+            self._enter(name, setting, hyperparameters, seed, np.asarray(predictions))
+            return scorer(predictions)
+        scores = self._as_scores(predictions)
         if scores.ndim != 2:
             raise ProbeError(f"predictions have shape {scores.shape}, expected {self._test_labels.shape}")
         self._enter(name, setting, hyperparameters, seed, scores)
@@ -304,7 +311,7 @@ class Splits:
         """
         if not predictions:
             raise ProbeError("no predictions to aggregate over seeds")
-        stacked = self._claim(name, lambda _inputs: np.stack([np.asarray(p, dtype=np.float64) for p in predictions]))
+        stacked = self._as_scores(self._claim(name, lambda _inputs: np.stack([np.asarray(p, dtype=np.float64) for p in predictions])))
         self._enter(name, setting, hyperparameters, seed, stacked)
         return score_over_seeds(
             self._test_labels,
@@ -316,14 +323,18 @@ class Splits:
             seed=seed,
         )
 
-    def _claim(self, name: Hashable, predict: Callable[[TestInputs], np.ndarray]) -> np.ndarray:
+    def _claim(self, name: Hashable, predict: Callable[[TestInputs], Any]) -> Any:
         """Mark ``name`` as scored (once) and return its predictions of the test rows."""
         if self._selecting:
             raise SealedSplitError("the test split cannot be scored while a configuration is being selected")
         if name in self._scored:
             raise TestAlreadyScored(f"{name!r} was already scored on test; a final result is scored once")
         self._scored.add(name)
-        scores = np.asarray(predict(self.test_inputs()), dtype=np.float64)
+        return predict(self.test_inputs())
+
+    def _as_scores(self, predictions: Any) -> np.ndarray:
+        """Class scores of the test rows (one prediction, or several stacked), shape-checked."""
+        scores = np.asarray(predictions, dtype=np.float64)
         if scores.shape[-2:] != self._test_labels.shape:
             raise ProbeError(f"predictions have shape {scores.shape}, expected {self._test_labels.shape}")
         return scores

@@ -123,6 +123,7 @@ def _open_or_create(
     grid: dict[str, tuple[int, int]] | None,
     block_rows: int,
     source_root: str | None,
+    patch_format: str = "float16",
 ) -> FeatureStore:
     if partial.exists():
         try:
@@ -143,6 +144,7 @@ def _open_or_create(
         block_rows=block_rows,
         patch_grid=grid,
         mask_size=preprocess.size if index.task == "segmentation" else None,
+        patch_format=patch_format,
         provenance={
             "backbone": {
                 "name": backbone.spec.name,
@@ -162,11 +164,19 @@ def _open_or_create(
     )
 
 
-def store_key(index: SampleIndex, backbone: LoadedBackbone, preprocess: PreprocessConfig) -> tuple[str, dict]:
-    """The cache key of (dataset, backbone config, weights, preprocessing)."""
+def patch_layout(patch_format: str = "float16", patch_blocks: int | None = None) -> dict:
+    """What the patch-token layout adds to the key (nothing for the default: every block, float16)."""
+    layout = {"patch_format": patch_format} if patch_format != "float16" else {}
+    return layout | ({"patch_blocks": int(patch_blocks)} if patch_blocks is not None else {})
+
+
+def store_key(
+    index: SampleIndex, backbone: LoadedBackbone, preprocess: PreprocessConfig, patch: dict | None = None
+) -> tuple[str, dict]:
+    """The cache key of (dataset, backbone config and patch-token layout, weights, preprocessing)."""
     return cache_key(
         dataset=index.dataset,
-        backbone=backbone.config,
+        backbone={**backbone.config, **(patch or {})},
         weights_hash=backbone.weights_hash,
         preprocessing=preprocess.to_dict(),
     )
@@ -203,6 +213,8 @@ def extract(
     replace: bool = False,
     fingerprint: str = "stat",
     pixel_cache: PixelCache | None = None,
+    patch_format: str = "float16",
+    patch_blocks: int | None = None,
 ) -> ExtractResult:
     """Extract ``index`` with ``backbone`` into the cache; reuse or resume where possible.
 
@@ -216,10 +228,13 @@ def extract(
     With ``pixel_cache``
     the rows are read from the dataset's pixel store (built or reused first) instead of
     decoding raw files.
+    ``patch_blocks``: only the
+    last n stored layers carry patch tokens; ``patch_format``: ``float16`` or ``int8``
+    (per-token scale); both enter the cache key when not the default.
     """
     if preprocess.size != backbone.img_size:
         raise ValueError(f"preprocessing size {preprocess.size} differs from backbone size {backbone.img_size}")
-    key, key_inputs = store_key(index, backbone, preprocess)
+    key, key_inputs = store_key(index, backbone, preprocess, patch_layout(patch_format, patch_blocks))
     folder = store_dir(cache_root, index.dataset, backbone.spec.name)
     final = folder / f"{key}{PUBLISHED_SUFFIX}"
     partial = folder / f"{key}{PARTIAL_SUFFIX}"
@@ -240,11 +255,15 @@ def extract(
             check_continues(published, index, source_root, replace=replace)
             reuse = Reuse(published.path, published.reusable_rows(index, stamps))  # the dataset grew or changed
         grid = patch_grids(backbone, device)
+        if grid is not None and patch_blocks is not None:
+            if not 1 <= patch_blocks <= len(grid):
+                raise ValueError(f"--patch-blocks {patch_blocks}: the backbone stores {len(grid)} blocks (--n-last)")
+            grid = dict(list(grid.items())[-patch_blocks:])
         rows = block_rows or choose_block_rows(grid, backbone.feature_dims, batch_size)
         if block_rows is None and runner is None and not partial.exists():
             rows = paced_block_rows(rows, measure_rows_per_second(backbone, resolve_device(device)), batch_size)
         store = _open_or_create(
-            partial, key, key_inputs, index, stamps, backbone, preprocess, grid, rows, source_root
+            partial, key, key_inputs, index, stamps, backbone, preprocess, grid, rows, source_root, patch_format
         )
         pending = store.pending_blocks()
         todo = np.zeros(len(index), dtype=bool)

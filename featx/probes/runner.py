@@ -32,7 +32,7 @@ from featx.probes.smallsets import small_set_warnings
 
 log = logging.getLogger("featx.probes")
 
-SETTINGS = ("knn", "mlknn", "linear", "fewshot")
+SETTINGS = ("knn", "mlknn", "linear", "fewshot", "seg_linear", "seg_unet")  # seg_*: featx.probes.segmentation
 
 
 @dataclass
@@ -147,6 +147,7 @@ def run_probes(
     record_val: bool = True,
     allow_test_reuse: bool = False,
     pick: StorePick | None = None,
+    segmentation: Any = None,
     echo: Callable[[str], None] | None = None,
 ) -> ProbeRun:
     """Run ``settings`` on each store and append one record per number to ``out``.
@@ -157,6 +158,8 @@ def run_probes(
     Test scorings are checked against the test-use ledger, which also holds the test
     records already in ``out``: a test scored again with other hyper-parameters warns
     and its records carry ``test_reuse: n`` (``allow_test_reuse`` silences the warning).
+    Segmentation stores go to :mod:`featx.probes.segmentation` (``segmentation``: its
+    ``SegOptions``).
     """
     say = echo or log.info
     run = ProbeRun()
@@ -167,6 +170,16 @@ def run_probes(
     existing = read_jsonl(out) if out is not None else []
     LEDGER.load_records(existing)
     for store in opened:
+        if store.task == "segmentation":
+            from featx.probes.segmentation.protocol import SegOptions
+            from featx.probes.segmentation.runner import run_segmentation_store
+
+            run_segmentation_store(
+                store, settings, run=run, options=segmentation or SegOptions(), out=out, existing=existing,
+                device=device, seed=seed, shots=shots, fewshot_seeds=fewshot_seeds, n_boot=n_boot,
+                val_boot=val_boot, record_val=record_val, say=say,
+            )
+            continue
         name = store_label(store)
         try:
             check_label_names(existing, str(store.attrs.get("dataset")), store.label_names, out or "")
@@ -285,6 +298,8 @@ def _run_setting(setting: str, data: ProbeData, *, problems: list[str], name: st
         "fit_max": kw["mlknn_fit_max"],
     }
     linear_kw = {"backend": kw["linear_backend"], "epochs": kw["epochs"], "batch_size": kw["batch_size"], "lrs": kw["lrs"]}
+    if setting.startswith("seg_"):
+        raise ProbeError(f"{setting} needs a segmentation store (patch tokens and masks); this is a {data.task} dataset")
     reuse = kw["allow_test_reuse"]
     if setting in ("knn", "mlknn"):
         return [evaluate_knn(Splits(data, allow_test_reuse=reuse), setting=setting, **knn_kw, **common)]
