@@ -107,7 +107,8 @@ def run_demo(
         stores.update(_segmentation_demo(out, backbone, weights, model_overrides if model_overrides is not RANDOM_DEMO_OVERRIDES else None,
                                          device, workers, seed, progress, results, echo))
     table = summary_table(load_records([results]))
-    report = build_report([results], out / "report", stores=list(stores.values()))
+    masks = [out / "masks"] if (out / "masks").is_dir() else []  # the demo decoder's predicted test masks (Figure 6)
+    report = build_report([results], out / "report", stores=list(stores.values()), masks=masks)
     figure = next((f.png for f in report.figures if isinstance(f, Drawn)), None)
     return DemoResult(out, results, report.markdown, report.html, figure, stores, table, loaded.random_init)
 
@@ -129,7 +130,9 @@ def _segmentation_demo(
                            patch_tokens=True, model_overrides=overrides, seed=seed)
     preprocess = PreprocessConfig.for_modality(index.modality, SEG_DEMO_SIZE)
     extracted = extract(index, loaded, preprocess, out / "cache", device=device, num_workers=workers, progress=progress)
-    options = SegOptions(lrs=SEG_DEMO_LRS, epochs=SEG_DEMO_EPOCHS, batch_size=8)
+    if echo is not None and extracted.reused:
+        echo(f"{index.dataset}: store {extracted.key} up to date in {out / 'cache'}: nothing extracted")
+    options = SegOptions(lrs=SEG_DEMO_LRS, epochs=SEG_DEMO_EPOCHS, batch_size=8, save_masks=out / "masks")
     probed = run_probes([extracted.path], settings=["seg_linear"], out=results, seed=seed, device=device, echo=echo,
                         segmentation=options)
     if probed.problems:
