@@ -19,7 +19,7 @@ from featx.cli.checks import (
     weights_hash_of,
 )
 from featx.cli.interrupts import keep_work_on_interrupt
-from featx.cli.options import parse_key_values
+from featx.cli.options import index_from_options, parse_key_values
 
 FINGERPRINT_MEANING = {
     "stat": "stat (size and mtime; a file rewritten with both unchanged is missed: --fingerprint content)",
@@ -77,7 +77,6 @@ def extract_command(
     Returns the ExtractResult (what `--config` runs collect for their summary).
     """
     from featx.cache.store import FeatureStore, store_dir
-    from featx.datasets import build_index
     from featx.pipeline.pixel_feed import PixelCache
     from featx.pipeline.preprocess import PreprocessConfig
     from featx.pipeline.stamps import row_stamps
@@ -96,13 +95,7 @@ def extract_command(
         raise typer.BadParameter(f"--patch-format: expected float16 or int8, got {patch_format!r}")
     if patch_blocks is not None and not (patch_tokens and 1 <= patch_blocks <= n_last):
         raise typer.BadParameter(f"--patch-blocks {patch_blocks}: needs --patch-tokens and 1 <= N <= --n-last ({n_last})")
-    options = parse_key_values(option, "--option")
-    if dataset == "csv":
-        options.setdefault("name", name)
-        options.setdefault("modality", modality or "other")
-    index = build_index(dataset, root, **{k: v for k, v in options.items() if v is not None})
-    for problem in index.problems:
-        typer.secho(f"quarantined: {problem}", fg=typer.colors.YELLOW, err=True)
+    index = index_from_options(dataset, root, option, name, modality)
     preprocess = PreprocessConfig.for_modality(index.modality, size, intensity=intensity, window=window)
     overrides = parse_key_values(model_override, "--model-override")
     fields = request_fields(backbone, size, n_last, patch_tokens, overrides, random_init, seed=0)

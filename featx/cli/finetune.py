@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from featx.cli.options import parse_key_values
+from featx.cli.options import index_from_options, parse_key_values
 
 
 def finetune_command(
@@ -47,7 +47,6 @@ def finetune_command(
     modality: Optional[str] = typer.Option(None, help="csv: xray, ct, mri or other (sets intensity defaults)."),
 ) -> None:
     """Fine-tune a backbone on a classification dataset, or train a segmentation baseline from scratch."""
-    from featx.datasets import build_index
     from featx.finetune.config import LORA_TARGETS, FinetuneConfig, FinetuneError
     from featx.finetune.runner import run_finetune, run_scratch
 
@@ -62,13 +61,7 @@ def finetune_command(
         checkpoint_every=checkpoint_every,
         grad_checkpointing=device.startswith("cuda") if grad_checkpointing is None else grad_checkpointing,
     )
-    options = parse_key_values(option, "--option")
-    if dataset == "csv":
-        options.setdefault("name", name)
-        options.setdefault("modality", modality or "other")
-    index = build_index(dataset, root, **{k: v for k, v in options.items() if v is not None})
-    for problem in index.problems:
-        typer.secho(f"quarantined: {problem}", fg=typer.colors.YELLOW, err=True)
+    index = index_from_options(dataset, root, option, name, modality)
     overrides = parse_key_values(model_override, "--model-override") or None
     common = dict(size=size, config=config, run_dir=run_dir, out=out, model_overrides=overrides, device=device,
                   n_boot=bootstrap, workers=workers, progress=progress)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import socket
 import collections
 import hashlib
+import socket
 from pathlib import Path
 
 import pytest
