@@ -136,7 +136,7 @@ def up_to_date_store(
     for path in sorted(folder.glob(f"*{PUBLISHED_SUFFIX}")):
         try:
             store = FeatureStore.open(path)
-        except StoreError:
+        except StoreError:  # not a readable published store: the extraction itself reports or rebuilds it
             continue
         attrs = store.attrs
         inputs = attrs.get("key_inputs", {}) or {}
