@@ -73,6 +73,6 @@ def cross_task_ranks(cells: pd.DataFrame) -> Ranks:
 
 
 def n_models(ranks: Ranks) -> int:
-    """How many models were ranked."""
-    return int(ranks.per_dataset.shape[0]) if not ranks.per_dataset.empty else 0
+    """The most models ranked against each other on one dataset (a rank among fewer than two says nothing)."""
+    return int(ranks.per_dataset.notna().sum(axis=0).max()) if not ranks.per_dataset.empty else 0
 

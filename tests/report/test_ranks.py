@@ -33,3 +33,11 @@ def test_ties_are_the_intervals_overlapping_the_best():
                                         "conflict": False}
     assert marked["tied"].to_dict() == {"best": False, "overlaps": True, "apart": False, "no interval, equal": False,
                                         "conflict": False}
+
+
+def test_models_that_never_meet_on_a_dataset_are_not_ranked(tmp_path):
+    from featx.report.ranks import n_models
+
+    rows = [record(dataset="nih", backbone="A", store_key="a"), seg("spleen", "B", "unet", 0.6)]
+    ranks = cross_task_ranks(collect(load_records([write(tmp_path / "r.jsonl", rows)])).cells)
+    assert n_models(ranks) == 1  # each is first among one: Figure 1 says what it needs instead of drawing ranks
