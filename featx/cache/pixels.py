@@ -27,7 +27,7 @@ import zarr
 
 from featx import __version__
 from featx.cache.key import canonical_json
-from featx.cache.store import StoreError, row_keys
+from featx.cache.store import BlockRows, StoreError
 from featx.datasets.index import COLUMNS, SampleIndex
 
 PIXEL_SCHEMA = 1
@@ -73,7 +73,7 @@ def _select(array: zarr.Array, rows: np.ndarray | slice) -> np.ndarray:
     return np.asarray(array[rows] if isinstance(rows, slice) else array.get_orthogonal_selection((np.asarray(rows),)))
 
 
-class PixelStore:
+class PixelStore(BlockRows):
     """A pixel store on disk: sample index, labels, images, masks and per-row state."""
 
     def __init__(self, path: Path, group: zarr.Group) -> None:
@@ -167,14 +167,6 @@ class PixelStore:
         return dict(self.group.attrs[ATTRS])
 
     @property
-    def key(self) -> str:
-        return str(self.attrs["key"])
-
-    @property
-    def n_rows(self) -> int:
-        return int(self.attrs["n_rows"])
-
-    @property
     def size(self) -> int:
         return int(self.attrs["size"])
 
@@ -183,39 +175,17 @@ class PixelStore:
         return int(self.attrs["bits"])
 
     @property
-    def block_rows(self) -> int:
-        return int(self.attrs["block_rows"])
-
-    @property
-    def n_blocks(self) -> int:
-        return -(-self.n_rows // self.block_rows)
-
-    @property
     def has_masks(self) -> bool:
         return "masks" in self.group
-
-    @property
-    def label_names(self) -> list[str]:
-        return list(self.attrs["label_names"])
 
     def preprocessing(self) -> dict[str, Any]:
         """The preprocessing config the images were made with (as in the key)."""
         return dict(self.attrs["key_inputs"]["preprocessing"])
 
     # ---- rows -------------------------------------------------------------------------------
-    def block_slice(self, block: int) -> slice:
-        start = block * self.block_rows
-        return slice(start, min(start + self.block_rows, self.n_rows))
-
     @property
     def index(self) -> pd.DataFrame:
         return pd.DataFrame({column: self.group[f"index/{column}"][:] for column in COLUMNS})
-
-    @property
-    def labels(self) -> np.ndarray:
-        if "labels" not in self.group:
-            return np.zeros((self.n_rows, 0), dtype=np.float32)
-        return np.asarray(self.group["labels"][:])
 
     @property
     def written(self) -> np.ndarray:
@@ -237,27 +207,6 @@ class PixelStore:
         """The rows whose raw file could not be decoded, with the reason."""
         rows = np.flatnonzero(self.failed)
         return pd.DataFrame({"row": rows, "source": self.group["index/source"][:][rows], "error": self.errors[rows]})
-
-    def pending_blocks(self) -> list[int]:
-        written = self.written
-        return [b for b in range(self.n_blocks) if not written[self.block_slice(b)].all()]
-
-    def _row_keys(self) -> pd.Series:
-        return row_keys(self.index, self.group["index/stamp"][:])
-
-    def matches_index(self, index: SampleIndex, stamps: np.ndarray) -> bool:
-        """Whether this store holds exactly the samples of ``index``, from unchanged files."""
-        return len(index) == self.n_rows and self._row_keys().equals(row_keys(index.table, stamps))
-
-    def reusable_rows(self, index: SampleIndex, stamps: np.ndarray) -> np.ndarray:
-        """For each row of ``index``, the row of this store holding its decoded pixels, or -1.
-
-        Reused only if decoded successfully from the same, unchanged file(s).
-        """
-        ours = pd.Series(np.arange(self.n_rows), index=self._row_keys().to_numpy())
-        ours = ours[self.valid[ours.to_numpy()]]
-        ours = ours[~ours.index.duplicated()]
-        return ours.reindex(row_keys(index.table, stamps).to_numpy()).fillna(-1).to_numpy(dtype=np.int64)
 
     # ---- pixels -----------------------------------------------------------------------------
     def read_images(self, rows: np.ndarray | slice) -> np.ndarray:

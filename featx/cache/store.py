@@ -124,7 +124,70 @@ def row_keys(table: pd.DataFrame, stamps: np.ndarray) -> pd.Series:
     return (keys + "|" + stamps).reset_index(drop=True)
 
 
-class FeatureStore:
+class BlockRows:
+    """Rows in blocks with a sample index and per-row fingerprints: what feature and pixel stores share.
+
+    Subclasses provide ``group``, ``attrs``, ``index``, ``written`` and ``valid``.
+    """
+
+    @property
+    def key(self) -> str:
+        return str(self.attrs["key"])
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.attrs["n_rows"])
+
+    @property
+    def block_rows(self) -> int:
+        return int(self.attrs["block_rows"])
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.n_rows // self.block_rows)
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.attrs["label_names"])
+
+    def block_slice(self, block: int) -> slice:
+        """The rows of one block."""
+        start = block * self.block_rows
+        return slice(start, min(start + self.block_rows, self.n_rows))
+
+    @property
+    def labels(self) -> np.ndarray:
+        """``(N, C)`` float32 labels (NaN = unknown); ``(N, 0)`` for segmentation."""
+        if "labels" not in self.group:
+            return np.zeros((self.n_rows, 0), dtype=np.float32)
+        return np.asarray(self.group["labels"][:])
+
+    def pending_blocks(self) -> list[int]:
+        """Blocks not yet (completely) written."""
+        written = self.written
+        return [b for b in range(self.n_blocks) if not written[self.block_slice(b)].all()]
+
+    def _row_keys(self) -> pd.Series:
+        return row_keys(self.index, self.group["index/stamp"][:])
+
+    def matches_index(self, index: SampleIndex, stamps: np.ndarray) -> bool:
+        """Whether this store holds exactly the samples of ``index``, from unchanged files."""
+        return len(index) == self.n_rows and self._row_keys().equals(row_keys(index.table, stamps))
+
+    def reusable_rows(self, index: SampleIndex, stamps: np.ndarray) -> np.ndarray:
+        """For each row of ``index``, the row of this store holding its features, or -1.
+
+        A row is reused only if it was extracted successfully from the same, unchanged
+        file; new, changed and previously failed samples are extracted again.
+        """
+        ours = pd.Series(np.arange(self.n_rows), index=self._row_keys().to_numpy())
+        ours = ours[self.valid[ours.to_numpy()]]
+        ours = ours[~ours.index.duplicated()]
+        found = ours.reindex(row_keys(index.table, stamps).to_numpy())
+        return found.fillna(-1).to_numpy(dtype=np.int64)
+
+
+class FeatureStore(BlockRows):
     """A feature store on disk: its sample index, labels, features and provenance."""
 
     def __init__(self, path: Path | str, group: zarr.Group) -> None:
@@ -303,28 +366,8 @@ class FeatureStore:
         return dict(self.group.attrs["featx"])
 
     @property
-    def key(self) -> str:
-        return str(self.attrs["key"])
-
-    @property
-    def n_rows(self) -> int:
-        return int(self.attrs["n_rows"])
-
-    @property
-    def block_rows(self) -> int:
-        return int(self.attrs["block_rows"])
-
-    @property
-    def n_blocks(self) -> int:
-        return -(-self.n_rows // self.block_rows)
-
-    @property
     def task(self) -> str:
         return str(self.attrs["task"])
-
-    @property
-    def label_names(self) -> list[str]:
-        return list(self.attrs["label_names"])
 
     @property
     def layers(self) -> list[str]:
@@ -351,11 +394,6 @@ class FeatureStore:
         }
 
     # ---- rows -------------------------------------------------------------------------------
-    def block_slice(self, block: int) -> slice:
-        """The rows of one block."""
-        start = block * self.block_rows
-        return slice(start, min(start + self.block_rows, self.n_rows))
-
     @property
     def index(self) -> pd.DataFrame:
         """The sample index, one row per stored sample."""
@@ -367,13 +405,6 @@ class FeatureStore:
                 "run `featx cache verify` on it and re-extract"
             )
         return table
-
-    @property
-    def labels(self) -> np.ndarray:
-        """``(N, C)`` float32 labels (NaN = unknown); ``(N, 0)`` for segmentation."""
-        if "labels" not in self.group:
-            return np.zeros((self.n_rows, 0), dtype=np.float32)
-        return np.asarray(self.group["labels"][:])
 
     @property
     def written(self) -> np.ndarray:
@@ -417,30 +448,6 @@ class FeatureStore:
                 "error": np.asarray(self.group["error"][:])[rows],
             }
         )
-
-    def pending_blocks(self) -> list[int]:
-        """Blocks not yet (completely) written."""
-        written = self.written
-        return [b for b in range(self.n_blocks) if not written[self.block_slice(b)].all()]
-
-    def _row_keys(self) -> pd.Series:
-        return row_keys(self.index, self.group["index/stamp"][:])
-
-    def matches_index(self, index: SampleIndex, stamps: np.ndarray) -> bool:
-        """Whether this store holds exactly the samples of ``index``, from unchanged files."""
-        return len(index) == self.n_rows and self._row_keys().equals(row_keys(index.table, stamps))
-
-    def reusable_rows(self, index: SampleIndex, stamps: np.ndarray) -> np.ndarray:
-        """For each row of ``index``, the row of this store holding its features, or -1.
-
-        A row is reused only if it was extracted successfully from the same, unchanged
-        file; new, changed and previously failed samples are extracted again.
-        """
-        ours = pd.Series(np.arange(self.n_rows), index=self._row_keys().to_numpy())
-        ours = ours[self.valid[ours.to_numpy()]]
-        ours = ours[~ours.index.duplicated()]
-        found = ours.reindex(row_keys(index.table, stamps).to_numpy())
-        return found.fillna(-1).to_numpy(dtype=np.int64)
 
     # ---- features ---------------------------------------------------------------------------
     def read(self, kind: str, layer: str, rows: np.ndarray | slice | None = None) -> np.ndarray:
