@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from dry_run import add_dry_run, shrink  # benchmarks/dry_run.py, beside this script
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # tiny architectures for --tiny (CPU smoke tests): same code paths, a few ms per batch
@@ -78,7 +80,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dtype", choices=["bf16", "fp32"], default=None, help="default: bf16 on cuda, fp32 on cpu")
     parser.add_argument("--check", action="store_true", help="report bf16-vs-fp32 cosine of the deepest cls feature")
     parser.add_argument("--json-out", type=Path, default=None, help="also write one JSON record per line here")
+    add_dry_run(parser)
     args = parser.parse_args(argv)
+    shrink(args, tiny=True, sizes=None, batch=None, warmup=None, iters=None, dtype=None)
     args.sizes = args.sizes or ([56] if args.tiny else [224, 448])
     args.batch = args.batch or (4 if args.tiny else 64)
     args.warmup = 1 if args.tiny and args.warmup is None else (3 if args.warmup is None else args.warmup)

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dry_run import add_dry_run, shrink  # benchmarks/dry_run.py, beside this script
+
 
 def _write_png(job: tuple[Path, int, int, int, int]) -> dict[str, int]:
     """Write one X-ray-like PNG (if absent) and return its findings."""
@@ -262,7 +264,11 @@ def main() -> None:
     parser.add_argument("--skip-raw", action="store_true", help="only the pixel-store path per backbone")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "featx-bench-data")
     parser.add_argument("--rss-child", type=Path, default=None, help=argparse.SUPPRESS)
+    add_dry_run(parser)
     args = parser.parse_args()
+    shrink(args, size=28, n=24, batch=8, workers=0, decode_workers=1, png16=min(args.png16, 2),
+           model_overrides='{"depth": 4, "embed_dim": 32, "num_heads": 2}',
+           rss_sizes=(16, 24) if args.rss_sizes[0] else (0, 0))
 
     if args.rss_child is not None:
         peak_rss_child(args, args.rss_child, Path(tempfile.mkdtemp(prefix="featx-bench-cache-")))

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dry_run import add_dry_run, shrink  # benchmarks/dry_run.py, beside this script
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from featx.probes import knn as knn_mod  # noqa: E402
@@ -264,7 +266,9 @@ def main(argv: list[str] | None = None) -> dict:
         "--paper-configs", type=int, default=None, help="configurations run the paper's way, scaled to 16 (default 16 on a GPU, 2 on CPU)"
     )
     parser.add_argument("--json", type=Path, default=None, help="write the summary here")
+    add_dry_run(parser)
     args = parser.parse_args(argv)
+    shrink(args, small=True, rows=3000, dim=64, paper_images=32, paper_configs=2)
     rows = args.rows or (NIH_ROWS // 10 if args.small else NIH_ROWS)
     summary: dict = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, device {args.device}",

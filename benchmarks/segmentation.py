@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dry_run import add_dry_run, shrink  # benchmarks/dry_run.py, beside this script
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from featx.cache import FeatureStore  # noqa: E402
@@ -138,12 +140,14 @@ def main() -> None:
     parser.add_argument("--unet-dim", type=int, default=64, help="token width for the U-Net run (CPU time)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--formats", nargs="*", default=["float16"], help="patch-token formats to compare")
     parser.add_argument("--dice-epochs", type=int, default=10)
     parser.add_argument("--json", type=Path)
+    add_dry_run(parser)
     args = parser.parse_args()
+    shrink(args, small=False, n=40, grid=4, dim=32, size=28, unet_dim=16, epochs=1, repeats=1, dice_epochs=1)
     if args.small:
         args.n, args.grid, args.dim, args.size, args.unet_dim, args.epochs = 160, 8, 192, 112, 32, 2
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "reader": [], "formats": []}

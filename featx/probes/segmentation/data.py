@@ -3,9 +3,9 @@
 :func:`open_segmentation` checks a store before anything is trained (a segmentation
 dataset, patch tokens of the blocks a decoder needs, masks present) and returns a
 :class:`SegmentationData`: the valid rows with their patient, split, volume and slice,
-and readers for tokens and masks. :class:`StoreBatches` reads batches ahead in a
-background thread (zarr decompresses outside the GIL) so training rarely waits on the
-store; :class:`MemoryBatches` serves the same batches from tokens already in memory.
+and readers for tokens and masks. :class:`StoreBatches` reads batches ahead in
+background threads (rows straight from the shard files, featx.cache.shards) so training
+rarely waits on the store; :class:`MemoryBatches` serves the same batches from tokens already in memory.
 
 Masks of test rows are sealed: :meth:`SegmentationData.read_masks` refuses them unless
 the caller is the one test scoring (``Splits.score_test_once(..., scorer=...)``).
