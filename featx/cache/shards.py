@@ -106,7 +106,7 @@ class ShardRows:
             raise ShardChecksumError(f"{path}: the shard index fails its crc32c checksum")
         index = np.frombuffer(raw[:-CRC_BYTES], dtype="<u8").reshape(self.shard_rows, 2)
         with _INDEX_LOCK:
-            if len(_INDEX_CACHE) > 4096:
+            if len(_INDEX_CACHE) >= 1024:  # a few MiB at most
                 _INDEX_CACHE.clear()
             _INDEX_CACHE[cache_key] = index
         return index
