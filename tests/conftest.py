@@ -32,3 +32,13 @@ def demo_data(tmp_path_factory) -> DemoData:
     """The demo datasets at a reduced size, generated once per session."""
 
     return make_demo_data(Path(tmp_path_factory.mktemp("demo")), n_patients=40, n_volumes=12)
+
+
+@pytest.fixture(autouse=True)
+def fresh_test_ledger():
+    """Each test starts with an empty process-wide test-use ledger (tests share planted data)."""
+    from featx.evaluation.ledger import LEDGER
+
+    LEDGER.clear()
+    yield
+    LEDGER.clear()

@@ -1,5 +1,6 @@
-"""`featx finetune`: the backbone in the training loop (full, LoRA, BitFit, linear control),
-or a segmentation baseline trained from scratch (U-Net, TransUNet-style UNETR)."""
+"""`featx finetune`: the backbone in the training loop (full, LoRA, BitFit, linear control) under a
+classification head or a segmentation decoder, or a segmentation baseline trained from scratch
+(U-Net, TransUNet-style UNETR)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def finetune_command(
     run_dir: Path = typer.Option(..., "--run-dir", help="Folder for checkpoints; a killed run resumes from it."),
     out: Path = typer.Option(..., help="Results file (JSON lines); records are appended."),
     method: str = typer.Option("lora", help="full | lora | bitfit | linear (linear: frozen backbone, the control)."),
+    decoder: Optional[str] = typer.Option(None, help="Segmentation datasets: seg_unet (default; last 5 blocks' patch tokens) or seg_linear (last block)."),
+    seg_loss: str = typer.Option("dice", "--seg-loss", help="Segmentation loss: dice (soft Dice, background excluded) or dice_ce (+ cross-entropy)."),
     backbone: Optional[str] = typer.Option(None, help="Backbone name (`featx backbones`); not with --from-scratch."),
     model: Optional[str] = typer.Option(None, help="With --from-scratch: unet or transunet (MONAI UNet / UNETR)."),
     from_scratch: bool = typer.Option(False, "--from-scratch", help="Train a segmentation baseline from random weights."),
@@ -41,14 +44,18 @@ def finetune_command(
     grad_checkpointing: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing", help="Recompute activations in the backward pass (default: on with CUDA)."),
     bootstrap: int = typer.Option(1000, help="Patient bootstrap resamples for the 95% interval."),
     workers: int = typer.Option(0, help="DataLoader processes decoding the images once."),
+    cache: Optional[Path] = typer.Option(None, help="Cache root: read the dataset's pixel store there (built by `featx extract`) when it matches; else decode."),
+    fingerprint: str = typer.Option("stat", help="With --cache: how unchanged raw files are recognised, as the pixel store was built (stat or content)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar (steps/s, validation score)."),
     option: Optional[list[str]] = typer.Option(None, "--option", help="Adapter option key=value (repeatable)."),
     name: Optional[str] = typer.Option(None, help="csv: dataset name (default the CSV's stem)."),
     modality: Optional[str] = typer.Option(None, help="csv: xray, ct, mri or other (sets intensity defaults)."),
 ) -> None:
-    """Fine-tune a backbone on a classification dataset, or train a segmentation baseline from scratch."""
+    """Fine-tune a backbone with a classification head or a segmentation decoder, or train a segmentation
+    baseline from scratch."""
     from featx.finetune.config import LORA_TARGETS, FinetuneConfig, FinetuneError
     from featx.finetune.runner import run_finetune, run_scratch
+    from featx.pipeline.stamps import FINGERPRINTS
 
     if from_scratch and (backbone or model is None):
         raise FinetuneError("--from-scratch trains --model unet|transunet; it takes no --backbone")
@@ -60,11 +67,14 @@ def finetune_command(
         lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=tuple(lora_target or LORA_TARGETS),
         checkpoint_every=checkpoint_every,
         grad_checkpointing=device.startswith("cuda") if grad_checkpointing is None else grad_checkpointing,
+        decoder=decoder, seg_loss=seg_loss,
     )
+    if fingerprint not in FINGERPRINTS:
+        raise FinetuneError(f"--fingerprint: expected one of {', '.join(FINGERPRINTS)}, got {fingerprint!r}")
     index = index_from_options(dataset, root, option, name, modality)
     overrides = parse_key_values(model_override, "--model-override") or None
     common = dict(size=size, config=config, run_dir=run_dir, out=out, model_overrides=overrides, device=device,
-                  n_boot=bootstrap, workers=workers, progress=progress)
+                  n_boot=bootstrap, workers=workers, progress=progress, cache=cache, fingerprint_mode=fingerprint)
     if from_scratch:
         run = run_scratch(index, model_name=str(model), **common)
     else:
@@ -75,7 +85,11 @@ def finetune_command(
         return
     for failure in run.failures[:20]:
         typer.secho(f"failed row: {failure}", fg=typer.colors.RED, err=True)
-    headline = run.records[0]
+    if run.source.get("pixel_source") == "pixel_store":
+        typer.echo(f"pixels: read from the pixel store {run.source['pixel_store']}")
+    else:
+        typer.echo(f"pixels: decoded from the raw files ({run.source.get('pixel_note')})")
+    headline = next(r for r in run.records if r["metric"] in ("auroc_macro", "dice_jaccard_mean"))
 
     def number(key: str) -> str:
         return "n/a" if headline[key] is None else f"{headline[key]:.4f}"

@@ -18,6 +18,7 @@ from typing import Any
 
 from featx.evaluation.features import ProbeError
 from featx.evaluation.metrics import Scored
+from featx.evaluation.segmentation import SegScored
 
 REQUIRED = (
     "dataset",
@@ -94,6 +95,30 @@ def scored_records(scored: Scored, base: dict[str, Any]) -> list[dict[str, Any]]
         out.append(one("auroc", f"auroc/{name}", float(value), (float(ci[0]), float(ci[1])), None if used is None else int(used), **{"class": name}))
     if scored.accuracy is not None:
         out.append(one("accuracy", "accuracy", scored.accuracy, scored.accuracy_ci, scored.n_boot))
+    return out
+
+
+def _aggregation(scored: SegScored, metric: str) -> str:
+    return scored.pooled if metric.endswith(scored.pooled) else scored.aggregation
+
+
+def seg_scored_records(scored: SegScored, base: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per macro number and per (class, Dice / Jaccard), both aggregations.
+
+    Metrics: ``dice_jaccard_mean`` (the headline), ``dice``, ``jaccard`` per unit
+    (``aggregation: per_image | per_volume``) and the same with ``_all_pixels`` /
+    ``_all_voxels`` appended, pooled over every pixel or voxel first
+    (``aggregation: all_pixels | all_voxels``); macro over the foreground classes, and one
+    record per class (``class``) for Dice and Jaccard.
+    """
+    out = []
+    for metric, value in scored.values.items():
+        low, high = scored.intervals[metric]
+        out.append({**base, "metric": metric, "aggregation": _aggregation(scored, metric), "value": value, "ci_low": low, "ci_high": high})
+    for metric, values in scored.per_class.items():
+        for name, value, (low, high) in zip(scored.class_names, values, scored.per_class_intervals[metric]):
+            out.append({**base, "metric": metric, "class": name, "aggregation": _aggregation(scored, metric),
+                        "value": float(value), "ci_low": float(low), "ci_high": float(high)})
     return out
 
 

@@ -11,6 +11,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from featx.decoders.loss import LOSSES
+from featx.decoders.models import DECODERS
+
 METHODS = ("full", "lora", "bitfit", "linear")
 SCRATCH_MODELS = ("unet", "transunet")
 
@@ -40,6 +43,8 @@ class FinetuneConfig:
     lora_targets: tuple[str, ...] = field(default=LORA_TARGETS)
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints (0: at epoch ends only)
     grad_checkpointing: bool = False
+    decoder: str | None = None  # segmentation: seg_unet / seg_linear on the backbone's patch tokens
+    seg_loss: str = "dice"  # segmentation: dice, or dice_ce (+ pixel cross-entropy), as the probes
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -53,6 +58,10 @@ class FinetuneConfig:
             raise FinetuneError(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
         if self.method == "lora" and not self.lora_targets:
             raise FinetuneError("--lora-target: give at least one module name (default qkv, fc1, fc2)")
+        if self.decoder is not None and self.decoder not in DECODERS:
+            raise FinetuneError(f"--decoder {self.decoder!r} is unknown; expected one of {', '.join(DECODERS)}")
+        if self.seg_loss not in LOSSES:
+            raise FinetuneError(f"--seg-loss {self.seg_loss!r} is unknown; expected one of {', '.join(LOSSES)}")
 
     @property
     def effective_backbone_lr(self) -> float:
@@ -64,13 +73,15 @@ class FinetuneConfig:
         return 1e-5 if self.method == "full" else 1e-4
 
     def hyperparameters(self) -> dict[str, Any]:
-        """JSON-able form for records (LoRA settings only where they apply)."""
+        """JSON-able form for records (LoRA and decoder settings only where they apply)."""
         data = asdict(self)
         data["lora_targets"] = list(self.lora_targets)
         data["backbone_lr"] = self.effective_backbone_lr
         if self.method != "lora":
             for key in ("lora_r", "lora_alpha", "lora_dropout", "lora_targets"):
                 data.pop(key)
+        if self.decoder is None:
+            data.pop("decoder"), data.pop("seg_loss")
         return data
 
 

@@ -1,4 +1,7 @@
-"""The classifier being fine-tuned and what each method lets train.
+"""The models being fine-tuned and what each method lets train.
+
+:class:`TunedBackbone` is a backbone with a head on its features (the classifier here, the
+segmenter in :mod:`featx.finetune.segmenter`); :func:`apply_method` sets what trains:
 
 * ``full``: every backbone tensor (backbone learning rate) and the head (head learning rate);
 * ``lora``: LoRA adapters injected by ``peft`` into the named modules (the backbone's own
@@ -9,6 +12,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 
 import torch
@@ -19,35 +23,59 @@ from featx.finetune.config import FinetuneConfig, FinetuneError
 from featx.finetune.data import as_rgb
 
 
-class Classifier(nn.Module):
-    """uint8 pixels (grey or RGB) -> the backbone's normalisation -> last block's CLS -> one linear head."""
+class TunedBackbone(nn.Module, abc.ABC):
+    """uint8 pixels (grey or RGB) -> the backbone's own normalisation -> its features -> ``head``.
 
-    def __init__(self, backbone: LoadedBackbone, n_out: int) -> None:
+    Subclasses build ``head`` and say in :meth:`decode` what it reads of the backbone's output
+    ``{layer: {"cls", "pooled"[, "patch"]}}``.
+    """
+
+    head: nn.Module
+
+    def __init__(self, backbone: LoadedBackbone) -> None:
         super().__init__()
         self.backbone = backbone.model
         self.backbone.inference_only = False  # the extractors default to inference mode (frozen use)
-        self.layer = backbone.layer_names[-1]
         self.register_buffer("mean", torch.tensor(backbone.spec.mean).view(1, 3, 1, 1) * 255.0, persistent=False)
         self.register_buffer("std", torch.tensor(backbone.spec.std).view(1, 3, 1, 1) * 255.0, persistent=False)
-        self.head = nn.Linear(backbone.feature_dims[self.layer], n_out)
 
     @property
     def trunk(self) -> nn.Module:
         return self.backbone.trunk
 
-    def train(self, mode: bool = True) -> Classifier:
+    @property
+    def frozen(self) -> bool:
+        """Whether no backbone tensor trains (the linear control)."""
+        return not any(p.requires_grad for p in self.backbone.parameters())
+
+    def train(self, mode: bool = True) -> TunedBackbone:
         """A frozen backbone (the linear control) stays in eval mode: no dropout in its features."""
         super().train(mode)
-        if not any(p.requires_grad for p in self.backbone.parameters()):
+        if self.frozen:
             self.backbone.eval()
         return self
 
+    @abc.abstractmethod
+    def decode(self, features: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
+        """The head's output from the backbone's features."""
+
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = (as_rgb(pixels).float() - self.mean) / self.std
-        frozen = not any(p.requires_grad for p in self.backbone.parameters())
-        with torch.no_grad() if frozen else contextlib.nullcontext():
-            features = self.backbone(x)[self.layer]["cls"]
-        return self.head(features.float())
+        with torch.no_grad() if self.frozen else contextlib.nullcontext():
+            features = self.backbone(x)
+        return self.decode(features)
+
+
+class Classifier(TunedBackbone):
+    """The deepest block's CLS (after the model's final norm) -> one linear head."""
+
+    def __init__(self, backbone: LoadedBackbone, n_out: int) -> None:
+        super().__init__(backbone)
+        self.layer = backbone.layer_names[-1]
+        self.head = nn.Linear(backbone.feature_dims[self.layer], n_out)
+
+    def decode(self, features: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
+        return self.head(features[self.layer]["cls"].float())
 
 
 def parameter_counts(model: nn.Module) -> tuple[int, int]:
@@ -74,7 +102,7 @@ def check_lora_targets(trunk: nn.Module, targets: tuple[str, ...]) -> None:
         )
 
 
-def apply_method(model: Classifier, config: FinetuneConfig) -> list[dict]:
+def apply_method(model: TunedBackbone, config: FinetuneConfig) -> list[dict]:
     """Set what trains for ``config.method``; return the optimiser's parameter groups."""
     model.requires_grad_(False)
     trunk = model.trunk

@@ -1,7 +1,10 @@
 """One fine-tuning (or scratch-baseline) run: checks, data, model, training, one test scoring, records.
 
-Everything a user can get wrong (task, splits, LoRA targets, a checkpoint from another
-configuration, a missing GPU) is checked before any image is decoded or any step is taken.
+Classification fine-tunes a linear head on the last block's CLS; segmentation the probes' decoder
+on the patch tokens of the last blocks (:mod:`featx.finetune.segmenter`); the scratch baselines
+train a MONAI network. Everything a user can get wrong (task, decoder, backbone depth, splits,
+LoRA targets, a checkpoint from another configuration, a missing GPU) is checked before any image
+is decoded or any step is taken.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,19 +25,29 @@ from torch import nn
 
 from featx.backbones import load_backbone
 from featx.datasets.index import SampleIndex
+from featx.decoders.loss import segmentation_loss
+from featx.decoders.models import decoder_blocks
 from featx.evaluation.metrics import selection_score
-from featx.evaluation.records import append_jsonl, check_label_names, finalise, make_base, read_jsonl, scored_records
+from featx.evaluation.records import (
+    append_jsonl,
+    check_label_names,
+    finalise,
+    make_base,
+    read_jsonl,
+    scored_records,
+    seg_scored_records,
+)
 from featx.finetune.config import FinetuneConfig, FinetuneError, fingerprint
-from featx.finetune.data import Pixels, load_pixels, require_splits, sealed_units
+from featx.finetune.data import Pixels, load_pixels, require_splits, sealed_rows, sealed_units
 from featx.finetune.methods import Classifier, apply_method, load_trainable_state, parameter_counts
 from featx.finetune.scratch import build_scratch
-from featx.finetune.segmetrics import macro_dice_jaccard, pixel_counts, score_segmentation, seg_records
+from featx.finetune.segment import check_volumes, fit_segmentation
+from featx.finetune.segmenter import Segmenter, check_decoder_depth
 from featx.finetune.train import TrainResult, train, world
 from featx.pipeline.extract import resolve_device
 from featx.pipeline.preprocess import PreprocessConfig
 
 RUN_FILE = "run.json"
-CLASSIFICATION = ("multilabel", "multiclass", "binary")
 
 
 @dataclass
@@ -46,6 +60,7 @@ class FinetuneRun:
     total_params: int
     fingerprint: str
     failures: list[str] = field(default_factory=list)
+    source: dict[str, str | None] = field(default_factory=dict)  # where the pixels came from (Pixels.source)
 
 
 def _device(device: str) -> torch.device:
@@ -93,14 +108,6 @@ def _fingerprint_parts(index: SampleIndex, preprocess: PreprocessConfig, config:
     }
 
 
-def _batched(model: nn.Module, images: torch.Tensor, rows: np.ndarray, device: torch.device, batch: int) -> list[torch.Tensor]:
-    outs = []
-    for start in range(0, len(rows), batch):
-        x = images[torch.as_tensor(rows[start : start + batch])].to(device)
-        outs.append(model(x).float().cpu())
-    return outs
-
-
 def _check_out(out: str | Path | None, dataset: str, label_names: list[str]) -> None:
     """Before training: the results file must be writable and hold no other label names for ``dataset``."""
     if out is None:
@@ -112,38 +119,89 @@ def _check_out(out: str | Path | None, dataset: str, label_names: list[str]) -> 
     check_label_names(read_jsonl(out), dataset, label_names, out)
 
 
-def _write(records: list[dict[str, Any]], out: str | Path | None) -> list[dict[str, Any]]:
-    records = finalise(records)
-    if out is not None and world()[0] == 0:
-        append_jsonl(out, records)
-    return records
+def _batched(model: nn.Module, images: torch.Tensor, rows: np.ndarray, device: torch.device, batch: int) -> list[torch.Tensor]:
+    outs = []
+    for start in range(0, len(rows), batch):
+        x = images[torch.as_tensor(rows[start : start + batch])].to(device)
+        outs.append(model(x).float().cpu())
+    return outs
 
 
-def _run_extra(config: FinetuneConfig, result: TrainResult, trainable: int, total: int, fp: str, run_dir: Path,
-               device: torch.device, pixels: Pixels, preprocess: PreprocessConfig) -> dict[str, Any]:
-    return {
-        "method": config.method,
-        "trainable_params": trainable,
-        "total_params": total,
-        "trainable_fraction": trainable / total if total else math.nan,
-        "selected_on": "val",
-        "best_epoch": result.best_epoch,
-        "val_score": result.best_score,
-        "val_history": result.history,
-        "epochs_run": result.epochs_run,
-        "stopped_early": result.stopped_early,
-        "steps": result.steps,
-        "steps_per_second": result.steps_per_second,
-        "resumed_from_step": result.resumed_from,
-        "run_dir": str(run_dir),
-        "run_fingerprint": fp,
-        "device": str(device),
-        "world_size": world()[1],
-        "preprocess": preprocess.to_dict(),
-        "n_val": int(pixels.rows("val").size),
-        "n_failed": len(pixels.failures),
-        "level": "sample",
-    }
+@dataclass
+class _Context:
+    """What every part of one run shares once the model is built and the pixels are read."""
+
+    index: SampleIndex
+    config: FinetuneConfig
+    pixels: Pixels
+    preprocess: PreprocessConfig
+    provenance: dict[str, Any]
+    trainable: int
+    total: int
+    fingerprint: str
+    run_dir: Path
+    device: torch.device
+    n_boot: int
+    progress: bool
+    out: str | Path | None
+
+    def train_args(self) -> dict[str, Any]:
+        return {"run_dir": self.run_dir, "fingerprint": self.fingerprint, "device": self.device, "progress": self.progress}
+
+    def finish(self, records: list[dict[str, Any]], result: TrainResult) -> FinetuneRun:
+        """Clean and append the records; the run's summary."""
+        records = finalise(records)
+        if self.out is not None and world()[0] == 0:
+            append_jsonl(self.out, records)
+        return FinetuneRun(records, result, self.trainable, self.total, self.fingerprint, self.pixels.failures,
+                           self.pixels.source)
+
+    def base(self, setting: str, hyperparameters: dict[str, Any], result: TrainResult, n_train: int, n_test: int,
+             extra: dict[str, Any]) -> dict[str, Any]:
+        """The fields every test record of this run carries."""
+        result_fields = {
+            "method": self.config.method,
+            "trainable_params": self.trainable,
+            "total_params": self.total,
+            "trainable_fraction": self.trainable / self.total if self.total else math.nan,
+            "selected_on": "val",
+            "best_epoch": result.best_epoch,
+            "val_score": result.best_score,
+            "val_history": result.history,
+            "epochs_run": result.epochs_run,
+            "stopped_early": result.stopped_early,
+            "steps": result.steps,
+            "steps_per_second": result.steps_per_second,
+            "resumed_from_step": result.resumed_from,
+            "run_dir": str(self.run_dir),
+            "run_fingerprint": self.fingerprint,
+            "device": str(self.device),
+            "world_size": world()[1],
+            "preprocess": self.preprocess.to_dict(),
+            "n_val": int(self.pixels.rows("val").size),
+            "n_failed": len(self.pixels.failures),
+            **self.pixels.source,
+        }
+        return make_base(provenance=self.provenance, setting=setting, split="test", hyperparameters=hyperparameters,
+                         seed=self.config.seed, n_train=n_train, n_test=n_test, label_names=list(self.index.label_names),
+                         extra={**result_fields, **extra})
+
+
+def _start(index: SampleIndex, out: str | Path | None, device: str) -> torch.device:
+    """The checks every run makes before building anything: splits, results file, device."""
+    require_splits(index.table["split"], index.dataset, "indexed samples")
+    _check_out(out, index.dataset, list(index.label_names))
+    return _device(device)
+
+
+def _read_pixels(index: SampleIndex, preprocess: PreprocessConfig, workers: int, cache: str | Path | None,
+                 fingerprint_mode: str) -> Pixels:
+    """The run's pixels, with readable train, val and test rows (and whole volumes for segmentation)."""
+    pixels = load_pixels(index, preprocess, workers=workers, cache=cache, fingerprint=fingerprint_mode)
+    require_splits(pixels.split, index.dataset, "readable samples")
+    if index.task == "segmentation":
+        check_volumes(pixels, index.dataset)
+    return pixels
 
 
 def run_finetune(
@@ -162,34 +220,62 @@ def run_finetune(
     workers: int = 0,
     progress: bool = True,
     preprocess: PreprocessConfig | None = None,
+    cache: str | Path | None = None,
+    fingerprint_mode: str = "stat",
 ) -> FinetuneRun:
-    """Fine-tune ``backbone`` on a classification ``index`` by ``config.method``; score test once."""
-    run_dir = Path(run_dir)
-    if index.task not in CLASSIFICATION:
+    """Fine-tune ``backbone`` by ``config.method``; choose on validation; score test once.
+
+    Classification: a linear head on the last block's CLS. Segmentation: ``config.decoder``
+    (default ``seg_unet``) on the patch tokens of the last blocks. Pixels come from the
+    matching pixel store under ``cache`` where there is one (stamps by ``fingerprint_mode``).
+    """
+    segmentation = index.task == "segmentation"
+    if config.decoder is not None and not segmentation:
         raise FinetuneError(
-            f"{index.dataset} is a {index.task} dataset; --method {config.method} trains a classifier. "
-            "For segmentation baselines use --model unet|transunet --from-scratch"
+            f"--decoder {config.decoder}: {index.dataset} is a {index.task} dataset and decoders segment; leave "
+            "--decoder out (classification fine-tunes a linear head on the last block's class token)"
         )
-    require_splits(index.table["split"], index.dataset, "indexed samples")
-    _check_out(out, index.dataset, list(index.label_names))
-    dev = _device(device)
+    if segmentation and config.decoder is None:
+        config = replace(config, decoder="seg_unet")
+    dev = _start(index, out, device)
+    if segmentation:
+        check_decoder_depth(backbone, size, str(config.decoder), model_overrides)
     preprocess = preprocess or PreprocessConfig.for_modality(index.modality, size)
     loaded = load_backbone(backbone, img_size=size, weights=weights, random_init=random_init,
-                           n_last=1, model_overrides=model_overrides, seed=config.seed)
-    n_out = 1 if index.task == "binary" else len(index.label_names)
+                           n_last=decoder_blocks(str(config.decoder)) if segmentation else 1, patch_tokens=segmentation,
+                           model_overrides=model_overrides, seed=config.seed)
     torch.manual_seed(config.seed)
-    model = Classifier(loaded, n_out)
+    if segmentation:
+        model = Segmenter(loaded, str(config.decoder), len(index.label_names))
+    else:
+        model = Classifier(loaded, 1 if index.task == "binary" else len(index.label_names))
     groups = apply_method(model, config)
     trainable, total = parameter_counts(model)
     model_desc = {"backbone": backbone, "weights_hash": loaded.weights_hash, "backbone_config": loaded.config}
     fp = fingerprint(_fingerprint_parts(index, preprocess, config, model_desc))
-    _claim_run_dir(run_dir, fp, {"backbone": backbone, "dataset": index.dataset, **config.hyperparameters()})
+    _claim_run_dir(Path(run_dir), fp, {"backbone": backbone, "dataset": index.dataset, **config.hyperparameters()})
 
-    pixels = load_pixels(index, preprocess, workers=workers)
-    require_splits(pixels.split, index.dataset, "readable samples")
-    units = sealed_units(pixels, index)
-    splits = units.splits
+    pixels = _read_pixels(index, preprocess, workers, cache, fingerprint_mode)
     model.to(dev)
+    provenance = {
+        "dataset": index.dataset, "backbone": backbone, "store_key": None, "store_path": None,
+        "weights_hash": loaded.weights_hash, "random_init": loaded.random_init, "img_size": size,
+    }
+    run = _Context(index, config, pixels, preprocess, provenance, trainable, total, fp, Path(run_dir), dev, n_boot,
+                   progress, out)
+    if not segmentation:
+        return _classify(model, groups, run)
+    n_classes = len(index.label_names)
+    return _segment(model, groups, run, lambda logits, masks: segmentation_loss(logits, masks, n_classes, config.seg_loss),
+                    f"finetune-{config.method}-{config.decoder}", config.hyperparameters(),
+                    {"decoder": config.decoder, "layers": model.layers})
+
+
+def _classify(model: Classifier, groups: list[dict], run: _Context) -> FinetuneRun:
+    """Train the classifier on train units, choose on validation AUROC, score the test units once."""
+    pixels, config, dev = run.pixels, run.config, run.device
+    units = sealed_units(pixels, run.index)
+    splits = units.splits
     train_view, val_view = splits.train, splits.val
     labels = np.full_like(pixels.labels, np.nan)  # per pixel row; test rows stay unknown
     for view in (train_view, val_view):
@@ -197,7 +283,7 @@ def run_finetune(
             labels[units.members[unit]] = unit_labels
     target = torch.from_numpy(np.nan_to_num(labels)).to(dev)
     known = torch.from_numpy(~np.isnan(labels)).to(dev).float()
-    task, eval_batch = index.task, config.batch_size * 2
+    task, eval_batch = run.index.task, config.batch_size * 2
 
     def loss_fn(net: nn.Module, rows: torch.Tensor) -> torch.Tensor:
         logits = net(pixels.images[rows].to(dev, non_blocking=True)).float()
@@ -221,28 +307,33 @@ def run_finetune(
         return torch.cat([1 - p, p], 1).numpy() if task == "binary" else p.numpy()
 
     with splits.selecting():
-        result = train(
-            model, groups, units.pixel_rows(train_view.rows), loss_fn,
-            lambda net: selection_score(val_view.labels, predict(val_view.rows)),
-            config, run_dir=run_dir, fingerprint=fp, device=dev, progress=progress,
-        )
+        result = train(model, groups, units.pixel_rows(train_view.rows), loss_fn,
+                       lambda net: selection_score(val_view.labels, predict(val_view.rows)), config, **run.train_args())
     load_trainable_state(model, result.best_state)
     model.eval()
+    setting, hyper = f"finetune-{config.method}", config.hyperparameters()
     with torch.no_grad():
-        scored = splits.score_test_once((config.method, fp), lambda inputs: predict(inputs.rows), n_boot=n_boot, seed=config.seed)
-    provenance = {
-        "dataset": index.dataset, "backbone": backbone, "store_key": None, "store_path": None,
-        "weights_hash": loaded.weights_hash, "random_init": loaded.random_init, "img_size": size,
-    }
-    base = make_base(
-        provenance=provenance, setting=f"finetune-{config.method}", split="test",
-        hyperparameters=config.hyperparameters(), seed=config.seed,
-        n_train=int(train_view.n), n_test=int(splits.n_test), label_names=list(index.label_names),
-        extra={**_run_extra(config, result, trainable, total, fp, run_dir, dev, pixels, preprocess),
-               "level": units.level, "n_val": int(val_view.n)},
-    )
-    records = _write(scored_records(scored, base), out)
-    return FinetuneRun(records, result, trainable, total, fp, pixels.failures)
+        scored = splits.score_test_once(setting, lambda inputs: predict(inputs.rows), setting=setting,
+                                        hyperparameters=hyper, n_boot=run.n_boot, seed=config.seed)
+    base = run.base(setting, hyper, result, int(train_view.n), int(splits.n_test),
+                    {"level": units.level, "n_val": int(val_view.n), **splits.test_use(setting).as_record()})
+    return run.finish(scored_records(scored, base), result)
+
+
+def _segment(model: nn.Module, groups: list[dict], run: _Context,
+             loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], setting: str,
+             hyperparameters: dict[str, Any], extra: dict[str, Any]) -> FinetuneRun:
+    """Train a segmentation model on train rows, choose on validation Dice, score the test once."""
+    class_names = list(run.index.label_names)
+    fit = fit_segmentation(model, groups, loss_of, run.pixels, sealed_rows(run.pixels, run.index), class_names,
+                           run.config, setting=setting, hyperparameters=hyperparameters, n_boot=run.n_boot,
+                           **run.train_args())
+    extra = {"level": run.pixels.unit_level, "n_test_units": fit.scored.n_units, "n_classes": len(class_names),
+             **fit.test_use, **extra}
+    if fit.scored.empty_classes:
+        extra["empty_classes"] = list(fit.scored.empty_classes)
+    base = run.base(setting, hyperparameters, fit.result, fit.n_train, fit.n_test, extra)
+    return run.finish(seg_scored_records(fit.scored, base), fit.result)
 
 
 def run_scratch(
@@ -259,58 +350,35 @@ def run_scratch(
     workers: int = 0,
     progress: bool = True,
     preprocess: PreprocessConfig | None = None,
+    cache: str | Path | None = None,
+    fingerprint_mode: str = "stat",
 ) -> FinetuneRun:
-    """Train a segmentation baseline from scratch (Dice + CE); choose on val; score test once."""
+    """Train a segmentation baseline from scratch (Dice + CE); choose on val Dice; score test once."""
     from monai.losses import DiceCELoss
 
-    run_dir = Path(run_dir)
     if index.task != "segmentation":
         raise FinetuneError(f"{index.dataset} is a {index.task} dataset; --from-scratch trains segmentation baselines")
-    require_splits(index.table["split"], index.dataset, "indexed samples")
-    _check_out(out, index.dataset, list(index.label_names))
-    dev = _device(device)
+    if config.decoder is not None:
+        raise FinetuneError(f"--decoder {config.decoder} sits on a backbone and --from-scratch --model {model_name} "
+                            "brings its own decoder; leave --decoder out")
+    dev = _start(index, out, device)
     preprocess = preprocess or PreprocessConfig.for_modality(index.modality, size)
-    n_classes = len(index.label_names)
     torch.manual_seed(config.seed)
-    model, settings = build_scratch(model_name, n_classes, size, model_overrides)
+    model, settings = build_scratch(model_name, len(index.label_names), size, model_overrides)
     config = replace(config, method="full")
     groups = [{"params": list(model.parameters()), "lr": config.head_lr, "name": "all"}]
     trainable, total = parameter_counts(model)
     fp = fingerprint(_fingerprint_parts(index, preprocess, config, {"scratch": model_name, **settings}))
-    _claim_run_dir(run_dir, fp, {"model": model_name, "dataset": index.dataset, **settings})
+    _claim_run_dir(Path(run_dir), fp, {"model": model_name, "dataset": index.dataset, **settings})
 
-    pixels = load_pixels(index, preprocess, workers=workers)
-    require_splits(pixels.split, index.dataset, "readable samples")
+    pixels = _read_pixels(index, preprocess, workers, cache, fingerprint_mode)
     model.to(dev)
-    loss_of = DiceCELoss(to_onehot_y=True, softmax=True)
-    eval_batch = config.batch_size * 2
-
-    def loss_fn(net: nn.Module, rows: torch.Tensor) -> torch.Tensor:
-        logits = net(pixels.images[rows].to(dev, non_blocking=True)).float()
-        return loss_of(logits, pixels.masks[rows].to(dev).unsqueeze(1).long())
-
-    def counts(rows: np.ndarray) -> np.ndarray:
-        parts = []
-        for start, logits in zip(range(0, len(rows), eval_batch), _batched(model, pixels.images, rows, dev, eval_batch)):
-            parts.append(pixel_counts(logits.argmax(1), pixels.masks[torch.as_tensor(rows[start : start + eval_batch])], n_classes))
-        return np.concatenate(parts)
-
-    train_rows, val_rows, test_rows = pixels.rows("train"), pixels.rows("val"), pixels.rows("test")
-    result = train(model, groups, train_rows, loss_fn, lambda net: macro_dice_jaccard(counts(val_rows)),
-                   config, run_dir=run_dir, fingerprint=fp, device=dev, progress=progress)
-    load_trainable_state(model, result.best_state)
-    model.eval()
-    with torch.no_grad():  # the one look at test, after the model was chosen on validation
-        scored = score_segmentation(counts(test_rows), pixels.patients[test_rows], list(index.label_names), n_boot=n_boot, seed=config.seed)
     provenance = {"dataset": index.dataset, "backbone": model_name, "store_key": None, "store_path": None,
                   "weights_hash": "random-init", "random_init": True, "img_size": size}
+    run = _Context(index, config, pixels, preprocess, provenance, trainable, total, fp, Path(run_dir), dev, n_boot,
+                   progress, out)
+    loss_of = DiceCELoss(to_onehot_y=True, softmax=True)
     hyper = {**config.hyperparameters(), "loss": "monai.DiceCELoss", "model": settings}
     hyper.pop("method"), hyper.pop("backbone_lr")
-    base = make_base(
-        provenance=provenance, setting=f"scratch-{model_name}", split="test", hyperparameters=hyper, seed=config.seed,
-        n_train=int(train_rows.size), n_test=int(test_rows.size), label_names=list(index.label_names),
-        extra={**_run_extra(config, result, trainable, total, fp, run_dir, dev, pixels, preprocess),
-               "method": "scratch", "score_pixels": "all pixels of the split (slices pooled), background excluded"},
-    )
-    records = _write(seg_records(scored, base), out)
-    return FinetuneRun(records, result, trainable, total, fp, pixels.failures)
+    return _segment(model, groups, run, lambda logits, masks: loss_of(logits, masks.unsqueeze(1).long()),
+                    f"scratch-{model_name}", hyper, {"method": "scratch"})

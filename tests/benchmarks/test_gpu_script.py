@@ -23,5 +23,7 @@ def test_dry_run_runs_every_step_through_and_tabulates_them(tmp_path):
     # each step printed its table, not only started
     assert "pixel store -> store, steady" in (tmp_path / "extract-pixels-l14-224.txt").read_text()
     assert re.search(r"dinov2_vits14\s+lora\s+[\d,]+\s+[\d,]+", (tmp_path / "finetune.txt").read_text())
+    seg = (tmp_path / "finetune-seg.txt").read_text()
+    assert "segmentation (seg_unet decoder" in seg and re.search(r"dinov2_vits14\s+bitfit\s+[\d,]+\s+[\d,]+", seg)
     assert "ratio" in (tmp_path / "segmentation.txt").read_text()
     assert re.search(r"^knn \{", (tmp_path / "probes.txt").read_text(), flags=re.M)

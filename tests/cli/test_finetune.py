@@ -35,6 +35,8 @@ def test_contradictory_or_unknown_choices_are_one_clear_error(tmp_path):
         (["--backbone", "dinov2_vits14", "--from-scratch", "--model", "unet"], "takes no --backbone"),
         (["--model", "unet"], "give --backbone NAME"),
         (["--backbone", "dinov2_vits14", "--random-init", "--method", "adapters"], "--method 'adapters' is unknown"),
+        (["--backbone", "dinov2_vits14", "--random-init", "--decoder", "seg_unet"], "--decoder seg_unet: dataset is a binary dataset"),
+        (["--backbone", "dinov2_vits14", "--random-init", "--seg-loss", "focal"], "--seg-loss 'focal' is unknown"),
     ]:
         result = runner.invoke(app, _args(csv, tmp_path, *extra))
         assert result.exit_code != 0
@@ -53,5 +55,23 @@ def test_scratch_unet_from_the_command_line(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     records = read_jsonl(tmp_path / "out.jsonl")
-    assert "scratch-unet: test dice_jaccard_macro" in result.output
+    assert "scratch-unet: test dice_jaccard_mean" in result.output
     assert records[0]["hyperparameters"]["model"] == {"model": "monai.UNet", "channels": [8, 16], "strides": [2], "num_res_units": 0}
+
+
+def test_segmentation_fine_tuning_reads_the_pixel_store_extract_built(tmp_path):
+    from tests.finetune.conftest import SEG_VIT, planted_shapes_msd
+
+    task = planted_shapes_msd(tmp_path / "seg", n_volumes=6)
+    overrides = [f"--model-override={k}={v}" for k, v in SEG_VIT.items()]
+    common = ["--dataset", "msd", "--root", str(task), "--backbone", "dinov2_vits14", "--random-init", "--size",
+              str(SIZE), "--cache", str(tmp_path / "cache"), *overrides]
+    extracted = runner.invoke(app, ["extract", *common, "--n-last", "1"])
+    assert extracted.exit_code == 0, extracted.output
+    result = runner.invoke(app, ["finetune", *common, "--method", "linear", "--decoder", "seg_linear", "--epochs", "1",
+                                 "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "out.jsonl"),
+                                 "--bootstrap", "20", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    headline = next(r for r in read_jsonl(tmp_path / "out.jsonl") if r["metric"] == "dice_jaccard_mean")
+    assert f"pixels: read from the pixel store {headline['pixel_store']}" in result.output
+    assert f"finetune-linear-seg_linear: test dice_jaccard_mean {headline['value']:.4f}" in result.output

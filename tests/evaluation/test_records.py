@@ -81,3 +81,22 @@ def test_records_say_which_interval_and_what_it_rests_on():
         assert r["ci"] == "95% percentile bootstrap over seeds and test patients"
         assert len(r["per_seed"]) == 3 and r["seed_min"] <= r["seed_mean"] <= r["seed_max"] and r["seed_std"] > 0
         assert r["seed_mean"] == pytest.approx(r["value"])
+
+
+def test_segmentation_records_say_their_aggregation_per_macro_number_and_class():
+    from featx.evaluation.records import seg_scored_records
+    from featx.evaluation.segmentation import score_segmentation
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, (6, 8, 8)).astype(np.uint8)
+    pred = np.where(rng.random((6, 8, 8)) < 0.8, truth, 0).astype(np.uint8)
+    scored = score_segmentation(pred, truth, np.repeat(["v0", "v1", "v2"], 2), np.repeat(["p0", "p1", "p2"], 2),
+                                class_names=["background", "a", "b"], unit="volume", n_boot=20)
+    records = seg_scored_records(scored, {"setting": "seg_unet"})
+    macro = {r["metric"]: r["aggregation"] for r in records if "class" not in r}
+    assert macro == {"dice": "per_volume", "jaccard": "per_volume", "dice_jaccard_mean": "per_volume",
+                     "dice_all_voxels": "all_voxels", "jaccard_all_voxels": "all_voxels",
+                     "dice_jaccard_mean_all_voxels": "all_voxels"}
+    per_class = [(r["metric"], r["class"]) for r in records if "class" in r]
+    assert per_class == [(m, c) for m in ("dice", "jaccard", "dice_all_voxels", "jaccard_all_voxels") for c in ("a", "b")]
+    assert all(r["setting"] == "seg_unet" and r["ci_low"] <= r["value"] <= r["ci_high"] for r in records)

@@ -7,12 +7,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from featx.datasets import build_index
 from tests.datasets.fixtures import write_nifti, write_png
 
 TINY_VIT = {"depth": 2, "embed_dim": 32, "num_heads": 2}
 SIZE = 28  # 2 x 2 patches of 14 px
+# 5 blocks (the U-Net decoder's bottleneck + 4 skips) of 7 px patches: a 4 x 4 token grid at 28 px
+SEG_VIT = {"depth": 5, "embed_dim": 32, "num_heads": 2, "patch_size": 7}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One CPU thread: the tiny models run faster so on a shared 2-core machine, and bit-reproducibly."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def planted_csv(root: Path, *, n_patients: int = 40, per_patient: int = 2, size: int = SIZE, drop_val: bool = False,

@@ -20,3 +20,11 @@ def test_hyperparameters_carry_lora_settings_only_for_lora_and_fingerprints_foll
     a = fingerprint({"config": FinetuneConfig().hyperparameters()})
     assert a == fingerprint({"config": FinetuneConfig().hyperparameters()})
     assert a != fingerprint({"config": FinetuneConfig(lora_r=8).hyperparameters()})
+
+
+def test_decoder_settings_are_recorded_only_for_segmentation_and_checked():
+    assert "decoder" not in FinetuneConfig().hyperparameters() and "seg_loss" not in FinetuneConfig().hyperparameters()
+    hyper = FinetuneConfig(decoder="seg_linear", seg_loss="dice_ce").hyperparameters()
+    assert (hyper["decoder"], hyper["seg_loss"]) == ("seg_linear", "dice_ce")
+    with pytest.raises(FinetuneError, match="--seg-loss 'focal' is unknown; expected one of dice, dice_ce"):
+        FinetuneConfig(decoder="seg_unet", seg_loss="focal")

@@ -9,7 +9,7 @@ from featx.evaluation.records import REQUIRED, read_jsonl
 from featx.finetune.config import FinetuneConfig, FinetuneError
 from featx.finetune.runner import run_finetune
 
-from .conftest import SIZE, TINY_VIT
+from .conftest import SEG_VIT, SIZE, TINY_VIT
 
 
 def _run(index, tmp_path, config, **kwargs):
@@ -62,12 +62,53 @@ def test_lora_targets_that_match_nothing_stop_before_any_decoding(tmp_path, plan
     assert not (tmp_path / "run").exists()
 
 
-def test_segmentation_data_and_absent_gpu_are_clear_errors(tmp_path, planted_index, shapes_index):
-    with pytest.raises(FinetuneError, match="--from-scratch"):
-        _run(shapes_index, tmp_path, FinetuneConfig(method="full"))
+def test_decoder_mismatches_and_absent_gpu_are_clear_errors_before_anything_runs(tmp_path, planted_index, shapes_index):
+    with pytest.raises(FinetuneError, match=r"--decoder seg_unet reads the patch tokens of the last 5 blocks and "
+                                            r"dinov2_vits14 has fewer .*only 2 blocks.*--decoder seg_linear"):
+        _run(shapes_index, tmp_path, FinetuneConfig(method="full"))  # TINY_VIT has 2 blocks
+    with pytest.raises(FinetuneError, match="--decoder seg_linear: dataset is a binary dataset and decoders segment"):
+        _run(planted_index(n_patients=8), tmp_path, FinetuneConfig(method="full", decoder="seg_linear"))
+    with pytest.raises(FinetuneError, match="--decoder 'seg_fpn' is unknown; expected one of seg_linear, seg_unet"):
+        FinetuneConfig(decoder="seg_fpn")
     if not torch.cuda.is_available():
         with pytest.raises(FinetuneError, match="--device cuda"):
             _run(planted_index(n_patients=8), tmp_path, FinetuneConfig(method="full"), device="cuda")
+    assert not (tmp_path / "run").exists()
+
+
+def test_segmentation_fine_tuning_records_as_the_probes_and_the_pixel_store_gives_the_same_result(tmp_path, shapes_index):
+    from featx.pipeline.pixel_build import build_pixel_store
+    from featx.pipeline.preprocess import PreprocessConfig
+
+    config = FinetuneConfig(method="bitfit", epochs=2, batch_size=8, head_lr=3e-2, backbone_lr=1e-2)
+    kwargs = dict(backbone="dinov2_vits14", size=SIZE, config=config, random_init=True, model_overrides=SEG_VIT,
+                  n_boot=50, progress=False)
+    readers = run_finetune(shapes_index, run_dir=tmp_path / "readers", out=tmp_path / "out.jsonl", **kwargs)
+    built = build_pixel_store(shapes_index, PreprocessConfig.for_modality(shapes_index.modality, SIZE),
+                              tmp_path / "cache", workers=0, progress=False)
+    stored = run_finetune(shapes_index, run_dir=tmp_path / "store", cache=tmp_path / "cache", **kwargs)
+    assert readers.source["pixel_source"] == "readers" and readers.records[0]["pixel_store"] is None
+    assert stored.source == {"pixel_source": "pixel_store", "pixel_store": str(built.path), "pixel_note": None}
+    assert [(r["metric"], r.get("class"), r["value"], r["ci_low"], r["ci_high"]) for r in stored.records] == \
+        [(r["metric"], r.get("class"), r["value"], r["ci_low"], r["ci_high"]) for r in readers.records]
+
+    records = read_jsonl(tmp_path / "out.jsonl")
+    assert records == readers.records
+    headline = {r["metric"]: r for r in records if "class" not in r}
+    assert set(headline) == {f"{m}{s}" for m in ("dice", "jaccard", "dice_jaccard_mean") for s in ("", "_all_voxels")}
+    assert headline["dice_jaccard_mean"]["aggregation"] == "per_volume"
+    assert headline["dice_all_voxels"]["aggregation"] == "all_voxels"
+    assert {r["class"] for r in records if "class" in r} == {"shape"}  # background excluded
+    test_volumes = shapes_index.table.loc[shapes_index.table["split"] == "test", "volume_id"].nunique()
+    for record in records:
+        assert all(key in record for key in REQUIRED)
+        assert record["ci_low"] <= record["value"] <= record["ci_high"]
+        assert record["setting"] == "finetune-bitfit-seg_unet" and record["decoder"] == "seg_unet"
+        assert record["hyperparameters"]["decoder"] == "seg_unet" and record["hyperparameters"]["seg_loss"] == "dice"
+        assert record["layers"] == [f"block_{i}" for i in range(5)] and record["level"] == "volume"
+        assert (record["trainable_params"], record["total_params"]) == (readers.trainable_params, readers.total_params)
+        assert record["n_test_units"] == test_volumes and record["n_test"] == int((shapes_index.table["split"] == "test").sum())
+        assert record["test_use"]["what"] == "finetune-bitfit-seg_unet" and record["test_reuse"] == 0
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")

@@ -43,16 +43,7 @@ def _numbers(records):
     return [(r["metric"], r.get("class"), r["value"], r["ci_low"], r["ci_high"], r["val_history"]) for r in records]
 
 
-@pytest.fixture
-def one_thread():
-    """CPU kernels are bit-reproducible for a fixed thread count: this process and the killed one both use 1."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_a_killed_run_resumes_from_its_checkpoint_to_the_uninterrupted_result(tmp_path, one_thread):
+def test_a_killed_run_resumes_from_its_checkpoint_to_the_uninterrupted_result(tmp_path):
     csv = planted_csv(tmp_path / "data", n_patients=24)
     index = build_index("csv", csv)
     reference = _run(index, tmp_path / "whole", tmp_path / "whole.jsonl")

@@ -141,13 +141,3 @@ def store_factory(tmp_path):
         return make_store(tmp_path / "cache", **kwargs)
 
     return factory
-
-
-@pytest.fixture(autouse=True)
-def fresh_test_ledger():
-    """Each test starts with an empty process-wide test-use ledger (tests share planted data)."""
-    from featx.evaluation.ledger import LEDGER
-
-    LEDGER.clear()
-    yield
-    LEDGER.clear()

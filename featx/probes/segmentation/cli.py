@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
+from featx.decoders.loss import LOSSES
 from featx.probes.segmentation.protocol import SegOptions
-from featx.probes.segmentation.train import LOSSES
 
 
 def seg_options(

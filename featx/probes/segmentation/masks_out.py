@@ -19,7 +19,7 @@ from PIL import Image
 
 from featx.datasets.readers import image_file_shape
 from featx.evaluation.features import ProbeError
-from featx.probes.segmentation.metrics import volume_order
+from featx.evaluation.segmentation import volume_order
 
 
 def _safe(name: str) -> str:

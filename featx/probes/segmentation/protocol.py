@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from featx.decoders.models import n_parameters
 from featx.evaluation.features import ProbeError
-from featx.probes.segmentation.data import MemoryBatches, SegmentationData, StoreBatches
-from featx.probes.segmentation.decoders import n_parameters
-from featx.probes.segmentation.metrics import SegScored, score_segmentation, volume_order
-from featx.probes.segmentation.train import TrainConfig, fit, predict
+from featx.evaluation.segmentation import SegScored, score_segmentation, volume_order
 from featx.evaluation.selection import Splits
+from featx.probes.segmentation.data import MemoryBatches, SegmentationData, StoreBatches
+from featx.probes.segmentation.train import TrainConfig, fit, predict
 
 LRS = (1e-4, 1e-3, 1e-2, 1e-1)
 SEG_SETTINGS = ("seg_linear", "seg_unet")

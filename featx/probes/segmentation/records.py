@@ -1,35 +1,11 @@
-"""Result records of the segmentation decoders, built with the shared record helpers.
-
-Metrics: ``dice_jaccard_mean`` (the headline), ``dice``, ``jaccard`` per unit
-(``aggregation: per_image | per_volume``) and the same with ``_all_pixels`` /
-``_all_voxels`` appended, pooled over every pixel or voxel first
-(``aggregation: all_pixels | all_voxels``); macro over the foreground classes, and one
-record per class (``class``) for Dice and Jaccard.
-"""
+"""Result records of the segmentation decoders, built with the shared record helpers
+(:func:`featx.evaluation.records.seg_scored_records` says which metrics)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from featx.evaluation.records import make_base
-from featx.probes.segmentation.metrics import SegScored
-
-
-def _aggregation(scored: SegScored, metric: str) -> str:
-    return scored.pooled if metric.endswith(scored.pooled) else scored.aggregation
-
-
-def seg_scored_records(scored: SegScored, base: dict[str, Any]) -> list[dict[str, Any]]:
-    """One record per macro number and per (class, Dice / Jaccard), both aggregations."""
-    out = []
-    for metric, value in scored.values.items():
-        low, high = scored.intervals[metric]
-        out.append({**base, "metric": metric, "aggregation": _aggregation(scored, metric), "value": value, "ci_low": low, "ci_high": high})
-    for metric, values in scored.per_class.items():
-        for name, value, (low, high) in zip(scored.class_names, values, scored.per_class_intervals[metric]):
-            out.append({**base, "metric": metric, "class": name, "aggregation": _aggregation(scored, metric),
-                        "value": float(value), "ci_low": float(low), "ci_high": float(high)})
-    return out
+from featx.evaluation.records import make_base, seg_scored_records
 
 
 def seg_outcome_records(outcome, data, seed: int, record_val: bool = True) -> list[dict[str, Any]]:

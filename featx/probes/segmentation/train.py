@@ -16,13 +16,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from featx.decoders.loss import LOSSES, segmentation_loss
+from featx.decoders.models import build_decoder
 from featx.probes.segmentation.data import batch_order
-from featx.probes.segmentation.decoders import build_decoder
-
-LOSSES = ("dice", "dice_ce")
 
 
 @dataclass(frozen=True)
@@ -45,22 +43,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, n_classes: int, eps: float = 1.0) -> torch.Tensor:
-    """1 - mean over foreground classes of the batch's soft Dice."""
-    probs = logits.float().softmax(1)[:, 1:]
-    onehot = F.one_hot(target.long(), n_classes).permute(0, 3, 1, 2).float()[:, 1:]
-    inter = (probs * onehot).sum((0, 2, 3))
-    denom = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
-    return 1.0 - ((2 * inter + eps) / (denom + eps)).mean()
-
-
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, n_classes: int, loss: str) -> torch.Tensor:
-    value = soft_dice_loss(logits, target, n_classes)
-    if loss == "dice_ce":
-        value = value + F.cross_entropy(logits.float(), target.long())
-    return value
 
 
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager:

@@ -74,7 +74,7 @@ def shapes_3d(tmp_path_factory):
 
 def mean_mask_dice(data) -> float:
     """The trivial predictor: the train split's mean mask at its best threshold, scored on test (Dice per unit)."""
-    from featx.probes.segmentation.metrics import score_segmentation
+    from featx.evaluation.segmentation import score_segmentation
 
     train, test = data.positions("train"), data.positions("test")
     masks = data.read_masks(train)

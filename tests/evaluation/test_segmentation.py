@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
-from featx.probes.segmentation.metrics import (
+from featx.evaluation.segmentation import (
     ReassemblyError,
     confusion_counts,
     reassemble,
     score_segmentation,
+    selection_dice,
     volume_order,
 )
 
@@ -93,3 +94,12 @@ def test_missing_or_repeated_slices_name_the_volume():
         volume_order(np.array(["v7", "v7", "v8"]), np.array([0, 2, 0]), "msd_spleen")
     with pytest.raises(ReassemblyError, match=r"volume 'v8'.*repeated"):
         volume_order(np.array(["v8", "v8"]), np.array([0, 0]))
+
+
+def test_selection_dice_from_counts_is_the_macro_dice_per_unit():
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 3, (6, 8, 8)).astype(np.uint8)
+    pred = rng.integers(0, 3, (6, 8, 8)).astype(np.uint8)
+    units = np.array(["v0"] * 2 + ["v1"] * 4)
+    scored = score_segmentation(pred, truth, units, units, class_names=CLASSES, unit="volume", n_boot=0)
+    assert selection_dice(confusion_counts(pred, truth, 3), units, CLASSES) == pytest.approx(scored.values["dice"])

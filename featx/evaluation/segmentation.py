@@ -1,4 +1,7 @@
-"""Dice and Jaccard per class, per unit and over all voxels, with patient-bootstrap intervals.
+"""Segmentation metrics: Dice and Jaccard per class, per unit and over all voxels, with intervals.
+
+Shared by the frozen decoders (:mod:`featx.probes.segmentation`) and fine-tuning
+(:mod:`featx.finetune`), so both score masks the same way.
 
 For every foreground class c (background excluded) and unit u (an image in 2D, a
 volume in 3D, its slices reassembled in order):
@@ -59,7 +62,7 @@ def volume_order(volume_ids: np.ndarray, slice_index: np.ndarray, dataset: str =
             raise ReassemblyError(
                 f"{dataset + ': ' if dataset else ''}volume {volume!r} cannot be reassembled: "
                 + (f"slices {missing[:10]} missing" if missing else f"slices {repeated[:10]} repeated")
-                + " (failed during extraction?); re-extract the store or leave the volume out"
+                + " (a slice that could not be decoded?); repair the volume's files or leave the volume out, then run again"
             )
         out[volume] = order
     return out
@@ -198,8 +201,9 @@ def _percentiles(samples: np.ndarray) -> np.ndarray:
         return np.stack([np.nanpercentile(samples, 2.5, 0), np.nanpercentile(samples, 97.5, 0)], 1)
 
 
-def selection_dice(pred: np.ndarray, truth: np.ndarray, units: np.ndarray, class_names: list[str]) -> float:
-    """The number validation selection maximises: macro Dice per unit (no interval)."""
-    patients = np.asarray(units).astype(str)
-    scored = score_segmentation(pred, truth, units, patients, class_names=class_names, unit="image", n_boot=0)
+def selection_dice(counts: np.ndarray, units: np.ndarray, class_names: list[str]) -> float:
+    """The number validation selection maximises: macro Dice per unit (no interval), from
+    per-row ``counts`` (:func:`confusion_counts`) and each row's unit."""
+    units = np.asarray(units).astype(str)
+    scored = score_segmentation(None, None, units, units, class_names=class_names, unit="image", n_boot=0, counts=counts)
     return scored.values["dice"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from featx.probes.segmentation.decoders import LinearDecoder, UNetDecoder, build_decoder, n_parameters
+from featx.decoders.models import LinearDecoder, UNetDecoder, build_decoder, n_parameters
 
 
 def tokens(n_blocks, dim=32, grid=4, batch=2):

@@ -1,4 +1,7 @@
-"""The paper's two decoders on frozen patch tokens (PROTOCOL.md, "Segmentation").
+"""The paper's two segmentation decoders on ViT patch tokens (PROTOCOL.md, "Segmentation").
+
+The frozen probes (:mod:`featx.probes.segmentation`) train them on cached tokens; fine-tuning
+(:mod:`featx.finetune`) trains them with the backbone in the loop. Both build them here.
 
 * :class:`LinearDecoder`: a 1x1 convolution on the last block's patch grid, logits
   upsampled bilinearly to the mask size.
@@ -81,6 +84,13 @@ class UNetDecoder(nn.Module):
 
 
 DECODERS: dict[str, type[nn.Module]] = {"seg_linear": LinearDecoder, "seg_unet": UNetDecoder}
+
+
+def decoder_blocks(setting: str) -> int:
+    """How many of the deepest blocks' patch tokens the decoder of ``setting`` reads."""
+    if setting not in DECODERS:
+        raise ValueError(f"unknown decoder {setting!r}; expected one of {sorted(DECODERS)}")
+    return int(DECODERS[setting].n_blocks)
 
 
 def build_decoder(setting: str, dims: Sequence[int], n_classes: int, out_size: int) -> nn.Module:
