@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # featx GPU checks, one prepared run (issue 17): every speed target that needs an accelerator.
 # Run from the repo root on a CUDA machine: `bash benchmarks/gpu.sh` (~8 minutes: each step has its own
-# time limit, and the limits sum to 540 s). Packages missing there travel as wheels in .whl/ (see
+# time limit, and the limits sum to 535 s). Packages missing there travel as wheels in .whl/ (see
 # docs/benchmarks.md for the download command). Each step's output goes to $OUT/<step>.txt, and a table
 # of steps, exit codes and seconds ends the run ($OUT/summary.txt).
 # `bash benchmarks/gpu.sh --dry-run` runs every step with --dry-run (tiny sizes, CPU; run by the tests).
@@ -51,10 +51,10 @@ step probes 45 benchmarks/probes.py --device cuda
 step probes-knn-bf16 15 benchmarks/probes.py --device cuda --knn-backend torch --knn-dtype bfloat16 \
   --skip linear bootstrap paper
 # per-backbone forward-only images/s at 224 and 448 (docs/backbones.md)
-step backbones 60 benchmarks/backbones.py --device cuda --set paper --sizes 224 448 --batch 64 --random-init
-step backbones-new 60 benchmarks/backbones.py --device cuda --set new --sizes 224 448 --batch 64 --random-init --check
+step backbones 50 benchmarks/backbones.py --device cuda --set paper --sizes 224 448 --batch 64 --random-init
+step backbones-new 50 benchmarks/backbones.py --device cuda --set new --sizes 224 448 --batch 64 --random-init --check
 # fine-tuning per method (linear control, BitFit, LoRA, full): steps/s, images/s, peak memory, parameter table
-step finetune 45 benchmarks/finetune.py --device cuda --backbones dinov2_vits14 dinov2_vitl14 --steps 100
+step finetune 60 benchmarks/finetune.py --device cuda --backbones dinov2_vits14 dinov2_vitl14 --steps 100
 step finetune-params 15 benchmarks/finetune.py --count-only dinov2_vitg14
 # segmentation fine-tuning per method (the probes' U-Net decoder on the last 5 blocks, soft Dice) at 448 px
 step finetune-seg 15 benchmarks/finetune.py --device cuda --tasks segmentation --backbones dinov2_vits14 \

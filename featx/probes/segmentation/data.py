@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from featx.decoders.models import decoder_blocks
 from featx.evaluation.features import ProbeData, ProbeError
 from featx.evaluation.selection import SealedSplitError
 
-DECODER_BLOCKS = {"seg_linear": 1, "seg_unet": 5}  # patch-token blocks each decoder reads (deepest last)
 
 
 def patch_layers(store: Any) -> list[str]:
@@ -90,7 +90,7 @@ class SegmentationData:
 
     def decoder_layers(self, setting: str) -> list[str]:
         """The layers ``setting``'s decoder reads, or a ProbeError saying how to extract them."""
-        need = DECODER_BLOCKS[setting]
+        need = decoder_blocks(setting)
         if len(self.layers) < need:
             raise ProbeError(
                 f"{self.dataset}: store {self.store.path} holds patch tokens of {len(self.layers)} block(s) "

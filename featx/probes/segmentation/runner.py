@@ -6,9 +6,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from featx.decoders.models import decoder_blocks
 from featx.evaluation.features import ProbeError
 from featx.evaluation.records import append_jsonl, check_label_names, finalise
-from featx.probes.segmentation.data import DECODER_BLOCKS, open_segmentation
+from featx.probes.segmentation.data import open_segmentation
 from featx.probes.segmentation.masks_out import save_masks
 from featx.probes.segmentation.protocol import SEG_SETTINGS, SegOptions, SegOutcome, evaluate_decoder, evaluate_seg_fewshot
 from featx.probes.segmentation.records import seg_outcome_records
@@ -63,7 +64,7 @@ def run_segmentation_store(
                 outcomes = [evaluate_decoder(data, setting, options=options, device=device, seed=seed, n_boot=n_boot, val_boot=val_boot)]
             elif setting == "fewshot":
                 outcomes = evaluate_seg_fewshot(
-                    data, decoders or [d for d in SEG_SETTINGS if len(data.layers) >= DECODER_BLOCKS[d]], shots=shots, n_seeds=fewshot_seeds, options=options,
+                    data, decoders or [d for d in SEG_SETTINGS if len(data.layers) >= decoder_blocks(d)], shots=shots, n_seeds=fewshot_seeds, options=options,
                     device=device, seed=seed, n_boot=n_boot, problems=run.problems, name=name, echo=say,
                 )
             else:
