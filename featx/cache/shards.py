@@ -39,7 +39,7 @@ _ZSTD = Zstd()
 
 
 class ShardChecksumError(ValueError):
-    """A shard index or an inner chunk fails its crc32c checksum."""
+    """A shard index or an inner chunk fails its crc32c checksum, or the shard file is truncated."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,10 @@ class ShardRows:
                 if offset == EMPTY:
                     out[target] = self.fill_value
                     continue
-                out[target] = self._decode(os.pread(fd, int(length), int(offset)), path)
+                raw = os.pread(fd, int(length), int(offset))
+                if len(raw) != int(length):
+                    raise ShardChecksumError(f"{path}: the shard file is truncated (a chunk runs past its end)")
+                out[target] = self._decode(raw, path)
         finally:
             os.close(fd)
 
@@ -101,6 +104,8 @@ class ShardRows:
         if cached is not None:
             return cached
         size = self.shard_rows * INDEX_ENTRY_BYTES + CRC_BYTES
+        if stat.st_size < size:
+            raise ShardChecksumError(f"{path}: the shard file is truncated (shorter than its index)")
         raw = os.pread(fd, size, stat.st_size - size)
         if len(raw) != size or _crc(raw[:-CRC_BYTES]) != raw[-CRC_BYTES:]:
             raise ShardChecksumError(f"{path}: the shard index fails its crc32c checksum")

@@ -51,6 +51,9 @@ def test_a_flipped_byte_in_a_chunk_or_in_the_shard_index_fails_the_checksum(tmp_
     shard.write_bytes(bytes(raw))
     with pytest.raises(ShardChecksumError, match="shard index fails"):
         reader.read(np.array([1]))
+    shard.write_bytes(bytes(raw[:10]))
+    with pytest.raises(ShardChecksumError, match="truncated"):
+        reader.read(np.array([1]))
 
 
 def test_other_layouts_are_left_to_zarr(tmp_path):
