@@ -27,7 +27,7 @@ import zarr
 
 from featx import __version__
 from featx.cache.key import canonical_json
-from featx.cache.store import BlockRows, StoreError
+from featx.cache.store import BlockRows, StoreError, create_array, select_rows
 from featx.datasets.index import COLUMNS, SampleIndex
 
 PIXEL_SCHEMA = 1
@@ -69,10 +69,6 @@ def pixel_layout(size: int, bits: int) -> tuple[int, int]:
     return chunk, block - block % chunk
 
 
-def _select(array: zarr.Array, rows: np.ndarray | slice) -> np.ndarray:
-    return np.asarray(array[rows] if isinstance(rows, slice) else array.get_orthogonal_selection((np.asarray(rows),)))
-
-
 class PixelStore(BlockRows):
     """A pixel store on disk: sample index, labels, images, masks and per-row state."""
 
@@ -111,22 +107,21 @@ class PixelStore(BlockRows):
         group = zarr.open_group(str(path), mode="w-", zarr_format=3)
         for column, dtype in COLUMNS.items():
             values = index.table[column].to_numpy()
-            array = group.create_array(
-                f"index/{column}", shape=(n,), chunks=(rows,), dtype=np.int64 if dtype == "int64" else str
-            )
+            array = create_array(group, f"index/{column}", shape=(n,), chunks=(rows,),
+                                 dtype=np.int64 if dtype == "int64" else str)
             array[:] = values.astype(np.int64) if dtype == "int64" else values.astype(str)
-        group.create_array("index/stamp", shape=(n,), chunks=(rows,), dtype=str)[:] = np.asarray(stamps).astype(str)
+        create_array(group, "index/stamp", shape=(n,), chunks=(rows,), dtype=str)[:] = np.asarray(stamps).astype(str)
         if index.labels.shape[1]:
-            labels = group.create_array("labels", shape=index.labels.shape, chunks=(rows, index.labels.shape[1]),
-                                        dtype=np.float32, fill_value=np.nan)
+            labels = create_array(group, "labels", shape=index.labels.shape, chunks=(rows, index.labels.shape[1]),
+                                  dtype=np.float32, fill_value=np.nan)
             labels[:] = index.labels
         for name, dtype in (("written", bool), ("failed", bool)):
-            group.create_array(name, shape=(n,), chunks=(rows,), dtype=dtype, fill_value=False)
-        group.create_array("error", shape=(n,), chunks=(rows,), dtype=str)
+            create_array(group, name, shape=(n,), chunks=(rows,), dtype=dtype, fill_value=False)
+        create_array(group, "error", shape=(n,), chunks=(rows,), dtype=str)
         planes = [("images", np.uint16 if bits == 16 else np.uint8)] + ([("masks", np.uint8)] if with_masks else [])
         for name, dtype in planes:
-            group.create_array(name, shape=(n, size, size), chunks=(chunk, size, size), shards=(rows, size, size),
-                               dtype=dtype, fill_value=0, dimension_names=("sample", "y", "x"))
+            create_array(group, name, shape=(n, size, size), chunks=(chunk, size, size), shards=(rows, size, size),
+                         dtype=dtype, fill_value=0, dimension_names=("sample", "y", "x"))
         group.attrs[ATTRS] = {
             "schema": PIXEL_SCHEMA, "key": key, "key_inputs": dict(key_inputs), "dataset": index.dataset,
             "task": index.task, "modality": index.modality, "label_names": list(index.label_names),
@@ -211,13 +206,13 @@ class PixelStore(BlockRows):
     # ---- pixels -----------------------------------------------------------------------------
     def read_images(self, rows: np.ndarray | slice) -> np.ndarray:
         """``(n, S, S)`` uint8/uint16 images of ``rows`` (a slice reads whole shards contiguously)."""
-        return _select(self.group["images"], rows)
+        return select_rows(self.group["images"], rows)
 
     def read_masks(self, rows: np.ndarray | slice) -> np.ndarray:
         """``(n, S, S)`` uint8 class-id masks of ``rows``."""
         if not self.has_masks:
             raise StoreError(f"{self.path}: no masks stored (not a segmentation dataset)")
-        return _select(self.group["masks"], rows)
+        return select_rows(self.group["masks"], rows)
 
     def write_block(self, block: int, images: np.ndarray, masks: np.ndarray | None, errors: list[str]) -> None:
         """Write one whole block (failed rows: zeros and their error), then mark its rows written."""

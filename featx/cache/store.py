@@ -108,7 +108,7 @@ def find_store(cache_root: str | Path, dataset: str, backbone: str) -> Path:
     return max(candidates, key=lambda p: FeatureStore.open(p).attrs.get("completed", ""))
 
 
-def _select(array: zarr.Array, rows: np.ndarray | slice, dtype: type | None = None) -> np.ndarray:
+def select_rows(array: zarr.Array, rows: np.ndarray | slice, dtype: type | None = None) -> np.ndarray:
     """Rows of a per-row array: a slice, or any row numbers (in the order given)."""
     try:
         data = array[rows] if isinstance(rows, slice) else array.get_orthogonal_selection((np.asarray(rows),))
@@ -405,7 +405,7 @@ class FeatureStore(BlockRows):
     @property
     def index(self) -> pd.DataFrame:
         """The sample index, one row per stored sample."""
-        table = pd.DataFrame({column: _select(self.group[f"index/{column}"], slice(None)) for column in COLUMNS})
+        table = pd.DataFrame({column: select_rows(self.group[f"index/{column}"], slice(None)) for column in COLUMNS})
         blank = np.flatnonzero(table["sample_id"].to_numpy() == "")
         if len(blank):
             raise DamagedStoreError(
@@ -416,7 +416,7 @@ class FeatureStore(BlockRows):
 
     @property
     def written(self) -> np.ndarray:
-        return _select(self.group["written"], slice(None))
+        return select_rows(self.group["written"], slice(None))
 
     @property
     def valid(self) -> np.ndarray:
@@ -428,7 +428,7 @@ class FeatureStore(BlockRows):
                 f"{self.path}: published, yet {len(rows)} rows from row {rows[0]} read as unwritten (a missing "
                 "chunk of 'written'); run `featx cache verify` on it and re-extract"
             )
-        return written & ~_select(self.group["failed"], slice(None))
+        return written & ~select_rows(self.group["failed"], slice(None))
 
     def refuse_damaged_rows(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
         """Raise if any of ``rows`` (valid rows) read as non-finite in ``values`` (array ``name``).
@@ -464,7 +464,7 @@ class FeatureStore(BlockRows):
             raise StoreError(f"unknown feature kind {kind!r}; expected one of {FEATURE_KINDS}")
         if layer not in self.layers:
             raise StoreError(f"{self.path}: no layer {layer!r}; stored layers: {self.layers}")
-        return _select(self.group[f"features/{layer}/{kind}"], slice(None) if rows is None else rows, np.float32)
+        return select_rows(self.group[f"features/{layer}/{kind}"], slice(None) if rows is None else rows, np.float32)
 
     def read_patch(self, layer: str, rows: np.ndarray | slice, dtype: type | None = np.float32) -> np.ndarray:
         """``(n, h, w, D)`` patch tokens of ``rows``, in ``dtype`` (None: float16, int8 stores decoded)."""
@@ -480,7 +480,7 @@ class FeatureStore(BlockRows):
         """Every stored feature (float16, as stored) and mask of ``rows``, for copying into a new store."""
         features = {
             layer: {
-                kind: _select(self.group[f"features/{layer}/{kind}"], rows)
+                kind: select_rows(self.group[f"features/{layer}/{kind}"], rows)
                 for kind in FEATURE_KINDS
                 if f"features/{layer}/{kind}" in self.group
             }
@@ -509,7 +509,7 @@ class FeatureStore(BlockRows):
             self._direct[name] = shard_rows(self.group[name])
         direct = self._direct[name]
         if direct is None:
-            return _select(self.group[name], rows, dtype)
+            return select_rows(self.group[name], rows, dtype)
         if isinstance(rows, slice):
             rows = np.arange(*rows.indices(direct.shape[0]))
         try:

@@ -66,3 +66,20 @@ def test_layout_keeps_shards_near_64_mib_made_of_whole_chunks():
         plane = size * size * bits // 8
         assert block % chunk == 0 and 1 <= chunk <= 64 and block <= 1024
         assert block * plane <= 64 * 2**20 or block == chunk
+
+
+def test_a_flipped_byte_in_the_images_is_damage_that_names_verify(tmp_path):
+    from featx.cache.store import DamagedStoreError
+
+    key, inputs = pixel_key("tiny", PreprocessConfig(size=8).to_dict(), 8)
+    final, partial = pixel_paths(tmp_path, "tiny", key)
+    store = PixelStore.create(partial, key=key, key_inputs=inputs, index=tiny_index(4), stamps=np.array(["1:2"] * 4),
+                              size=8, block_rows=4)
+    store.write_block(0, np.random.default_rng(0).integers(0, 256, (4, 8, 8), dtype=np.uint8), None, [""] * 4)
+    path = store.publish()
+    shard = next(p for p in (path / "images").rglob("*") if p.is_file() and p.name != "zarr.json")
+    raw = bytearray(shard.read_bytes())
+    raw[len(raw) // 3] ^= 0x40
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(DamagedStoreError, match="featx cache verify"):
+        PixelStore.open(path).read_images(slice(0, 4))
