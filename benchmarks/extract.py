@@ -103,7 +103,7 @@ def extraction(args: argparse.Namespace, backbone, csv: Path, cache: Path, pixel
     from featx.datasets import build_index
     from featx.pipeline.extract import extract
     from featx.pipeline.pixel_feed import PixelCache
-    from featx.pipeline.preprocess import PreprocessConfig
+    from featx.datasets.preprocess import PreprocessConfig
 
     index = build_index("csv", csv, modality="xray")
     return extract(
@@ -123,7 +123,7 @@ def build_pixels(args: argparse.Namespace, csv: Path, cache: Path):
     """Build the pixel store of the CSV in ``cache`` (all cores unless --decode-workers): its build result."""
     from featx.datasets import build_index
     from featx.pipeline.pixel_build import build_pixel_store
-    from featx.pipeline.preprocess import PreprocessConfig
+    from featx.datasets.preprocess import PreprocessConfig
 
     index = build_index("csv", csv, modality="xray")
     return build_pixel_store(index, PreprocessConfig.for_modality("xray", args.size), cache,
@@ -162,7 +162,7 @@ def reader_only(args: argparse.Namespace, csv: Path) -> float:
     from torch.utils.data import DataLoader
 
     from featx.datasets import build_index
-    from featx.pipeline.preprocess import PreprocessConfig
+    from featx.datasets.preprocess import PreprocessConfig
     from featx.pipeline.reader import BlockBatchSampler, SampleDataset
 
     index = build_index("csv", csv, modality="xray")

@@ -224,7 +224,7 @@ class FeatureStore(BlockRows):
         """Lay out an empty store for ``index`` at ``path`` (a ``.zarr.partial`` folder).
 
         ``stamps`` holds one fingerprint per row of the files it was read from (see
-        featx.pipeline.stamps): a later extraction reuses a row only if it is unchanged.
+        featx.datasets.stamps): a later extraction reuses a row only if it is unchanged.
         Without them ("" per row) no row is ever reused. ``patch_grid`` names the layers
         that carry patch tokens (all, or some of them), stored in ``patch_format``.
         """

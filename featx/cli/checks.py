@@ -125,7 +125,7 @@ def up_to_date_store(
     from featx import __version__
     from featx.cache.key import SCHEMA_VERSION
     from featx.cache.store import PUBLISHED_SUFFIX, FeatureStore, StoreError, store_dir
-    from featx.pipeline.stamps import row_stamps
+    from featx.datasets.stamps import row_stamps
 
     if weights_hash is None:
         return None

@@ -78,8 +78,8 @@ def extract_command(
     """
     from featx.cache.store import FeatureStore, store_dir
     from featx.pipeline.pixel_feed import PixelCache
-    from featx.pipeline.preprocess import PreprocessConfig
-    from featx.pipeline.stamps import row_stamps
+    from featx.datasets.preprocess import PreprocessConfig
+    from featx.datasets.stamps import row_stamps
 
     if config is not None:
         from featx.cli.study import extract_study
@@ -105,7 +105,7 @@ def extract_command(
     writable = folder_is_writable(store_dir(cache, index.dataset, backbone))
     if not writable and not any(store_dir(cache, index.dataset, backbone).glob("*.zarr")):
         raise read_only_error(cache)
-    from featx.pipeline.distributed import BackboneRequest
+    from featx.backbones.request import BackboneRequest
 
     request = BackboneRequest(
         name=backbone,
@@ -135,7 +135,7 @@ def extract_command(
             )
     if loaded.random_init:
         typer.secho(f"{backbone}: RANDOM weights (--random-init); results will say so", fg=typer.colors.YELLOW)
-    from featx.pipeline.distributed import dask_runner
+    from featx.pipeline.dask_extract import dask_runner
     from featx.pipeline.extract import extract
 
     with contextlib.ExitStack() as stack:

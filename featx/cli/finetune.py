@@ -55,7 +55,7 @@ def finetune_command(
     baseline from scratch."""
     from featx.finetune.config import LORA_TARGETS, FinetuneConfig, FinetuneError
     from featx.finetune.runner import run_finetune, run_scratch
-    from featx.pipeline.stamps import FINGERPRINTS
+    from featx.datasets.stamps import FINGERPRINTS
 
     if from_scratch and (backbone or model is None):
         raise FinetuneError("--from-scratch trains --model unet|transunet; it takes no --backbone")

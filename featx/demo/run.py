@@ -65,7 +65,7 @@ def run_demo(
     from featx.backbones import load_backbone
     from featx.datasets import build_index
     from featx.pipeline.extract import extract
-    from featx.pipeline.preprocess import PreprocessConfig
+    from featx.datasets.preprocess import PreprocessConfig
     from featx.probes import run_probes
     from featx.report import load_records, summary_table
     from featx.report.build import build_report
@@ -121,7 +121,7 @@ def _segmentation_demo(
     from featx.backbones import load_backbone
     from featx.datasets import build_index
     from featx.pipeline.extract import extract
-    from featx.pipeline.preprocess import PreprocessConfig
+    from featx.datasets.preprocess import PreprocessConfig
     from featx.probes import run_probes
     from featx.probes.segmentation import SegOptions
 

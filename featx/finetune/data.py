@@ -24,9 +24,9 @@ from featx.datasets.index import SampleIndex
 from featx.evaluation.features import ProbeData
 from featx.evaluation.selection import SealedSplitError, Splits
 from featx.finetune.config import FinetuneError
-from featx.pipeline.preprocess import PreprocessConfig
+from featx.datasets.preprocess import PreprocessConfig
 from featx.pipeline.reader import SampleDataset
-from featx.pipeline.stamps import row_stamps
+from featx.datasets.stamps import row_stamps
 
 
 class SealedMasks:

@@ -44,8 +44,8 @@ from featx.finetune.scratch import build_scratch
 from featx.finetune.segment import check_volumes, fit_segmentation
 from featx.finetune.segmenter import Segmenter, check_decoder_depth
 from featx.finetune.train import TrainResult, train, world
-from featx.pipeline.extract import resolve_device
-from featx.pipeline.preprocess import PreprocessConfig
+from featx.backbones.device import resolve_device
+from featx.datasets.preprocess import PreprocessConfig
 
 RUN_FILE = "run.json"
 

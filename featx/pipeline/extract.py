@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from featx.backbones import LoadedBackbone
+from featx.backbones.device import resolve_device
 from featx.cache.key import cache_key
 from featx.cache.lineage import check_continues
 from featx.cache.lock import exclusive_lock
@@ -33,9 +34,9 @@ from featx.datasets.index import SampleIndex
 from featx.pipeline.mapper import DeviceMapper
 from featx.pipeline.pace import measure_rows_per_second, paced_block_rows
 from featx.pipeline.pixel_feed import PixelCache, PixelFeed
-from featx.pipeline.preprocess import PreprocessConfig
+from featx.datasets.preprocess import PreprocessConfig
 from featx.pipeline.reader import BlockBatchSampler, SampleDataset
-from featx.pipeline.stamps import row_stamps
+from featx.datasets.stamps import row_stamps
 from featx.pipeline.timing import StageTimes
 from featx.pipeline.writer import Batch, BlockWriter
 
@@ -81,13 +82,6 @@ class ExtractResult:
     def steady_rows_per_second(self) -> float:
         """While batches flow: the rate a long extraction runs at."""
         return self.steady.rows_per_second
-
-
-def resolve_device(device: str) -> torch.device:
-    """A torch device, refusing CUDA where none is present rather than silently using the CPU."""
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {device} was asked for, but torch sees no CUDA device here")
-    return torch.device(device)
 
 
 def patch_grids(backbone: LoadedBackbone, device: str) -> dict[str, tuple[int, int]] | None:
@@ -220,7 +214,7 @@ def extract(
 
     Patch tokens are stored when the backbone was loaded to return them. ``runner``
     computes the pending blocks of the partial store (default: here, in this
-    process; see featx.pipeline.distributed for a Dask cluster). ``source_root`` (what
+    process; see featx.pipeline.dask_extract for a Dask cluster). ``source_root`` (what
     ``--root`` named) is recorded in the store; a rebuild from another source, or one
     dropping most of the stored samples, is refused unless ``replace``
     (featx.cache.lineage). ``fingerprint`` says how unchanged inputs are told from

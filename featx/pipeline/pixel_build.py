@@ -31,8 +31,8 @@ from featx.cache.pixels import PixelStore, pixel_key, pixel_paths
 from featx.cache.store import StoreError
 from featx.datasets.index import SampleIndex
 from featx.datasets.readers import load_sample
-from featx.pipeline.preprocess import PreprocessConfig, quantise, resize_mask, to_unit_planes
-from featx.pipeline.stamps import row_stamps
+from featx.datasets.preprocess import PreprocessConfig, quantise, resize_mask, to_unit_planes
+from featx.datasets.stamps import row_stamps
 
 UNIT_ROWS = 32  # 2D images per task handed to a decoding process
 

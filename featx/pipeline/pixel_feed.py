@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from featx.cache.pixels import PixelStore, pixel_key
 from featx.datasets.index import SampleIndex
 from featx.pipeline.pixel_build import PixelBuildResult, build_pixel_store
-from featx.pipeline.preprocess import PreprocessConfig
+from featx.datasets.preprocess import PreprocessConfig
 from featx.pipeline.reader import BlockBatchSampler
 from featx.pipeline.timing import StageTimes
 
@@ -165,7 +165,7 @@ class PixelCache:
     workers: int | None = None  # decoding processes (default: every CPU core)
     client: Any | None = None  # a Dask client: its workers decode instead
     progress: bool = True
-    fingerprint: str = "stat"  # how unchanged raw files are recognised (featx.pipeline.stamps)
+    fingerprint: str = "stat"  # how unchanged raw files are recognised (featx.datasets.stamps)
     builds: dict[str, PixelBuildResult] = field(default_factory=dict)
 
     def store_for(self, index: SampleIndex, preprocess: PreprocessConfig) -> PixelStore:

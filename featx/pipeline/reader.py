@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from featx.datasets.readers import load_sample
-from featx.pipeline.preprocess import PreprocessConfig, resize_mask, to_model_input
+from featx.datasets.preprocess import PreprocessConfig, resize_mask, to_model_input
 
 
 class SampleDataset(Dataset):

@@ -34,7 +34,7 @@ def store_image(store, row: int) -> np.ndarray | str:
     """The row's image as the backbone saw it (grey, [0, 1], extraction size), or why it cannot be shown."""
     from featx.datasets import DatasetError
     from featx.datasets.readers import load_sample
-    from featx.pipeline.preprocess import PreprocessConfig, to_model_input
+    from featx.datasets.preprocess import PreprocessConfig, to_model_input
 
     record = store.index.iloc[int(row)].to_dict()
     try:

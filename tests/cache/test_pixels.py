@@ -6,7 +6,7 @@ import zarr
 from featx.cache import FeatureStore, StoreError
 from featx.cache.pixels import PixelStore, pixel_key, pixel_layout, pixel_paths
 from featx.datasets.index import SampleIndex
-from featx.pipeline.preprocess import PreprocessConfig
+from featx.datasets.preprocess import PreprocessConfig
 
 
 def tiny_index(n: int = 10) -> SampleIndex:

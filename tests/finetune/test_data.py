@@ -6,7 +6,7 @@ from featx.datasets import build_index
 from featx.finetune.config import FinetuneError
 from featx.finetune.data import as_rgb, load_pixels, require_splits, sealed_units
 from featx.evaluation.selection import SealedSplitError
-from featx.pipeline.preprocess import PreprocessConfig
+from featx.datasets.preprocess import PreprocessConfig
 from featx.pipeline.reader import SampleDataset
 
 from .conftest import SIZE, planted_csv, planted_shapes_msd

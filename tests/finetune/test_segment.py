@@ -12,7 +12,7 @@ from featx.finetune.data import load_pixels, sealed_rows
 from featx.finetune.methods import apply_method
 from featx.finetune.segment import fit_segmentation
 from featx.finetune.segmenter import Segmenter
-from featx.pipeline.preprocess import PreprocessConfig
+from featx.datasets.preprocess import PreprocessConfig
 
 from .conftest import SEG_VIT, SIZE
 

@@ -15,7 +15,7 @@ from featx.cache import FeatureStore, StoreError
 from featx.cli import app, main
 from featx.datasets import build_index
 from featx.pipeline.extract import extract
-from featx.pipeline.preprocess import PreprocessConfig
+from featx.datasets.preprocess import PreprocessConfig
 from tests.conftest import TINY_SIZE, tiny_backbone, tiny_extract_args
 
 

@@ -58,7 +58,7 @@ def test_segmentation_slices_keep_their_masks_and_patch_tokens(tmp_path):
     assert patch.shape == (store.n_rows, 2, 2, 32) and np.isfinite(patch).all()
     # each stored mask is its own slice's mask, in canonical orientation, resized to the input size
     from featx.datasets import load_sample
-    from featx.pipeline.preprocess import resize_mask
+    from featx.datasets.preprocess import resize_mask
 
     row = store.index.iloc[store.n_rows // 2].to_dict()
     _, mask = load_sample(row)

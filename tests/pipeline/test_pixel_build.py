@@ -12,7 +12,7 @@ import zarr
 from featx.cache.pixels import PixelStore
 from featx.datasets import build_index
 from featx.pipeline.pixel_build import build_pixel_store, plan_units
-from featx.pipeline.preprocess import PreprocessConfig
+from featx.datasets.preprocess import PreprocessConfig
 from tests.datasets.fixtures import write_nifti, write_png
 
 
@@ -85,7 +85,7 @@ BUILD = """
 import sys
 from featx.datasets import build_index
 from featx.pipeline.pixel_build import build_pixel_store
-from featx.pipeline.preprocess import PreprocessConfig
+from featx.datasets.preprocess import PreprocessConfig
 index = build_index("csv", sys.argv[1], modality="xray")
 build_pixel_store(index, PreprocessConfig.for_modality("xray", 96), sys.argv[2], workers=0, block_rows=4,
                   progress=False)

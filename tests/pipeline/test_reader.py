@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from featx.pipeline.preprocess import PreprocessConfig
+from featx.datasets.preprocess import PreprocessConfig
 from featx.pipeline.reader import BlockBatchSampler, SampleDataset
 
 

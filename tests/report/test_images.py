@@ -21,7 +21,7 @@ def patch_store(tmp_path_factory):
     from featx.datasets import build_index
     from featx.demo.data import make_demo_data
     from featx.pipeline.extract import extract
-    from featx.pipeline.preprocess import PreprocessConfig
+    from featx.datasets.preprocess import PreprocessConfig
 
     root = tmp_path_factory.mktemp("report-store")
     data = make_demo_data(root / "data", n_patients=12, n_volumes=4)

@@ -42,7 +42,7 @@ def extract_seg(index, cache: Path, *, n_last: int = 5):
     from featx.backbones import load_backbone
     from featx.cache import FeatureStore
     from featx.pipeline.extract import extract
-    from featx.pipeline.preprocess import PreprocessConfig
+    from featx.datasets.preprocess import PreprocessConfig
 
     backbone = load_backbone("dinov2_vits14", img_size=SEG_SIZE, random_init=True, n_last=n_last, patch_tokens=True,
                              model_overrides=SEG_VIT)

@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from featx.datasets.readers import load_canonical_volume, volume_slice
-from featx.pipeline.preprocess import resize_mask
+from featx.datasets.preprocess import resize_mask
 from featx.probes.segmentation.data import open_segmentation
 from featx.probes.segmentation.masks_out import save_masks, volume_to_source
 

@@ -4,9 +4,10 @@ from distributed import get_task_stream
 
 from featx.cache import FeatureStore
 from featx.datasets import build_index
-from featx.pipeline.distributed import BackboneRequest, dask_runner
+from featx.backbones.request import BackboneRequest
+from featx.pipeline.dask_extract import dask_runner
 from featx.pipeline.extract import extract
-from featx.pipeline.preprocess import PreprocessConfig
+from featx.datasets.preprocess import PreprocessConfig
 from tests.conftest import TINY_SIZE, TINY_VIT
 from tests.pipeline.test_extract import store_arrays
 

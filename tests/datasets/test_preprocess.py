@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from featx.pipeline.preprocess import PreprocessConfig, resize_mask, scale_intensity, to_model_input
+from featx.datasets.preprocess import PreprocessConfig, resize_mask, scale_intensity, to_model_input
 
 
 def test_modality_defaults_follow_the_protocol_and_can_be_overridden():

@@ -9,43 +9,16 @@ writers share a chunk or shard.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from featx.backbones import LoadedBackbone, load_backbone
+from featx.backbones.request import BackboneRequest
 from featx.cache.pixels import PixelStore
 from featx.cache.store import FeatureStore
 from featx.datasets.index import SampleIndex
 from featx.pipeline.extract import BlockRunner, Reuse, run_blocks
 from featx.pipeline.pixel_feed import PixelCache
-from featx.pipeline.preprocess import PreprocessConfig
-
-
-@dataclass(frozen=True)
-class BackboneRequest:
-    """How to load a backbone: the arguments of ``load_backbone``, picklable and hashable."""
-
-    name: str
-    img_size: int
-    weights: str | None = None
-    random_init: bool = False
-    n_last: int = 4
-    patch_tokens: bool = False
-    model_overrides: tuple[tuple[str, Any], ...] = ()
-    seed: int = 0
-
-    def load(self) -> LoadedBackbone:
-        """Load it (cached per worker process)."""
-        return _load_cached(self)
-
-
-@lru_cache(maxsize=2)
-def _load_cached(request: BackboneRequest) -> LoadedBackbone:
-    kwargs = asdict(request)
-    kwargs["model_overrides"] = dict(request.model_overrides) or None
-    return load_backbone(kwargs.pop("name"), **kwargs)
+from featx.datasets.preprocess import PreprocessConfig
 
 
 def _run_task(

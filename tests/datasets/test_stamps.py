@@ -8,7 +8,7 @@ from PIL import Image
 
 from featx.cache import FeatureStore
 from featx.datasets import build_index
-from featx.pipeline.stamps import row_stamps
+from featx.datasets.stamps import row_stamps
 from tests.pipeline.test_extract import run
 
 
