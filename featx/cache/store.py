@@ -385,6 +385,31 @@ class FeatureStore(BlockRows):
     def is_complete(self) -> bool:
         return bool(self.attrs.get("complete"))
 
+    @property
+    def dataset(self) -> str:
+        """The dataset's name in the cache."""
+        return str(self.attrs.get("dataset", ""))
+
+    @property
+    def backbone_name(self) -> str:
+        """The backbone's registry name."""
+        return str((self.attrs.get("backbone") or {}).get("name", ""))
+
+    @property
+    def feature_dims(self) -> dict[str, int]:
+        """Feature width per stored layer."""
+        return {layer: int(dim) for layer, dim in (self.attrs.get("feature_dims") or {}).items()}
+
+    @property
+    def patch_grid(self) -> dict[str, tuple[int, int]]:
+        """The patch-token grid (h, w) per layer that stores patch tokens (empty without them)."""
+        return {layer: (int(h), int(w)) for layer, (h, w) in (self.attrs.get("patch_grid") or {}).items()}
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        """The preprocessing config the pixels went through (part of the cache key)."""
+        return dict(self.attrs.get("preprocessing") or {})
+
     def provenance(self) -> dict[str, Any]:
         """What every result computed from this store must carry."""
         attrs = self.attrs

@@ -18,7 +18,7 @@ from featx.cli.backbones import backbones_command
 from featx.cli.cache import cache_app
 from featx.cli.datasets import datasets_app
 from featx.cli.demo import demo_command
-from featx.cli.errors import EXIT_ERROR, is_expected
+from featx.cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, is_expected
 from featx.cli.extract import extract_command
 from featx.cli.finetune import finetune_command
 from featx.cli.probe import probe_command
@@ -28,8 +28,13 @@ class FeatxGroup(TyperGroup):
     """The featx command group: an expected error prints one line and exits 1, in tests as from the shell."""
 
     def invoke(self, ctx: click.Context) -> object:
+        from featx.jobs.interrupts import Interrupted
+
         try:
             return super().invoke(ctx)
+        except Interrupted as stop:
+            typer.secho(str(stop), fg=typer.colors.YELLOW, err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as exc:  # noqa: BLE001 - only expected errors are caught; the rest re-raise
             if not is_expected(exc):
                 raise

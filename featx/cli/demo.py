@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from featx.cli.checks import check_device
-from featx.cli.options import parse_key_values
+from featx.jobs.checks import check_device
+from featx.jobs.fields import key_values
 
 
 def demo_command(
@@ -38,7 +38,7 @@ def demo_command(
         weights=weights,
         device=device,
         workers=workers,
-        model_overrides=parse_key_values(model_override, "--model-override") or None,
+        model_overrides=key_values(model_override or [], "model-override") or None,
     )
     typer.echo("\n" + result.table + "\n")
     typer.echo("What to read:")

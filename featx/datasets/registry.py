@@ -92,3 +92,17 @@ def adapter_options(name: str) -> dict[str, Any]:
 def _load_builtin_adapters() -> None:
     """Import the adapter modules so that their decorators run."""
     from featx.datasets import adapters  # noqa: F401
+
+
+def index_from_options(
+    dataset: str, root: str | Path, options: dict[str, Any], name: str | None = None, modality: str | None = None
+) -> SampleIndex:
+    """The sample index a job asks for: adapter options as given, and for ``csv`` its name and modality.
+
+    The CSV adapter's dataset name defaults to the CSV's stem and its modality to ``other``.
+    """
+    options = {key.replace("-", "_"): value for key, value in options.items()}
+    if dataset == "csv":
+        options.setdefault("name", name)
+        options.setdefault("modality", modality or "other")
+    return build_index(dataset, root, **{k: v for k, v in options.items() if v is not None})

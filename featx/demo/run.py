@@ -66,7 +66,7 @@ def run_demo(
     from featx.datasets import build_index
     from featx.pipeline.extract import extract
     from featx.datasets.preprocess import PreprocessConfig
-    from featx.probes import run_probes
+    from featx.probes import ProbeJob, run_probes
     from featx.report import load_records, summary_table
     from featx.report.build import build_report
     from featx.report.figures import Drawn
@@ -97,10 +97,9 @@ def run_demo(
             echo(f"{index.dataset}: store {extracted.key} up to date in {out / 'cache'}: nothing extracted")
         # The demo sets are small (tens of volumes): the paper's 10-epoch SGD grid takes ~10 steps on
         # them and under-fits, so the demo uses the scikit-learn reference (recorded in every result).
-        probed = run_probes(
-            [extracted.path], settings=settings, out=results, seed=seed, device=device, echo=echo,
-            linear_backend="sklearn",
-        )
+        job = ProbeJob(stores=(str(extracted.path),), settings=settings, out=results, seed=seed, device=device,
+                       linear_backend="sklearn")
+        probed = run_probes(job, echo=echo)
         if probed.problems:
             raise RuntimeError(f"demo probes failed on {index.dataset}: {'; '.join(probed.problems)}")
     if segmentation:
@@ -122,8 +121,7 @@ def _segmentation_demo(
     from featx.datasets import build_index
     from featx.pipeline.extract import extract
     from featx.datasets.preprocess import PreprocessConfig
-    from featx.probes import run_probes
-    from featx.probes.segmentation import SegOptions
+    from featx.probes import ProbeJob, run_probes
 
     index = build_index("msd", make_shapes_task(out / "data", **SEG_DEMO, seed=seed), val_fraction=0.2, test_fraction=0.3)
     loaded = load_backbone(backbone, img_size=SEG_DEMO_SIZE, weights=weights, random_init=weights is None, n_last=1,
@@ -132,9 +130,9 @@ def _segmentation_demo(
     extracted = extract(index, loaded, preprocess, out / "cache", device=device, num_workers=workers, progress=progress)
     if echo is not None and extracted.reused:
         echo(f"{index.dataset}: store {extracted.key} up to date in {out / 'cache'}: nothing extracted")
-    options = SegOptions(lrs=SEG_DEMO_LRS, epochs=SEG_DEMO_EPOCHS, batch_size=8, save_masks=out / "masks")
-    probed = run_probes([extracted.path], settings=["seg_linear"], out=results, seed=seed, device=device, echo=echo,
-                        segmentation=options)
+    job = ProbeJob(stores=(str(extracted.path),), settings=("seg_linear",), out=results, seed=seed, device=device,
+                   seg_lrs=SEG_DEMO_LRS, seg_epochs=SEG_DEMO_EPOCHS, seg_batch_size=8, save_masks=out / "masks")
+    probed = run_probes(job, echo=echo)
     if probed.problems:
         raise RuntimeError(f"demo decoder failed on {index.dataset}: {'; '.join(probed.problems)}")
     return {index.dataset: extracted.path}

@@ -13,10 +13,13 @@ the mean patch token of the last block appended.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from featx.cache.store import FeatureStore
 
 
 class ProbeError(ValueError):
@@ -193,7 +196,7 @@ def _volume_mean(
 
 
 def load_probe_data(
-    store: Any,
+    store: FeatureStore,
     *,
     n_last_blocks: int = 1,
     avgpool: bool = False,
@@ -204,8 +207,7 @@ def load_probe_data(
     Loads the CLS of the last ``n_last_blocks`` layers and, with ``avgpool``, the last
     layer's pooled patch tokens; valid rows only; volume means for 3D datasets.
     """
-    attrs = store.attrs
-    dataset = str(attrs.get("dataset", ""))
+    dataset = store.dataset
     task = store.task
     if task not in ("multilabel", "multiclass", "binary"):
         raise ProbeError(

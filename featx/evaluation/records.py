@@ -43,6 +43,12 @@ REQUIRED = (
 )
 
 
+# A setting that was asked for and produced nothing is written as a failure record: the report lists it
+# and a study run retries it. Readers of numbers (read_jsonl) pass over these.
+FAILURE = "failure"
+FAILURE_REQUIRED = ("record_type", "setting", "reason", "featx_version", "created")
+
+
 class LabelMismatchError(ProbeError):
     """Results being merged were computed with other label names for the same dataset."""
 
@@ -157,18 +163,44 @@ def make_base(
     }
 
 
+def failure_record(
+    *, setting: str, reason: str, provenance: dict[str, Any], seed: int, command: str | None
+) -> dict[str, Any]:
+    """The record of a setting that was asked for and produced no numbers, and why."""
+    return {
+        "record_type": FAILURE,
+        "dataset": provenance.get("dataset"),
+        "backbone": provenance.get("backbone"),
+        "setting": setting,
+        "store_key": provenance.get("store_key"),
+        "store_version": provenance.get("store_version"),
+        "store_path": provenance.get("store_path"),
+        "reason": reason,
+        "seed": seed,
+        "command": command,
+        "featx_version": featx_version(),
+        "created": utc_now(),
+    }
+
+
+def is_failure(record: dict[str, Any]) -> bool:
+    """Whether ``record`` says a setting failed (it holds a reason, not a number)."""
+    return record.get("record_type") == FAILURE
+
+
 def finalise(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Clean NaN/numpy values and check the required fields are present."""
     out = []
     for record in records:
-        missing = [key for key in REQUIRED if key not in record]
+        missing = [key for key in (FAILURE_REQUIRED if is_failure(record) else REQUIRED) if key not in record]
         if missing:
             raise ProbeError(f"result record lacks {missing}")
         out.append(_clean(record))
     return out
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+def read_jsonl(path: str | Path, *, failures: bool = False) -> list[dict[str, Any]]:
+    """The result records of a results file (``failures``: the failure records instead)."""
     path = Path(path)
     if not path.exists():
         return []
@@ -178,9 +210,11 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             line = line.strip()
             if line:
                 try:
-                    out.append(json.loads(line))
+                    record = json.loads(line)
                 except json.JSONDecodeError as error:
                     raise ProbeError(f"{path}:{number}: not a JSON line ({error})") from error
+                if is_failure(record) == failures:
+                    out.append(record)
     return out
 
 

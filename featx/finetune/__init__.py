@@ -2,10 +2,29 @@
 control) and segmentation baselines trained from scratch (MONAI U-Net, UNETR).
 
 It is its own stage beside the cache-based probes: it reads pixels (not feature stores) and
-writes the same result records, through the shared :mod:`featx.evaluation`.
+writes the same result records, through the shared :mod:`featx.evaluation`. A run is a
+:class:`FinetuneJob` given to :func:`run_finetune`; names are imported on first use, so the
+command line reads the job type without importing torch.
 """
 
-from featx.finetune.config import METHODS, FinetuneConfig, FinetuneError
-from featx.finetune.runner import FinetuneRun, run_finetune, run_scratch
+from importlib import import_module
+from typing import Any
 
-__all__ = ["METHODS", "FinetuneConfig", "FinetuneError", "FinetuneRun", "run_finetune", "run_scratch"]
+_EXPORTS = {
+    "FinetuneJob": "featx.finetune.job",
+    "run_finetune": "featx.finetune.job",
+    "METHODS": "featx.finetune.config",
+    "FinetuneConfig": "featx.finetune.config",
+    "FinetuneError": "featx.finetune.config",
+    "FinetuneRun": "featx.finetune.runner",
+    "finetune_backbone": "featx.finetune.runner",
+    "train_scratch": "featx.finetune.runner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'featx.finetune' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

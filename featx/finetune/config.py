@@ -13,12 +13,12 @@ from typing import Any
 
 from featx.decoders.loss import LOSSES
 from featx.decoders.models import DECODERS
+from featx.finetune.job import LORA_TARGETS
 
 METHODS = ("full", "lora", "bitfit", "linear")
 SCRATCH_MODELS = ("unet", "transunet")
 
 # PROTOCOL.md: LoRA r=48, alpha=16 on qkv, fc1, fc2, dropout 0.1; full fine-tuning backbone lr 1e-5.
-LORA_TARGETS = ("qkv", "fc1", "fc2")
 
 
 class FinetuneError(ValueError):

@@ -38,6 +38,7 @@ from featx.evaluation.records import (
     seg_scored_records,
 )
 from featx.finetune.config import FinetuneConfig, FinetuneError, fingerprint
+from featx.finetune.job import FinetuneJob
 from featx.finetune.data import Pixels, load_pixels, require_splits, sealed_rows, sealed_units
 from featx.finetune.methods import Classifier, apply_method, load_trainable_state, parameter_counts
 from featx.finetune.scratch import build_scratch
@@ -204,31 +205,14 @@ def _read_pixels(index: SampleIndex, preprocess: PreprocessConfig, workers: int,
     return pixels
 
 
-def run_finetune(
-    index: SampleIndex,
-    *,
-    backbone: str,
-    size: int,
-    config: FinetuneConfig,
-    run_dir: str | Path,
-    out: str | Path | None = None,
-    weights: str | Path | None = None,
-    random_init: bool = False,
-    model_overrides: dict[str, Any] | None = None,
-    device: str = "cpu",
-    n_boot: int = 1000,
-    workers: int = 0,
-    progress: bool = True,
-    preprocess: PreprocessConfig | None = None,
-    cache: str | Path | None = None,
-    fingerprint_mode: str = "stat",
-) -> FinetuneRun:
-    """Fine-tune ``backbone`` by ``config.method``; choose on validation; score test once.
+def finetune_backbone(index: SampleIndex, job: FinetuneJob) -> FinetuneRun:
+    """Fine-tune ``job.backbone`` on ``index`` by ``job.method``; choose on validation; score test once.
 
-    Classification: a linear head on the last block's CLS. Segmentation: ``config.decoder``
+    Classification: a linear head on the last block's CLS. Segmentation: ``job.decoder``
     (default ``seg_unet``) on the patch tokens of the last blocks. Pixels come from the
-    matching pixel store under ``cache`` where there is one (stamps by ``fingerprint_mode``).
+    matching pixel store under ``job.cache`` where there is one (stamps by ``job.fingerprint``).
     """
+    config, backbone, size, overrides = job.config(), str(job.backbone), job.size, job.model_overrides or None
     segmentation = index.task == "segmentation"
     if config.decoder is not None and not segmentation:
         raise FinetuneError(
@@ -237,13 +221,13 @@ def run_finetune(
         )
     if segmentation and config.decoder is None:
         config = replace(config, decoder="seg_unet")
-    dev = _start(index, out, device)
+    dev = _start(index, job.out, job.device)
     if segmentation:
-        check_decoder_depth(backbone, size, str(config.decoder), model_overrides)
-    preprocess = preprocess or PreprocessConfig.for_modality(index.modality, size)
-    loaded = load_backbone(backbone, img_size=size, weights=weights, random_init=random_init,
+        check_decoder_depth(backbone, size, str(config.decoder), overrides)
+    preprocess = PreprocessConfig.for_modality(index.modality, size)
+    loaded = load_backbone(backbone, img_size=size, weights=job.weights, random_init=job.random_init,
                            n_last=decoder_blocks(str(config.decoder)) if segmentation else 1, patch_tokens=segmentation,
-                           model_overrides=model_overrides, seed=config.seed)
+                           model_overrides=overrides, seed=config.seed)
     torch.manual_seed(config.seed)
     if segmentation:
         model = Segmenter(loaded, str(config.decoder), len(index.label_names))
@@ -253,16 +237,16 @@ def run_finetune(
     trainable, total = parameter_counts(model)
     model_desc = {"backbone": backbone, "weights_hash": loaded.weights_hash, "backbone_config": loaded.config}
     fp = fingerprint(_fingerprint_parts(index, preprocess, config, model_desc))
-    _claim_run_dir(Path(run_dir), fp, {"backbone": backbone, "dataset": index.dataset, **config.hyperparameters()})
+    _claim_run_dir(job.run_dir, fp, {"backbone": backbone, "dataset": index.dataset, **config.hyperparameters()})
 
-    pixels = _read_pixels(index, preprocess, workers, cache, fingerprint_mode)
+    pixels = _read_pixels(index, preprocess, job.workers, job.cache, job.fingerprint)
     model.to(dev)
     provenance = {
         "dataset": index.dataset, "backbone": backbone, "store_key": None, "store_path": None,
         "weights_hash": loaded.weights_hash, "random_init": loaded.random_init, "img_size": size,
     }
-    run = _Context(index, config, pixels, preprocess, provenance, trainable, total, fp, Path(run_dir), dev, n_boot,
-                   progress, out)
+    run = _Context(index, config, pixels, preprocess, provenance, trainable, total, fp, job.run_dir, dev,
+                   job.bootstrap, job.progress, job.out)
     if not segmentation:
         return _classify(model, groups, run)
     n_classes = len(index.label_names)
@@ -336,47 +320,32 @@ def _segment(model: nn.Module, groups: list[dict], run: _Context,
     return run.finish(seg_scored_records(fit.scored, base), fit.result)
 
 
-def run_scratch(
-    index: SampleIndex,
-    *,
-    model_name: str,
-    size: int,
-    config: FinetuneConfig,
-    run_dir: str | Path,
-    out: str | Path | None = None,
-    model_overrides: dict[str, Any] | None = None,
-    device: str = "cpu",
-    n_boot: int = 1000,
-    workers: int = 0,
-    progress: bool = True,
-    preprocess: PreprocessConfig | None = None,
-    cache: str | Path | None = None,
-    fingerprint_mode: str = "stat",
-) -> FinetuneRun:
-    """Train a segmentation baseline from scratch (Dice + CE); choose on val Dice; score test once."""
+def train_scratch(index: SampleIndex, job: FinetuneJob) -> FinetuneRun:
+    """Train the segmentation baseline ``job.model`` from scratch (Dice + CE); choose on val Dice; score test once."""
     from monai.losses import DiceCELoss
 
+    config, model_name, size = job.config(), str(job.model), job.size
     if index.task != "segmentation":
         raise FinetuneError(f"{index.dataset} is a {index.task} dataset; --from-scratch trains segmentation baselines")
     if config.decoder is not None:
         raise FinetuneError(f"--decoder {config.decoder} sits on a backbone and --from-scratch --model {model_name} "
                             "brings its own decoder; leave --decoder out")
-    dev = _start(index, out, device)
-    preprocess = preprocess or PreprocessConfig.for_modality(index.modality, size)
+    dev = _start(index, job.out, job.device)
+    preprocess = PreprocessConfig.for_modality(index.modality, size)
     torch.manual_seed(config.seed)
-    model, settings = build_scratch(model_name, len(index.label_names), size, model_overrides)
+    model, settings = build_scratch(model_name, len(index.label_names), size, job.model_overrides or None)
     config = replace(config, method="full")
     groups = [{"params": list(model.parameters()), "lr": config.head_lr, "name": "all"}]
     trainable, total = parameter_counts(model)
     fp = fingerprint(_fingerprint_parts(index, preprocess, config, {"scratch": model_name, **settings}))
-    _claim_run_dir(Path(run_dir), fp, {"model": model_name, "dataset": index.dataset, **settings})
+    _claim_run_dir(job.run_dir, fp, {"model": model_name, "dataset": index.dataset, **settings})
 
-    pixels = _read_pixels(index, preprocess, workers, cache, fingerprint_mode)
+    pixels = _read_pixels(index, preprocess, job.workers, job.cache, job.fingerprint)
     model.to(dev)
     provenance = {"dataset": index.dataset, "backbone": model_name, "store_key": None, "store_path": None,
                   "weights_hash": "random-init", "random_init": True, "img_size": size}
-    run = _Context(index, config, pixels, preprocess, provenance, trainable, total, fp, Path(run_dir), dev, n_boot,
-                   progress, out)
+    run = _Context(index, config, pixels, preprocess, provenance, trainable, total, fp, job.run_dir, dev,
+                   job.bootstrap, job.progress, job.out)
     loss_of = DiceCELoss(to_onehot_y=True, softmax=True)
     hyper = {**config.hyperparameters(), "loss": "monai.DiceCELoss", "model": settings}
     hyper.pop("method"), hyper.pop("backbone_lr")

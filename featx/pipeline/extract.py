@@ -51,6 +51,7 @@ class SteadyRate:
     rows: int
     seconds: float
     times: StageTimes = field(default_factory=StageTimes)  # where the extracting thread's time went
+    forward_rows: int = 0  # every row the backbone ran on, the warm-up batch and recomputed unchanged rows included
 
     @property
     def rows_per_second(self) -> float:
@@ -349,7 +350,8 @@ def run_blocks(
         )
     )
     mapper = DeviceMapper(backbone, torch_device)
-    n_rows = sum(len(batch) - (int(reuse.copied[batch].sum()) if reuse else 0) for batch in loader.batch_sampler)
+    batches = list(loader.batch_sampler)
+    n_rows = sum(len(batch) - (int(reuse.copied[batch].sum()) if reuse else 0) for batch in batches)
     writer = BlockWriter(store)
     if reuse is not None:
         copy_reused_rows(writer, store, blocks, reuse)
@@ -389,4 +391,5 @@ def run_blocks(
             bar.set_postfix_str(saved_postfix(saved_before + writer.rows_written, store.n_rows, failed), refresh=False)
         finally:
             bar.close()
-    return SteadyRate(rows_timed, time.perf_counter() - timed_from if timed_from is not None else 0.0, times)
+    seconds = time.perf_counter() - timed_from if timed_from is not None else 0.0
+    return SteadyRate(rows_timed, seconds, times, forward_rows=sum(len(batch) for batch in batches))

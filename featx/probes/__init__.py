@@ -1,46 +1,51 @@
-"""Probes on cached features: kNN / ML-kNN, linear grid, few-shot; metrics and result records.
+"""Probes on cached features: kNN / ML-kNN, linear grid, few-shot, segmentation decoders.
 
-Everything here reads a feature store (or in-memory arrays); no backbone is loaded.
+Everything here reads a feature store (or in-memory arrays); no backbone is loaded. A run is a
+:class:`ProbeJob` given to :func:`run_probes`. Names are imported on first use, so that
+``featx.probes.job`` (what the command line reads at start-up) stays light.
 """
 
-from featx.evaluation.features import ProbeData, ProbeError, block_names, load_probe_data
-from featx.probes.knn import Neighbours, l2_normalise, search, weighted_vote
-from featx.probes.linear import LinearConfig, LogisticProbe, TorchGrid, protocol_grid
-from featx.evaluation.metrics import Scored, auroc_per_class, score
-from featx.probes.mlknn import MLkNN
-from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear, knn_neighbours
-from featx.evaluation.records import LabelMismatchError, append_jsonl, read_jsonl
-from featx.probes.runner import ProbeRun, run_probes
-from featx.evaluation.selection import NoValidationSplit, SealedSplitError, Splits, TestAlreadyScored
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "LabelMismatchError",
-    "LinearConfig",
-    "LogisticProbe",
-    "MLkNN",
-    "Neighbours",
-    "NoValidationSplit",
-    "Outcome",
-    "ProbeData",
-    "ProbeError",
-    "ProbeRun",
-    "Scored",
-    "SealedSplitError",
-    "Splits",
-    "TestAlreadyScored",
-    "TorchGrid",
-    "append_jsonl",
-    "auroc_per_class",
-    "block_names",
-    "evaluate_knn",
-    "evaluate_linear",
-    "knn_neighbours",
-    "l2_normalise",
-    "load_probe_data",
-    "protocol_grid",
-    "read_jsonl",
-    "run_probes",
-    "score",
-    "search",
-    "weighted_vote",
-]
+_EXPORTS = {
+    "ProbeJob": "featx.probes.job",
+    "SETTINGS": "featx.probes.job",
+    "ProbeRun": "featx.probes.runner",
+    "run_probes": "featx.probes.runner",
+    "ProbeData": "featx.evaluation.features",
+    "ProbeError": "featx.evaluation.features",
+    "block_names": "featx.evaluation.features",
+    "load_probe_data": "featx.evaluation.features",
+    "Neighbours": "featx.probes.knn",
+    "l2_normalise": "featx.probes.knn",
+    "search": "featx.probes.knn",
+    "weighted_vote": "featx.probes.knn",
+    "LinearConfig": "featx.probes.linear",
+    "LogisticProbe": "featx.probes.linear",
+    "TorchGrid": "featx.probes.linear",
+    "protocol_grid": "featx.probes.linear",
+    "Scored": "featx.evaluation.metrics",
+    "auroc_per_class": "featx.evaluation.metrics",
+    "score": "featx.evaluation.metrics",
+    "MLkNN": "featx.probes.mlknn",
+    "Outcome": "featx.probes.protocol",
+    "evaluate_knn": "featx.probes.protocol",
+    "evaluate_linear": "featx.probes.protocol",
+    "knn_neighbours": "featx.probes.protocol",
+    "LabelMismatchError": "featx.evaluation.records",
+    "append_jsonl": "featx.evaluation.records",
+    "read_jsonl": "featx.evaluation.records",
+    "NoValidationSplit": "featx.evaluation.selection",
+    "SealedSplitError": "featx.evaluation.selection",
+    "Splits": "featx.evaluation.selection",
+    "TestAlreadyScored": "featx.evaluation.selection",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'featx.probes' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 
 from featx.evaluation.features import ProbeError
+from featx.probes.job import KNN_KS, KNN_TEMPERATURE
 
 BACKENDS = ("faiss", "torch")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-DEFAULT_KS = (10, 20, 100, 200)
-TEMPERATURE = 0.07
+DEFAULT_KS = KNN_KS
+TEMPERATURE = KNN_TEMPERATURE
 
 ArrayLike = np.ndarray | torch.Tensor
 

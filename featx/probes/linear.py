@@ -26,9 +26,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from featx.evaluation.features import ProbeError, block_names
+from featx.probes.job import LINEAR_LRS
 
 BACKENDS = ("torch", "sklearn", "cuml")
-LRS = (1e-3, 5e-3, 1e-2, 5e-2)
+LRS = LINEAR_LRS
 CS = (0.1, 1.0, 10.0)
 N_LAST_BLOCKS = (1, 4)
 AVGPOOL = (False, True)

@@ -20,19 +20,27 @@ from typing import Any
 import numpy as np
 
 from featx.cache.select import AmbiguousStore, StoreFacts, StorePick, select_store
-from featx.probes import knn as knn_mod
-from featx.probes import linear as linear_mod
+from featx.cache.store import FeatureStore
 from featx.evaluation.features import ProbeData, ProbeError, load_probe_data
 from featx.evaluation.ledger import LEDGER, TestReuseWarning
 from featx.evaluation.metrics import MetricWarning
+from featx.jobs.checks import CheckError, check_device, folder_is_writable
+from featx.probes.job import ProbeJob
 from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear
-from featx.evaluation.records import append_jsonl, check_label_names, finalise, make_base, read_jsonl, scored_records
+from featx.evaluation.records import (
+    append_jsonl,
+    check_label_names,
+    failure_record,
+    finalise,
+    make_base,
+    read_jsonl,
+    scored_records,
+)
 from featx.evaluation.selection import Splits, check_patient_split
 from featx.probes.smallsets import small_set_warnings
 
 log = logging.getLogger("featx.probes")
 
-SETTINGS = ("knn", "mlknn", "linear", "fewshot", "seg_linear", "seg_unet")  # seg_*: featx.probes.segmentation
 
 
 @dataclass
@@ -74,9 +82,7 @@ def outcome_records(outcome: Outcome, provenance: dict[str, Any], data: ProbeDat
     return records
 
 
-def _open(store: Any):
-    from featx.cache import FeatureStore
-
+def _open(store: str | FeatureStore) -> FeatureStore:
     return store if isinstance(store, FeatureStore) else FeatureStore.open(store)
 
 
@@ -111,84 +117,48 @@ def resolve_stores(
     return out
 
 
-def store_label(store: Any) -> str:
+def store_label(store: FeatureStore) -> str:
     """``dataset x backbone [key K, size S, weights W]``: the prefix of every line about a store."""
-    return f"{store.attrs.get('dataset')} x {store.provenance().get('backbone')} [{StoreFacts.of(store.attrs).brief()}]"
+    return f"{store.dataset} x {store.backbone_name} [{StoreFacts.of(store.attrs).brief()}]"
 
 
-def run_probes(
-    stores: Sequence[Any] | None = None,
-    *,
-    cache: str | Path | None = None,
-    datasets: Sequence[str] = (),
-    backbones: Sequence[str] = (),
-    settings: Sequence[str] = ("knn", "linear"),
-    out: str | Path | None = None,
-    device: str = "cpu",
-    seed: int = 0,
-    ks: Sequence[int] = knn_mod.DEFAULT_KS,
-    k: int | None = None,
-    temperature: float = knn_mod.TEMPERATURE,
-    knn_vote: str = "dinov2",
-    multilabel_knn: str = "mlknn",
-    knn_backend: str | None = None,
-    knn_dtype: str = "float32",
-    mlknn_fit_max: int | None = None,
-    linear_backend: str | None = None,
-    epochs: int = 10,
-    batch_size: int = 128,
-    lrs: Sequence[float] = linear_mod.LRS,
-    shots: Sequence[int | str] = (1, 2, 4, 8, 16, "all"),
-    fewshot_seeds: int = 5,
-    fewshot_probes: Sequence[str] = ("knn", "linear"),
-    fewshot_linear: str = "logistic",
-    n_boot: int = 1000,
-    val_boot: int = 200,
-    record_val: bool = True,
-    allow_test_reuse: bool = False,
-    pick: StorePick | None = None,
-    segmentation: Any = None,
-    echo: Callable[[str], None] | None = None,
-) -> ProbeRun:
-    """Run ``settings`` on each store and append one record per number to ``out``.
+def run_probes(job: ProbeJob, echo: Callable[[str], None] | None = None) -> ProbeRun:
+    """Run ``job.settings`` on each of the job's stores and append one record per number to ``job.out``.
 
-    ``stores`` are store paths (or open stores); alternatively ``cache`` with
-    ``datasets`` x ``backbones`` picks the one published store of each pair that fits
-    ``pick`` (size, weights, patch tokens, key); several fitting is refused.
-    Test scorings are checked against the test-use ledger, which also holds the test
-    records already in ``out``: a test scored again with other hyper-parameters warns
-    and its records carry ``test_reuse: n`` (``allow_test_reuse`` silences the warning).
-    Segmentation stores go to :mod:`featx.probes.segmentation` (``segmentation``: its
-    ``SegOptions``).
+    Stores are ``job.stores`` (paths or URLs), or under ``job.cache`` the one published store of
+    each ``job.datasets`` x ``job.backbones`` pair fitting the job's pick (size, weights, patch
+    tokens, key); several fitting is refused. Test scorings are checked against the test-use
+    ledger, which also holds the test records already in ``job.out``: a test scored again with
+    other hyper-parameters warns and its records carry ``test_reuse: n`` (``allow_test_reuse``
+    silences the warning). Segmentation stores go to :mod:`featx.probes.segmentation`. A store or
+    setting that fails is listed in :attr:`ProbeRun.problems` and, with ``job.out``, written there as
+    a failure record; the other stores and settings go on.
     """
     say = echo or log.info
+    preflight(job)
     run = ProbeRun()
-    unknown = [s for s in settings if s not in SETTINGS]
-    if unknown:
-        raise ProbeError(f"unknown setting(s) {unknown}; expected some of {SETTINGS}")
-    opened = resolve_stores(stores, cache, datasets, backbones, run.problems, pick)
+    out = job.out
+    pick = StorePick(key=job.key, size=job.size, weights=job.weights, patch_tokens=job.patch_tokens)
+    opened = resolve_stores(job.stores, job.cache, job.datasets, job.backbones, run.problems, pick)
+    for problem in run.problems:
+        write_failure(out, job, None, job.settings, problem)
     existing = read_jsonl(out) if out is not None else []
     LEDGER.load_records(existing)
     for store in opened:
         if store.task == "segmentation":
-            from featx.probes.segmentation.protocol import SegOptions
             from featx.probes.segmentation.runner import run_segmentation_store
 
-            run_segmentation_store(
-                store, settings, run=run, options=segmentation or SegOptions(), out=out, existing=existing,
-                device=device, seed=seed, shots=shots, fewshot_seeds=fewshot_seeds, n_boot=n_boot,
-                val_boot=val_boot, record_val=record_val, say=say,
-            )
+            run_segmentation_store(store, job, run=run, existing=existing, say=say)
             continue
         name = store_label(store)
         try:
-            check_label_names(existing, str(store.attrs.get("dataset")), store.label_names, out or "")
+            check_label_names(existing, store.dataset, store.label_names, out or "")
             index = store.index
             check_patient_split(index["patient_id"].to_numpy(), index["split"].to_numpy(), f"store {store.path}")
             del index
-            need_grid = "linear" in settings or "fewshot" in settings
+            need_grid = "linear" in job.settings or "fewshot" in job.settings
             n_blocks = 4 if need_grid else 1
-            dims = store.attrs.get("feature_dims", {}) or {}
+            dims = store.feature_dims
             dim = max(dims.values()) if dims else 1024
             big = store.n_rows * dim * (n_blocks + 1) * 4 > 1 << 30
             t0 = time.perf_counter()
@@ -201,42 +171,17 @@ def run_probes(
                 say(f"{name}: warning: small evaluation set, read its numbers with care: {'; '.join(small)}")
         except Exception as error:  # noqa: BLE001 - one store's failure does not stop the others
             run.problems.append(f"{name}: {error}")
+            write_failure(out, job, store, job.settings, str(error))
             say(f"{name}: skipped: {error}")
             continue
-        for setting in settings:
+        for setting in job.settings:
             skipped: list[str] = []
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", MetricWarning)
                     warnings.simplefilter("always", TestReuseWarning)
                     t0 = time.perf_counter()
-                    outcomes = _run_setting(
-                        setting,
-                        data,
-                        device=device,
-                        seed=seed,
-                        ks=ks,
-                        k=k,
-                        temperature=temperature,
-                        knn_vote=knn_vote,
-                        multilabel_knn=multilabel_knn,
-                        knn_backend=knn_backend,
-                        knn_dtype=knn_dtype,
-                        mlknn_fit_max=mlknn_fit_max,
-                        linear_backend=linear_backend,
-                        epochs=epochs,
-                        batch_size=batch_size,
-                        lrs=lrs,
-                        shots=shots,
-                        fewshot_seeds=fewshot_seeds,
-                        fewshot_probes=fewshot_probes,
-                        fewshot_linear=fewshot_linear,
-                        allow_test_reuse=allow_test_reuse,
-                        n_boot=n_boot,
-                        val_boot=val_boot,
-                        problems=skipped,
-                        name=name,
-                    )
+                    outcomes = _run_setting(setting, data, job, problems=skipped, name=name)
                 for message in counted(str(w.message) for w in caught if issubclass(w.category, MetricWarning)):
                     say(f"{name} / {setting}: warning: {message}")
                 for message in counted(str(w.message) for w in caught if issubclass(w.category, TestReuseWarning)):
@@ -246,13 +191,15 @@ def run_probes(
                         say(f"{name} / {setting}: note: skipped {message}")
                 else:
                     run.problems.extend(skipped)
+                    write_failure(out, job, store, [setting], "; ".join(skipped))
                 records = []
                 for outcome in outcomes:
-                    records.extend(outcome_records(outcome, data.provenance, data, seed, record_val))
+                    records.extend(outcome_records(outcome, data.provenance, data, job.seed, job.val_records))
                 for message in counted(f"{o.setting}: note: {note}" for o in outcomes for note in o.notes):
                     say(f"{name} / {message}")
                 facts = asdict(StoreFacts.of(store.attrs))
-                records = finalise({**record, "store": facts, "small_set_warnings": small} for record in records)
+                records = finalise({**record, "store": facts, "small_set_warnings": small, **job.record_fields(setting)}
+                                   for record in records)
                 if out is not None:
                     append_jsonl(out, records)
                 run.records.extend(records)
@@ -270,8 +217,25 @@ def run_probes(
                     )
             except (ProbeError, ValueError, RuntimeError) as error:
                 run.problems.append(f"{name} / {setting}: {error}")
+                write_failure(out, job, store, [setting], str(error))
                 say(f"{name} / {setting}: failed: {error}")
     return run
+
+
+def preflight(job: ProbeJob) -> None:
+    """What can be checked before any store is read: the device and the folders results go to."""
+    check_device(job.device)
+    if job.save_masks is not None and not folder_is_writable(Path(job.save_masks)):
+        raise CheckError(f"--save-masks: {job.save_masks} is not a writable folder; choose another folder")
+
+
+def write_failure(out: str | Path | None, job: ProbeJob, store: FeatureStore | None, settings: Sequence[str], reason: str) -> None:
+    """Record in ``out`` that ``settings`` produced nothing on ``store`` (None: it could not be opened)."""
+    if out is None:
+        return
+    provenance = store.provenance() if store is not None else {}
+    append_jsonl(out, [failure_record(setting=setting, reason=reason, provenance=provenance, seed=job.seed,
+                                      command=job.command_line()) for setting in settings])
 
 
 def counted(messages: Iterable[str]) -> list[str]:
@@ -285,22 +249,22 @@ def _brief(hyper: dict[str, Any]) -> str:
     return ", ".join(f"{k}={hyper[k]}" for k in keys if k in hyper)
 
 
-def _run_setting(setting: str, data: ProbeData, *, problems: list[str], name: str, **kw: Any) -> list[Outcome]:
-    common = {"seed": kw["seed"], "n_boot": kw["n_boot"], "val_boot": kw["val_boot"], "device": kw["device"]}
+def _run_setting(setting: str, data: ProbeData, job: ProbeJob, *, problems: list[str], name: str) -> list[Outcome]:
+    common = {"seed": job.seed, "n_boot": job.bootstrap, "val_boot": job.val_bootstrap, "device": job.device}
     knn_kw = {
-        "ks": kw["ks"],
-        "k": kw["k"],
-        "temperature": kw["temperature"],
-        "vote": kw["knn_vote"],
-        "multilabel_method": kw["multilabel_knn"],
-        "backend": kw["knn_backend"],
-        "dtype": kw["knn_dtype"],
-        "fit_max": kw["mlknn_fit_max"],
+        "ks": job.ks,
+        "k": job.k,
+        "temperature": job.temperature,
+        "vote": job.knn_vote,
+        "multilabel_method": job.multilabel_knn,
+        "backend": job.knn_backend,
+        "dtype": job.knn_dtype,
+        "fit_max": job.mlknn_fit_max,
     }
-    linear_kw = {"backend": kw["linear_backend"], "epochs": kw["epochs"], "batch_size": kw["batch_size"], "lrs": kw["lrs"]}
+    linear_kw = {"backend": job.linear_backend, "epochs": job.epochs, "batch_size": job.batch_size, "lrs": job.lrs}
     if setting.startswith("seg_"):
         raise ProbeError(f"{setting} needs a segmentation store (patch tokens and masks); this is a {data.task} dataset")
-    reuse = kw["allow_test_reuse"]
+    reuse = job.allow_test_reuse
     if setting in ("knn", "mlknn"):
         return [evaluate_knn(Splits(data, allow_test_reuse=reuse), setting=setting, **knn_kw, **common)]
     if setting == "linear":
@@ -310,15 +274,15 @@ def _run_setting(setting: str, data: ProbeData, *, problems: list[str], name: st
 
         return evaluate_fewshot(
             data,
-            shots=kw["shots"],
-            n_seeds=kw["fewshot_seeds"],
-            probes=kw["fewshot_probes"],
+            shots=job.shots,
+            n_seeds=job.fewshot_seeds,
+            probes=job.fewshot_probes,
             problems=problems,
             name=name,
-            knn_backend=kw["knn_backend"],
-            linear=kw["fewshot_linear"],
-            epochs=kw["epochs"],
-            batch_size=kw["batch_size"],
+            knn_backend=job.knn_backend,
+            linear=job.fewshot_linear,
+            epochs=job.epochs,
+            batch_size=job.batch_size,
             allow_test_reuse=reuse,
             **common,
         )

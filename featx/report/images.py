@@ -39,7 +39,7 @@ def store_image(store, row: int) -> np.ndarray | str:
     record = store.index.iloc[int(row)].to_dict()
     try:
         image, _ = load_sample(record)
-        config = PreprocessConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in store.attrs["preprocessing"].items()})
+        config = PreprocessConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in store.preprocessing.items()})
         return to_model_input(image, config)[0].astype(np.float32) / 255.0
     except (DatasetError, OSError, KeyError, TypeError, ValueError) as error:
         return f"image not readable: {error}"
@@ -109,7 +109,7 @@ def pca_figure(stores: list[Path], out_dir: Path, samples: int = 4) -> Figure:
         tokens = store.read_patch(layer, np.sort(rows))
         order = np.argsort(np.argsort(rows))
         rgb = pca_rgb(tokens[order])
-        drawn.append((f"{store.attrs.get('dataset')} / {store.attrs.get('backbone', {}).get('name')} ({layer})",
+        drawn.append((f"{store.dataset} / {store.backbone_name} ({layer})",
                       [store_image(store, r) for r in rows], rgb))
     if not drawn:
         return Missing(key, title, "; ".join(skipped))
@@ -224,7 +224,7 @@ def mask_figure(stores: list[Path], mask_folders: list[Path], out_dir: Path, sam
         store = _open(path)
         index = store.index
         valid = store.valid
-        mine = _for_dataset(decoders, str(store.attrs.get("dataset")))
+        mine = _for_dataset(decoders, store.dataset)
         for row_number in range(len(index)):
             row = index.iloc[row_number].to_dict()
             files = {name: next((d[n] for n in _names(row) if n in d), None) for name, d in mine.items()}

@@ -87,3 +87,29 @@ def planted_index(tmp_path):
 @pytest.fixture
 def shapes_index(tmp_path):
     return build_index("msd", planted_shapes_msd(tmp_path / "seg"))
+
+
+def job_of(index, config, **options):
+    """The FinetuneJob of a run on an index already built (``config``: its hyper-parameters)."""
+    from dataclasses import asdict
+
+    from featx.finetune.job import FinetuneJob
+
+    renamed = {"n_boot": "bootstrap", "fingerprint_mode": "fingerprint", "model_name": "model"}
+    options = {renamed.get(key, key): value for key, value in options.items()}
+    root = Path(index.table["source"].iloc[0]).parent  # where the index came from (the job reads the index given)
+    return FinetuneJob(dataset=index.dataset, root=root, **{**asdict(config), **options})
+
+
+def fine_tune(index, **options):
+    """``finetune_backbone`` on ``index`` with the job of ``options`` (``config`` and run options)."""
+    from featx.finetune.runner import finetune_backbone
+
+    return finetune_backbone(index, job_of(index, options.pop("config"), **options))
+
+
+def scratch(index, **options):
+    """``train_scratch`` on ``index`` with the job of ``options`` (``model_name``, ``config``, run options)."""
+    from featx.finetune.runner import train_scratch
+
+    return train_scratch(index, job_of(index, options.pop("config"), from_scratch=True, **options))

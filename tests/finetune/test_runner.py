@@ -7,13 +7,12 @@ import torch
 
 from featx.evaluation.records import REQUIRED, read_jsonl
 from featx.finetune.config import FinetuneConfig, FinetuneError
-from featx.finetune.runner import run_finetune
 
-from .conftest import SEG_VIT, SIZE, TINY_VIT
+from .conftest import SEG_VIT, SIZE, TINY_VIT, fine_tune
 
 
 def _run(index, tmp_path, config, **kwargs):
-    return run_finetune(index, backbone="dinov2_vits14", size=SIZE, config=config, run_dir=tmp_path / "run",
+    return fine_tune(index, backbone="dinov2_vits14", size=SIZE, config=config, run_dir=tmp_path / "run",
                         random_init=True, model_overrides=TINY_VIT, n_boot=50, progress=False, **kwargs)
 
 
@@ -83,10 +82,10 @@ def test_segmentation_fine_tuning_records_as_the_probes_and_the_pixel_store_give
     config = FinetuneConfig(method="bitfit", epochs=2, batch_size=8, head_lr=3e-2, backbone_lr=1e-2)
     kwargs = dict(backbone="dinov2_vits14", size=SIZE, config=config, random_init=True, model_overrides=SEG_VIT,
                   n_boot=50, progress=False)
-    readers = run_finetune(shapes_index, run_dir=tmp_path / "readers", out=tmp_path / "out.jsonl", **kwargs)
+    readers = fine_tune(shapes_index, run_dir=tmp_path / "readers", out=tmp_path / "out.jsonl", **kwargs)
     built = build_pixel_store(shapes_index, PreprocessConfig.for_modality(shapes_index.modality, SIZE),
                               tmp_path / "cache", workers=0, progress=False)
-    stored = run_finetune(shapes_index, run_dir=tmp_path / "store", cache=tmp_path / "cache", **kwargs)
+    stored = fine_tune(shapes_index, run_dir=tmp_path / "store", cache=tmp_path / "cache", **kwargs)
     assert readers.source["pixel_source"] == "readers" and readers.records[0]["pixel_store"] is None
     assert stored.source == {"pixel_source": "pixel_store", "pixel_store": str(built.path), "pixel_note": None}
     assert [(r["metric"], r.get("class"), r["value"], r["ci_low"], r["ci_high"]) for r in stored.records] == \

@@ -7,8 +7,9 @@ import torch
 
 from featx.evaluation.ledger import LEDGER
 from featx.finetune.config import FinetuneConfig, FinetuneError
-from featx.finetune.runner import run_scratch
 from featx.finetune.scratch import build_scratch
+
+from .conftest import scratch
 
 TINY_UNET = {"channels": [8, 16, 32], "strides": [2, 2], "num_res_units": 0}
 TINY_UNETR = {"feature_size": 8, "hidden_size": 32, "mlp_dim": 64, "num_heads": 2}
@@ -17,7 +18,7 @@ TINY_UNETR = {"feature_size": 8, "hidden_size": 32, "mlp_dim": 64, "num_heads": 
 def test_scratch_unet_learns_the_planted_shapes_and_is_scored_like_the_probes(tmp_path, shapes_index):
     config = FinetuneConfig(method="full", epochs=8, batch_size=5, head_lr=3e-2, patience=8)
     out = tmp_path / "seg.jsonl"
-    run = run_scratch(shapes_index, model_name="unet", size=32, config=config, run_dir=tmp_path / "unet", out=out,
+    run = scratch(shapes_index, model_name="unet", size=32, config=config, run_dir=tmp_path / "unet", out=out,
                       model_overrides=TINY_UNET, n_boot=50, progress=False)
     headline = {r["metric"]: r for r in run.records if "class" not in r}
     assert set(headline) == {f"{m}{s}" for m in ("dice", "jaccard", "dice_jaccard_mean") for s in ("", "_all_voxels")}
@@ -49,13 +50,13 @@ def test_scratch_training_cannot_read_test_masks(tmp_path, shapes_index, monkeyp
 
     monkeypatch.setattr(segment, "train", peeking)
     config = FinetuneConfig(method="full", epochs=1, batch_size=10, head_lr=1e-3)
-    run_scratch(shapes_index, model_name="unet", size=32, config=config, run_dir=tmp_path / "unet",
+    scratch(shapes_index, model_name="unet", size=32, config=config, run_dir=tmp_path / "unet",
                 model_overrides=TINY_UNET, n_boot=10, progress=False)
 
 
 def test_scratch_unetr_trains_and_records(tmp_path, shapes_index):
     config = FinetuneConfig(method="full", epochs=1, batch_size=10, head_lr=1e-3)
-    run = run_scratch(shapes_index, model_name="transunet", size=32, config=config, run_dir=tmp_path / "unetr",
+    run = scratch(shapes_index, model_name="transunet", size=32, config=config, run_dir=tmp_path / "unetr",
                       model_overrides=TINY_UNETR, n_boot=20, progress=False)
     assert run.records[0]["setting"] == "scratch-transunet" and run.records[0]["hyperparameters"]["model"]["model"] == "monai.UNETR"
     assert run.records[0]["value"] is not None

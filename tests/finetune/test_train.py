@@ -14,10 +14,9 @@ from torch import nn
 
 from featx.datasets import build_index
 from featx.finetune.config import FinetuneConfig, FinetuneError
-from featx.finetune.runner import run_finetune
 from featx.finetune.train import CHECKPOINT, open_checkpoint, train
 
-from .conftest import SIZE, TINY_VIT, planted_csv
+from .conftest import SIZE, TINY_VIT, fine_tune, planted_csv
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = dict(method="full", epochs=5, batch_size=4, head_lr=1e-2, backbone_lr=1e-3, patience=5, checkpoint_every=3)
@@ -35,7 +34,7 @@ def _cli_args(csv: Path, run_dir: Path, out: Path) -> list[str]:
 
 
 def _run(index, run_dir: Path, out: Path):
-    return run_finetune(index, backbone="dinov2_vits14", size=SIZE, config=FinetuneConfig(**CONFIG), run_dir=run_dir,
+    return fine_tune(index, backbone="dinov2_vits14", size=SIZE, config=FinetuneConfig(**CONFIG), run_dir=run_dir,
                         out=out, random_init=True, model_overrides=TINY_VIT, n_boot=50, progress=False)
 
 
@@ -122,10 +121,10 @@ def test_a_checkpoint_of_another_configuration_is_refused(tmp_path, planted_inde
     config = FinetuneConfig(method="linear", epochs=1, batch_size=8)
     kwargs = dict(backbone="dinov2_vits14", size=SIZE, run_dir=tmp_path / "run", random_init=True,
                   model_overrides=TINY_VIT, n_boot=10, progress=False)
-    first = run_finetune(index, config=config, **kwargs)
-    again = run_finetune(index, config=config, **kwargs)  # finished: nothing is retrained
+    first = fine_tune(index, config=config, **kwargs)
+    again = fine_tune(index, config=config, **kwargs)  # finished: nothing is retrained
     assert again.result.steps_this_run == 0 and again.records[0]["value"] == first.records[0]["value"]
     with pytest.raises(FinetuneError, match="--run-dir .* another configuration"):
-        run_finetune(index, config=FinetuneConfig(method="linear", epochs=1, batch_size=8, head_lr=0.5), **kwargs)
+        fine_tune(index, config=FinetuneConfig(method="linear", epochs=1, batch_size=8, head_lr=0.5), **kwargs)
     with pytest.raises(FinetuneError, match="another configuration"):
         open_checkpoint(tmp_path / "run", "0123456789abcdef")

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 
 from featx.evaluation.records import REQUIRED, read_jsonl
+from featx.probes.job import ProbeJob
 from featx.probes.runner import run_probes
 
 
 def test_run_probes_on_real_store_learns_planted_signal(store_factory, tmp_path):
     path = store_factory(task="multilabel", n_classes=4, n_patients=150, signal=3.0)
     out = tmp_path / "results.jsonl"
-    run = run_probes([path], settings=["knn", "linear"], out=out, n_boot=100, batch_size=32)
+    run = run_probes(ProbeJob(stores=[path], settings=["knn", "linear"], out=out, bootstrap=100, batch_size=32))
     assert run.ok, run.problems
     records = read_jsonl(out)
     assert records == json.loads(json.dumps(run.records))
@@ -33,7 +34,7 @@ def test_cache_lookup_and_problems_do_not_stop_the_rest(store_factory, tmp_path)
     store_factory(task="multiclass", dataset="noval", drop_val=True)
     cache = tmp_path / "cache"
     out = tmp_path / "r.jsonl"
-    run = run_probes(cache=cache, datasets=["good", "noval", "missing"], backbones=["tiny_vit"], settings=["knn", "linear"], out=out, n_boot=20, batch_size=32)
+    run = run_probes(ProbeJob(cache=cache, datasets=["good", "noval", "missing"], backbones=["tiny_vit"], settings=["knn", "linear"], out=out, bootstrap=20, batch_size=32))
     text = "\n".join(run.problems)
     assert "missing" in text and "run `featx extract` first" in text
     assert "noval" in text and "validation" in text
@@ -43,17 +44,17 @@ def test_cache_lookup_and_problems_do_not_stop_the_rest(store_factory, tmp_path)
 def test_label_names_differing_from_existing_results(store_factory, tmp_path):
     out = tmp_path / "r.jsonl"
     first = store_factory(task="multiclass", dataset="d", seed=0)
-    assert run_probes([first], settings=["knn"], out=out, n_boot=10).ok
+    assert run_probes(ProbeJob(stores=[first], settings=["knn"], out=out, bootstrap=10)).ok
     second = store_factory(task="multiclass", dataset="d", seed=1, label_names=["x", "y", "z"])
     other = store_factory(task="binary", dataset="e", seed=2)
-    run = run_probes([second, other], settings=["knn"], out=out, n_boot=10)
+    run = run_probes(ProbeJob(stores=[second, other], settings=["knn"], out=out, bootstrap=10))
     assert len(run.problems) == 1 and "label names" in run.problems[0]
     assert {r["dataset"] for r in run.records} == {"e"}
 
 
 def test_3d_volume_level_and_invalid_rows(store_factory, tmp_path):
     path = store_factory(task="binary", volumes=True, n_patients=60, per_patient=3, failed_rows=(0,))
-    run = run_probes([path], settings=["knn"], n_boot=20)
+    run = run_probes(ProbeJob(stores=[path], settings=["knn"], bootstrap=20))
     assert run.ok
     macro = [r for r in run.records if r["metric"] == "auroc_macro" and r["split"] == "test"][0]
     assert macro["level"] == "volume" and macro["n_test"] == int(np.ceil(60 * 0.2))
@@ -69,7 +70,7 @@ def test_no_positives_warns_and_continues(store_factory, tmp_path, capsys):
     labels[:, 2] = 0.0  # no positives anywhere for c2
     store.group["labels"][:] = labels
     messages = []
-    run = run_probes([path], settings=["knn"], n_boot=10, echo=messages.append)
+    run = run_probes(ProbeJob(stores=[path], settings=["knn"], bootstrap=10), echo=messages.append)
     assert run.ok
     assert any("c2" in m and "undefined" in m for m in messages)
     c2 = [r for r in run.records if r.get("class") == "c2" and r["split"] == "test"][0]
@@ -78,13 +79,13 @@ def test_no_positives_warns_and_continues(store_factory, tmp_path, capsys):
 
 def test_unknown_setting_is_refused():
     with pytest.raises(ValueError, match="unknown setting"):
-        run_probes([], settings=["svm"])
+        run_probes(ProbeJob(stores=[], settings=["svm"]))
 
 
 def test_fewshot_and_mlknn_settings_write_records(store_factory, tmp_path):
     path = store_factory(task="multilabel", n_classes=3, n_patients=120, signal=3.0)
     out = tmp_path / "r.jsonl"
-    run = run_probes([path], settings=["mlknn", "fewshot"], out=out, n_boot=20, shots=(2, "all"), fewshot_seeds=2)
+    run = run_probes(ProbeJob(stores=[path], settings=["mlknn", "fewshot"], out=out, bootstrap=20, shots=(2, "all"), fewshot_seeds=2))
     assert run.ok, run.problems
     records = read_jsonl(out)
     assert {r["setting"] for r in records} == {"mlknn", "fewshot-knn", "fewshot-linear"}
@@ -114,8 +115,9 @@ def test_store_with_a_patient_in_train_and_test_is_refused_at_probe_time(store_f
     group["index/split"][:] = split
     out = tmp_path / "r.jsonl"
     messages = []
-    run = run_probes([path], settings=["knn"], out=out, n_boot=10, echo=messages.append)
-    assert not run.records and not out.exists()
+    run = run_probes(ProbeJob(stores=[path], settings=["knn"], out=out, bootstrap=10), echo=messages.append)
+    assert not run.records and read_jsonl(out) == []  # no numbers; the failure is recorded, with its reason
+    assert [f["setting"] for f in read_jsonl(out, failures=True)] == ["knn"]
     assert len(run.problems) == 1 and f"patient '{leaked}' appears in splits ['test', 'train']" in run.problems[0]
     assert str(FeatureStore.open(path).path) in run.problems[0] and "patient-level" in run.problems[0]
     with pytest.raises(PatientLeakError, match="patient-level"):
@@ -124,8 +126,8 @@ def test_store_with_a_patient_in_train_and_test_is_refused_at_probe_time(store_f
 
 def test_every_knn_record_names_its_vote(store_factory, tmp_path):
     path = store_factory(task="multiclass", n_patients=100)
-    run = run_probes([path], settings=["knn"], n_boot=10)
-    renorm = run_probes([path], settings=["knn"], n_boot=10, knn_vote="renormalised", allow_test_reuse=True)
+    run = run_probes(ProbeJob(stores=[path], settings=["knn"], bootstrap=10))
+    renorm = run_probes(ProbeJob(stores=[path], settings=["knn"], bootstrap=10, knn_vote="renormalised", allow_test_reuse=True))
     for records, vote in ((run.records, "dinov2"), (renorm.records, "renormalised")):
         assert records and all(r["hyperparameters"]["vote"] == vote for r in records)
         for r in records:

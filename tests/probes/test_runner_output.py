@@ -2,6 +2,7 @@
 
 import json
 
+from featx.probes.job import ProbeJob
 from featx.probes.runner import counted, run_probes
 
 
@@ -13,8 +14,8 @@ def test_fewshot_prints_one_line_per_shot_count_and_an_unmeetable_count_is_a_not
     path = store_factory(task="binary", n_patients=40)
     said: list[str] = []
     out = tmp_path / "r.jsonl"
-    run = run_probes([path], settings=["fewshot"], out=out, n_boot=20, shots=(2, 500), fewshot_seeds=3,
-                     fewshot_probes=("knn",), echo=said.append)
+    run = run_probes(ProbeJob(stores=[path], settings=["fewshot"], out=out, bootstrap=20, shots=(2, 500), fewshot_seeds=3,
+                     fewshot_probes=("knn",)), echo=said.append)
     assert run.problems == []  # the 2-shot results were produced
     results = [line for line in said if "fewshot-knn: test macro AUROC" in line]
     assert len(results) == 1 and "sd over 3 seeds" in results[0] and "shots=2" in results[0]
@@ -28,6 +29,6 @@ def test_fewshot_prints_one_line_per_shot_count_and_an_unmeetable_count_is_a_not
 
 def test_a_shot_count_no_class_can_meet_is_a_problem(store_factory, tmp_path):
     path = store_factory(task="binary", n_patients=40)
-    run = run_probes([path], settings=["fewshot"], out=tmp_path / "r.jsonl", n_boot=20, shots=(500,),
-                     fewshot_probes=("knn",), echo=None)
+    run = run_probes(ProbeJob(stores=[path], settings=["fewshot"], out=tmp_path / "r.jsonl", bootstrap=20, shots=(500,),
+                     fewshot_probes=("knn",)), echo=None)
     assert not run.records and len(run.problems) == 1 and "n=500" in run.problems[0]

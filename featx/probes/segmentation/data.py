@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from featx.cache.store import FeatureStore
 
 from featx.decoders.models import decoder_blocks
 from featx.evaluation.features import ProbeData, ProbeError
@@ -25,7 +28,7 @@ from featx.evaluation.selection import SealedSplitError
 
 
 
-def patch_layers(store: Any) -> list[str]:
+def patch_layers(store: FeatureStore) -> list[str]:
     """Layers of ``store`` that carry patch tokens, shallow to deep."""
     return [layer for layer in store.layers if f"features/{layer}/patch" in store.group]
 
@@ -37,7 +40,7 @@ class SegmentationData:
     Positions (0..n-1) index the valid rows; ``rows[p]`` is the store row of position p.
     """
 
-    store: Any
+    store: FeatureStore
     rows: np.ndarray
     sample_ids: np.ndarray
     patients: np.ndarray
@@ -121,10 +124,9 @@ class SegmentationData:
         return masks
 
 
-def open_segmentation(store: Any) -> SegmentationData:
+def open_segmentation(store: FeatureStore) -> SegmentationData:
     """Check a store can feed a segmentation decoder and describe its valid rows."""
-    attrs = store.attrs
-    dataset = str(attrs.get("dataset", ""))
+    dataset = store.dataset
     if store.task != "segmentation":
         raise ProbeError(
             f"{dataset}: store {store.path} holds a {store.task!r} dataset; segmentation decoders need a "
@@ -143,8 +145,7 @@ def open_segmentation(store: Any) -> SegmentationData:
         raise ProbeError(f"{dataset}: store {store.path} has no valid rows")
     rows = np.flatnonzero(valid)
     index = store.index.iloc[rows].reset_index(drop=True)
-    grids = attrs.get("patch_grid") or {}
-    h, w = grids.get(layers[-1], store.group[f"features/{layers[-1]}/patch"].shape[1:3])
+    h, w = store.patch_grid.get(layers[-1], store.group[f"features/{layers[-1]}/patch"].shape[1:3])
     return SegmentationData(
         store=store,
         rows=rows,
@@ -157,9 +158,9 @@ def open_segmentation(store: Any) -> SegmentationData:
         sources=index["source"].to_numpy().astype(str),
         class_names=list(store.label_names),
         layers=layers,
-        dims={layer: int(attrs["feature_dims"][layer]) for layer in layers},
+        dims={layer: store.feature_dims[layer] for layer in layers},
         grid=(int(h), int(w)),
-        mask_size=int(attrs.get("mask_size") or store.group["masks"].shape[1]),
+        mask_size=int(store.group["masks"].shape[1]),
         dataset=dataset,
         n_invalid=int((~valid).sum()),
         provenance=dict(store.provenance()),

@@ -26,8 +26,8 @@ from featx.evaluation.selection import Splits
 from featx.probes.segmentation.data import MemoryBatches, SegmentationData, StoreBatches
 from featx.probes.segmentation.train import TrainConfig, fit, predict
 
-LRS = (1e-4, 1e-3, 1e-2, 1e-1)
-SEG_SETTINGS = ("seg_linear", "seg_unet")
+from featx.probes.job import SEG_LRS as LRS
+from featx.probes.job import SEG_SETTINGS, ProbeJob
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,12 @@ class SegOptions:
     save_masks: Path | None = None
     in_memory: bool = False  # load the tokens once instead of streaming them from the store
     prefetch: int = 4
+
+    @classmethod
+    def of(cls, job: ProbeJob) -> SegOptions:
+        """The decoder options of a probe job."""
+        return cls(lrs=job.seg_lrs, epochs=job.seg_epochs, batch_size=job.seg_batch_size, loss=job.seg_loss,
+                   fewshot_lr=job.seg_fewshot_lr, save_masks=job.save_masks, in_memory=job.seg_in_memory)
 
 
 @dataclass

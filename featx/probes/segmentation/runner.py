@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from featx.cache.store import FeatureStore
 from featx.decoders.models import decoder_blocks
 from featx.evaluation.features import ProbeError
 from featx.evaluation.records import append_jsonl, check_label_names, finalise
 from featx.probes.segmentation.data import open_segmentation
 from featx.probes.segmentation.masks_out import save_masks
+from featx.probes.job import ProbeJob
 from featx.probes.segmentation.protocol import SEG_SETTINGS, SegOptions, SegOutcome, evaluate_decoder, evaluate_seg_fewshot
 from featx.probes.segmentation.records import seg_outcome_records
 
@@ -27,26 +29,16 @@ def _say_outcome(say: Callable[[str], None], name: str, outcome: SegOutcome) -> 
 
 
 def run_segmentation_store(
-    store: Any,
-    settings: Sequence[str],
-    *,
-    run: Any,
-    options: SegOptions,
-    out: str | Path | None,
-    existing: list[dict[str, Any]],
-    device: str,
-    seed: int,
-    shots: Sequence[int | str],
-    fewshot_seeds: int,
-    n_boot: int,
-    val_boot: int,
-    record_val: bool,
-    say: Callable[[str], None],
+    store: FeatureStore, job: ProbeJob, *, run: Any, existing: list[dict[str, Any]], say: Callable[[str], None]
 ) -> None:
-    """Run the decoder settings (and segmentation few-shot) on ``store``; append to ``run``."""
-    name = f"{store.attrs.get('dataset')} x {store.provenance().get('backbone')}"
+    """Run the job's decoder settings (and segmentation few-shot) on ``store``; append to ``run``."""
+    from featx.probes.runner import write_failure
+
+    name = f"{store.dataset} x {store.backbone_name}"
+    out, seed, settings, options = job.out, job.seed, job.settings, SegOptions.of(job)
+    device, n_boot = job.device, job.bootstrap
     try:
-        check_label_names(existing, str(store.attrs.get("dataset")), store.label_names, out or "")
+        check_label_names(existing, store.dataset, store.label_names, out or "")
         data = open_segmentation(store)
         say(f"{name}: {data.n} slices/images of {len(set(data.unit_ids))} {data.level}s, patch tokens of "
             f"{len(data.layers)} blocks on a {data.grid[0]}x{data.grid[1]} grid"
@@ -55,16 +47,17 @@ def run_segmentation_store(
             say(f"{name}: features come from RANDOMLY INITIALISED weights; results are marked random_init=true")
     except (ProbeError, ValueError) as error:
         run.problems.append(f"{name}: {error}")
+        write_failure(out, job, store, settings, str(error))
         say(f"{name}: skipped: {error}")
         return
     decoders = [s for s in settings if s in SEG_SETTINGS]
     for setting in settings:
         try:
             if setting in SEG_SETTINGS:
-                outcomes = [evaluate_decoder(data, setting, options=options, device=device, seed=seed, n_boot=n_boot, val_boot=val_boot)]
+                outcomes = [evaluate_decoder(data, setting, options=options, device=device, seed=seed, n_boot=n_boot, val_boot=job.val_bootstrap)]
             elif setting == "fewshot":
                 outcomes = evaluate_seg_fewshot(
-                    data, decoders or [d for d in SEG_SETTINGS if len(data.layers) >= decoder_blocks(d)], shots=shots, n_seeds=fewshot_seeds, options=options,
+                    data, decoders or [d for d in SEG_SETTINGS if len(data.layers) >= decoder_blocks(d)], shots=job.shots, n_seeds=job.fewshot_seeds, options=options,
                     device=device, seed=seed, n_boot=n_boot, problems=run.problems, name=name, echo=say,
                 )
             else:
@@ -72,8 +65,8 @@ def run_segmentation_store(
                                  f"use --setting {' / '.join(SEG_SETTINGS)} (or fewshot)")
             records = []
             for outcome in outcomes:
-                records.extend(seg_outcome_records(outcome, data, seed, record_val))
-            records = finalise(records)
+                records.extend(seg_outcome_records(outcome, data, seed, job.val_records))
+            records = finalise({**record, **job.record_fields(setting)} for record in records)
             if out is not None:
                 append_jsonl(out, records)
             run.records.extend(records)
@@ -88,4 +81,5 @@ def run_segmentation_store(
                     say(f"{name} / {outcome.setting}: {len(files)} predicted masks written to {folder}")
         except (ProbeError, ValueError, RuntimeError, OSError) as error:
             run.problems.append(f"{name} / {setting}: {error}")
+            write_failure(out, job, store, [setting], str(error))
             say(f"{name} / {setting}: failed: {error}")

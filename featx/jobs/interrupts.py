@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM during an extraction: keep what was written, say so, exit 130."""
+"""Ctrl-C and SIGTERM during an extraction: keep what was written and say so (the CLI exits 130)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import typer
 
-from featx.cli.errors import EXIT_INTERRUPTED
+class Interrupted(Exception):
+    """A run stopped by Ctrl-C or SIGTERM; the message says what was kept and how to resume."""
 
 
 def rows_saved(partial: Path) -> int:
@@ -47,8 +47,7 @@ def keep_work_on_interrupt(partial: Path) -> Iterator[None]:
     except BaseException as error:
         if not received and not isinstance(error, KeyboardInterrupt):
             raise
-        typer.secho(interrupted_message(partial), fg=typer.colors.YELLOW, err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise Interrupted(interrupted_message(partial)) from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from featx.cli import app
-from featx.cli.checks import CheckError, check_cache_folder, check_device, folder_is_writable
+from featx.jobs.checks import CheckError, check_cache_folder, check_device, folder_is_writable
 from tests.conftest import tiny_extract_args
 
 runner = CliRunner()
