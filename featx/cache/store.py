@@ -25,6 +25,7 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from featx import __version__
 from featx.cache.key import SCHEMA_VERSION
+from featx.cache.pointer import resolve_local, resolve_url
 from featx.cache.shards import ShardChecksumError, ShardRows, shard_rows
 from featx.cache.versions import Versions, hold_for_reading, version_relpath
 from featx.datasets.index import COLUMNS, DatasetError, SampleIndex, check_patient_level
@@ -338,7 +339,8 @@ class FeatureStore(BlockRows):
         """
         if is_url(path):
             return cls._open_remote(str(path))
-        path = Path(path).expanduser().resolve()  # follows the pointer to the current version
+        path = Path(path).expanduser()
+        path = (resolve_local(path) or path).resolve()  # follows the pointer to the current version
         if not (path / "zarr.json").exists():
             raise StoreError(f"{path}: not a feature store (no zarr.json)")
         if path.name.endswith(PARTIAL_SUFFIX) and not allow_partial:
@@ -353,6 +355,8 @@ class FeatureStore(BlockRows):
         url = url.rstrip("/")
         if url.endswith(PARTIAL_SUFFIX):
             raise StoreError(f"{url}: an unfinished extraction; only published stores can be read remotely")
+        if url.endswith(PUBLISHED_SUFFIX):
+            url = resolve_url(url) or url  # the pointer document (S3 has no symlinks): pin its version now
         try:
             group = zarr.open_group(url, mode="r", zarr_format=3)
         except (FileNotFoundError, KeyError) as exc:

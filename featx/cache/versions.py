@@ -85,9 +85,16 @@ class Versions:
         return sorted(int(m.group(1)) for m in found if m)
 
     def current(self) -> int | None:
-        """The version the pointer names, or None when nothing is published."""
+        """The version the pointer names, or None when nothing is published.
+
+        The symlink rules; a folder with only the pointer document (a copy of an object
+        store's) is read from that.
+        """
         if not self.pointer.is_symlink():
-            return None
+            from featx.cache.pointer import read_local
+
+            body = read_local(self.folder, self.key)
+            return int(body["version"]) if body else None
         match = _VERSION.match(Path(os.readlink(self.pointer)).name.removesuffix(self.suffix))
         return int(match.group(1)) if match else None
 
@@ -105,7 +112,13 @@ class Versions:
         return max(self.numbers(), default=0) + 1
 
     def switch(self, number: int) -> None:
-        """Point at version ``number`` atomically (a new symlink renamed over the old)."""
+        """Point at version ``number`` atomically: a new symlink renamed over the old, then the pointer document.
+
+        The document (``<key>.pointer.json``, featx.cache.pointer) is what object stores and
+        their readers follow; it is written second, so it never names a version the symlink does not.
+        """
+        from featx.cache.pointer import write_local
+
         if self.pointer.exists() and not self.pointer.is_symlink():
             raise FileExistsError(f"{self.pointer}: a folder, not a version pointer; move it away and re-run")
         staged = self.folder / f".{self.pointer.name}.switch-{os.getpid()}"
@@ -113,6 +126,7 @@ class Versions:
             staged.unlink()
         os.symlink(os.path.relpath(self.path(number), self.folder), staged)
         os.replace(staged, self.pointer)
+        write_local(self.folder, self.key, number, self.suffix)
         _fsync_dir(self.folder)
 
     def recover(self) -> int | None:

@@ -13,11 +13,13 @@ cache_app = typer.Typer(
 
 
 @cache_app.command("ls")
-def list_command(cache: Path = typer.Argument(..., help="Cache root folder.")) -> None:
+def list_command(cache: str = typer.Argument(..., help="Cache root folder, or its URL (s3://bucket/prefix).")) -> None:
     """Every store under CACHE: key, state, rows, failures, image size, weights, layers, patch tokens, preprocessing."""
     from featx.cache.inventory import list_stores
+    from featx.cache.remote import list_remote_stores
+    from featx.cache.store import is_url
 
-    stores = list_stores(cache)
+    stores = list_remote_stores(cache) if is_url(cache) else list_stores(cache)
     if stores.empty:
         typer.echo(f"no feature stores under {cache}")
         return
@@ -39,9 +41,11 @@ def info_command(store: str = typer.Argument(..., help="A store folder (<key>.za
 def verify_command(target: str = typer.Argument(..., help="A store (<key>.zarr folder or URL) or a cache root.")) -> None:
     """Read every chunk; name each damaged array, chunk and row range. Exit 1 if anything is damaged."""
     from featx.cache import FeatureStore
+    from featx.cache.remote import remote_stores
+    from featx.cache.store import is_url
     from featx.cache.verify import stores_under, verify_store
 
-    stores = stores_under(target)
+    stores = remote_stores(target) if is_url(target) else stores_under(target)
     if not stores:
         typer.echo(f"no published feature stores under {target}")
         return
@@ -85,6 +89,20 @@ def gc_command(
     typer.echo(f"{freed} old versions removed")
 
 
+@cache_app.command("push")
+def push_command(
+    source: Path = typer.Argument(..., help="A cache root folder, or one store's pointer (<key>.zarr)."),
+    destination: str = typer.Argument(..., help="Where to publish: s3://bucket/prefix (any fsspec URL)."),
+) -> None:
+    """Upload each store's current version, then its pointer; a re-run resumes an interrupted push."""
+    from featx.cache.push import push_store, stores_to_push
+
+    for versions, relative in stores_to_push(source):
+        pushed = push_store(versions, relative, destination)
+        typer.echo(f"{pushed.state:<11} {pushed.store} v{pushed.version:04d}: {pushed.uploaded} objects uploaded "
+                   f"({pushed.bytes_uploaded / 2**20:.1f} MiB), {pushed.skipped} already there")
+
+
 @cache_app.command("rm")
 def rm_command(store: Path = typer.Argument(..., help="A store's pointer (<cache>/<dataset>/<backbone>/<key>.zarr).")) -> None:
     """Delete a store: every version, its partial build and its lock; refused while it is extracted or read."""
@@ -104,6 +122,7 @@ def rm_command(store: Path = typer.Argument(..., help="A store's pointer (<cache
     if read:
         raise StoreError(f"{store}: versions {read} are being read (a probe is running); retry when it ends")
     versions.pointer.unlink(missing_ok=True)  # unpublished first: no reader can open it any more
+    (versions.folder / f"{versions.key}.pointer.json").unlink(missing_ok=True)
     for folder in (versions.directory, versions.partial):
         if folder.exists():
             shutil.rmtree(folder)
