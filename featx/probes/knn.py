@@ -22,12 +22,15 @@ against train alone.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from featx.evaluation.features import ProbeError
+from featx.probes import ann
 from featx.probes.job import KNN_KS, KNN_TEMPERATURE
 
 BACKENDS = ("faiss", "torch")
@@ -113,6 +116,16 @@ def _search_faiss(queries: torch.Tensor, database: torch.Tensor, k: int, device:
     return Neighbours.of(sims, idx, device)
 
 
+def _search_approx(built: ann.Built, queries: torch.Tensor, database: torch.Tensor, k: int, device: str,
+                   chunk: int) -> Neighbours:
+    sims, idx = built.search(queries.float().cpu().numpy(), k)
+    short = np.flatnonzero((idx < 0).any(axis=1))
+    if short.size:  # fewer than k in the lists visited: those queries exactly
+        exact = _search_faiss(queries[torch.as_tensor(short).to(queries.device)], database, k, "cpu", chunk)
+        sims[short], idx[short] = exact.sims.numpy(), exact.idx.numpy()
+    return Neighbours.of(sims, idx, device)
+
+
 def _search_torch(queries: torch.Tensor, database: torch.Tensor, k: int, chunk: int, dtype: torch.dtype) -> Neighbours:
     db = database.to(dtype)
     sims = torch.empty((queries.shape[0], k), dtype=torch.float32, device=database.device)
@@ -134,11 +147,13 @@ def search(
     self_index: ArrayLike | None = None,
     chunk: int = 4096,
     dtype: str = "float32",
+    approx: ann.Built | None = None,
 ) -> Neighbours:
     """Exact top-``k`` by inner product (cosine for L2-normalised inputs), on ``device``.
 
     ``self_index[i]`` is the database row of query ``i`` itself (or -1): it is never
-    returned as its own neighbour.
+    returned as its own neighbour. ``approx`` (an index built over ``database``) searches
+    approximately instead; a query it finds fewer than ``k`` neighbours for is searched exactly.
     """
     if dtype not in DTYPES:
         raise ProbeError(f"unknown search dtype {dtype!r}; expected one of {sorted(DTYPES)}")
@@ -149,7 +164,9 @@ def search(
     if k + extra > n_db:
         raise ProbeError(f"asked for {k} neighbours but the memory bank holds {n_db - extra} other rows")
     kk = k + extra
-    if backend == "faiss":
+    if approx is not None:
+        found = _search_approx(approx, queries, database, kk, device, chunk)
+    elif backend == "faiss":
         if dtype != "float32":
             raise ProbeError("the faiss backend searches in float32 only")
         found = _search_faiss(queries, database, kk, device, chunk)
@@ -236,6 +253,7 @@ class ProtocolNeighbours:
     select_fit: Neighbours | None = None
     select_fit_rows: torch.Tensor | None = None  # positions in train
     n_requeried: int = 0
+    approx: dict[str, Any] = field(default_factory=dict)  # the approximate index and its measured recall@k
 
 
 def protocol_neighbours(
@@ -252,12 +270,16 @@ def protocol_neighbours(
     device: str = "cpu",
     dtype: str = "float32",
     margin: float = 1.15,
+    index: ann.ApproxIndex | None = None,
 ) -> ProtocolNeighbours:
     """Search once (queries: test, val, fit points; bank: train+val) and derive the rest.
 
     ``bank`` holds the L2-normalised train+val features, ``bank_is_train`` which of them
     are train. ``fit_max`` caps the number of leave-one-out fit points (a random subset;
-    ``None`` = all, the exact ML-kNN estimate).
+    ``None`` = all, the exact ML-kNN estimate). ``index`` searches an approximate index
+    over the bank (IVF trained on its train rows) instead, and measures the test lists'
+    recall@``kmax`` against exact search (``result.approx``); the few selection queries
+    searched again against train alone are searched exactly.
     """
     bank = torch.as_tensor(bank).to(device)
     is_train = torch.as_tensor(np.asarray(bank_is_train, dtype=bool)).to(device)
@@ -275,12 +297,22 @@ def protocol_neighbours(
     train_share = float(is_train.float().mean()) if with_selection else 1.0
     k_search = min(n_bank - 1, int(np.ceil(kmax / max(train_share, 1e-6) * margin)) + 8)
     k_search = max(k_search, kmax) if with_selection else kmax
-    final_test = search(test, bank, kmax, backend=backend, device=device, dtype=dtype)
+    built, approx = None, {}
+    if index is not None:
+        started = time.perf_counter()
+        built = ann.build_or_load(index, bank.float().cpu().numpy(), is_train.cpu().numpy())
+        approx = {"knn_index": built.describe(), "knn_index_cached": built.loaded,
+                  "knn_index_seconds": round(time.perf_counter() - started, 3)}
+    final_test = search(test, bank, kmax, backend=backend, device=device, dtype=dtype, approx=built)
+    if built is not None:
+        approx.update(ann.measured_recall(final_test.idx.cpu().numpy(), torch.as_tensor(test).float().cpu().numpy(),
+                                          bank.float().cpu().numpy(), kmax, index.recall_queries, seed))
     subset = fit_max if fit_rows is not None and fit_rows.numel() < n_bank else None
-    result = ProtocolNeighbours(kmax, final_test, backend=backend, dtype=dtype, fit_max=subset)
+    result = ProtocolNeighbours(kmax, final_test, backend=backend, dtype=dtype, fit_max=subset, approx=approx)
     if own.numel():
         queries = bank if own.numel() == n_bank else bank[own]  # the exact ML-kNN fit queries every bank row
-        own_found = search(queries, bank, k_search, backend=backend, device=device, self_index=own, dtype=dtype)
+        own_found = search(queries, bank, k_search, backend=backend, device=device, self_index=own, dtype=dtype,
+                           approx=built)
         del queries
     if fit_rows is not None:
         every = fit_rows.numel() == own.numel()  # own = fit rows (+ val rows, which are bank rows too)

@@ -19,6 +19,7 @@ from featx.probes import knn as knn_mod
 from featx.probes import linear as linear_mod
 from featx.evaluation.features import ProbeError
 from featx.evaluation.metrics import Scored, score, selection_score
+from featx.probes.ann import ApproxIndex
 from featx.probes.mlknn import MLkNN
 from featx.evaluation.selection import Splits
 
@@ -78,6 +79,7 @@ def knn_neighbours(
     backend: str | None = None,
     device: str = "cpu",
     dtype: str = "float32",
+    index: ApproxIndex | None = None,
 ) -> knn_mod.ProtocolNeighbours:
     """The one search of the kNN protocol on the last layer's CLS (see :func:`knn.protocol_neighbours`)."""
     if selecting:
@@ -97,6 +99,7 @@ def knn_neighbours(
         backend=knn_mod.pick_backend(device, backend),
         device=device,
         dtype=dtype,
+        index=index,
     )
 
 
@@ -131,6 +134,7 @@ def evaluate_knn(
     test_name: str | None = None,
     neighbours: knn_mod.ProtocolNeighbours | None = None,
     hyper_extra: dict[str, Any] | None = None,
+    index: ApproxIndex | None = None,
 ) -> Outcome:
     """kNN on the last layer's CLS: DINOv2 weighted vote, or ML-kNN for multi-label.
 
@@ -141,7 +145,8 @@ def evaluate_knn(
     ``vote="renormalised"`` is the per-k softmax (see :func:`knn.weighted_vote`).
     ``neighbours`` reuses the lists of an earlier :func:`knn_neighbours` call on the same
     splits (one search serving several settings). ``hyper_extra`` is added to the
-    recorded hyper-parameters (few-shot: shots and seed).
+    recorded hyper-parameters (few-shot: shots and seed). ``index`` searches an approximate
+    index (featx.probes.ann); every record then carries its measured recall@k.
     """
     use_mlknn = setting == "mlknn" or (splits.task == "multilabel" and multilabel_method == "mlknn")
     if setting == "mlknn" and splits.task != "multilabel":
@@ -157,7 +162,7 @@ def evaluate_knn(
     if neighbours is None:
         found = knn_neighbours(
             splits, max(candidates), selecting=selecting, fit=use_mlknn, fit_max=fit_max, seed=seed,
-            backend=backend, device=device, dtype=dtype,
+            backend=backend, device=device, dtype=dtype, index=index,
         )
     elif not _serves(neighbours, splits, max(candidates), selecting, use_mlknn):
         raise ProbeError("the neighbour lists given were searched for a different kNN setting")
@@ -175,6 +180,8 @@ def evaluate_knn(
 
     def hyper(kk: int) -> dict[str, Any]:
         h: dict[str, Any] = {"k": kk, "metric": "cosine", "features": f"cls/{last}", "backend": found.backend, "search_dtype": found.dtype}
+        if found.approx:
+            h["knn_index"] = found.approx["knn_index"]
         if use_mlknn:
             h.update({"method": "mlknn", "smoothing": smoothing})
             if found.fit_max:
@@ -208,7 +215,7 @@ def evaluate_knn(
         n_test=splits.n_test,
         val=val_records,
         notes=notes,
-        extra={"n_requeried": found.n_requeried, "seconds_search": round(t_search, 3), **use},
+        extra={"n_requeried": found.n_requeried, "seconds_search": round(t_search, 3), **found.approx, **use},
         test_scores=probs,
     )
 
