@@ -84,6 +84,7 @@ def test_a_local_publish_writes_the_pointer_document_and_readers_follow_it_witho
         FeatureStore.open(pointer)
 
 
+@pytest.mark.slow
 def test_push_then_ls_verify_and_probe_from_s3_match_the_local_cache(tmp_path, bucket):
     cache = tmp_path / "cache"
     pointer = publish_version(cache, 0, n=60)
