@@ -37,7 +37,7 @@ def test_report_writes_markdown_csv_figures_and_one_self_contained_page(full_rep
 def test_bad_paths_are_refused_before_anything_is_written(tmp_path):
     results = write(tmp_path / "r.jsonl", [record()])
     (tmp_path / "file").write_text("")
-    with pytest.raises(ValueError, match="file: is a file; give --out a folder"):
+    with pytest.raises(ValueError, match="--out .*/file is a file; give --out a folder"):
         build_report([results], tmp_path / "file")
     from featx.cache import StoreError
 
