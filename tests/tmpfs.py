@@ -12,7 +12,7 @@ import pytest
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(list(args), capture_output=True, text=True)
+    return subprocess.run(list(args), check=False, capture_output=True, text=True)
 
 
 @pytest.fixture
