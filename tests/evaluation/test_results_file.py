@@ -112,3 +112,44 @@ def test_append_jsonl_cleans_and_checks_the_records_first(tmp_path):
     with pytest.raises(ValueError, match="lacks"):
         append_jsonl(path, [{"dataset": "d"}])
     assert not path.exists()
+
+
+def probe(store, out):
+    """`featx probe --store STORE --setting knn --out OUT` (a real run on a real store), as the CLI runs it."""
+    from typer.testing import CliRunner
+
+    from featx.cli import app
+
+    return CliRunner().invoke(app, ["probe", "--store", str(store), "--setting", "knn", "--k", "5", "--bootstrap", "20",
+                                    "--out", str(out)])
+
+
+def test_a_probe_appending_to_a_file_without_final_newline_keeps_every_record_for_the_report(tmp_path, store_factory):
+    store = store_factory()
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(record(seed=100)))  # an old results file whose last line lacks its newline
+    ran = probe(store, path)
+    assert ran.exit_code == 0, ran.output
+    appended = int(ran.output.split(" records appended")[0].split()[-1])
+    assert appended > 0 and len(read_jsonl(path)) == 1 + appended
+    assert len(load_records([path])) == 1 + appended
+
+
+def test_a_probe_on_a_full_disk_says_where_its_records_went_and_the_next_run_works(tmp_path, tmpfs, store_factory,  # noqa: F811
+                                                                                  monkeypatch):
+    store = store_factory()
+    path = tmpfs / "r.jsonl"
+    path.write_text(json.dumps(record(seed=100)) + "\n")
+    before = path.read_bytes()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    filler = fill(tmpfs)
+    ran = probe(store, path)
+    assert ran.exit_code != 0 and isinstance(ran.exception, SystemExit), ran.output  # a message, not a crash
+    assert f"{path}: could not append to it (No space left on device); what it held is unchanged" in ran.output
+    assert "Traceback" not in ran.output and path.read_bytes() == before
+    saved = next(tmp_path.glob("r.jsonl.rescued-*.jsonl"))
+    assert f"saved to {saved}" in ran.output and read_jsonl(saved)
+    filler.unlink()
+    again = probe(store, path)
+    assert again.exit_code == 0, again.output
+    assert len(read_jsonl(path)) == 1 + len(read_jsonl(saved))
