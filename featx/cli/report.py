@@ -39,7 +39,7 @@ def report_command(
             typer.echo(f"warning: {note}", err=True)
         typer.echo(summary_table(loaded.frame, metric))
         return
-    from featx.cli.outputs import check_report_folder
+    from featx.jobs.outputs import check_report_folder
 
     check_report_folder(out)
     from featx.report.build import build_report

@@ -122,14 +122,35 @@ def _save_beside(folder: Path, prefix: str, data: bytes, suffix: str = "") -> Pa
     return Path(name)
 
 
+_RESCUED: dict[Path, Path] = {}  # results file -> where this process saved what could not be appended to it
+
+
+def _add_to(saved: Path, data: bytes) -> Path:
+    fd = os.open(saved, os.O_WRONLY | os.O_APPEND)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return saved
+
+
 def rescue(path: Path, data: bytes) -> Path | None:
-    """Save records that could not be appended to ``path``: beside it, else in the temp folder, else at home."""
+    """Save records that could not be appended to ``path``: beside it, else in the temp folder, else at home.
+
+    Within one process every rescue for ``path`` goes to the same file, so the last error names all of them.
+    """
+    key = path.absolute()
+    if key in _RESCUED:
+        with contextlib.suppress(OSError):
+            return _add_to(_RESCUED[key], data)
     prefix = f"{path.name}.rescued-{_utc_stamp()}-"
     for folder in (path.parent, Path(tempfile.gettempdir()), Path.home()):
         try:
-            return _save_beside(folder, prefix, data, ".jsonl")
+            _RESCUED[key] = _save_beside(folder, prefix, data, ".jsonl")
         except OSError:
             continue
+        return _RESCUED[key]
     return None
 
 
@@ -195,7 +216,7 @@ def append_records(path: str | Path, records: Sequence[dict[str, Any]]) -> int:
                 raise
     except OSError as error:
         saved = rescue(path, rows)
-        where = (f"the {len(records)} records were saved to {saved}; when it is fixed, append them with "
+        where = (f"the {len(records)} records were saved to {saved}; when it is fixed, append that file to it with "
                  f"`cat {saved} >> {path}`") if saved else f"the {len(records)} records could not be saved anywhere"
         raise ResultsWriteError(f"{path}: could not {step} it ({error.strerror or error}); what it held is "
                                 f"unchanged and {where}") from None

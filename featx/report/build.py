@@ -77,7 +77,7 @@ def build_report(
     :mod:`featx.report.publish`): a failure leaves the earlier report as it was. ``out``
     must be new or hold only an earlier report (checked first, before any work).
     """
-    from featx.cli.outputs import check_report_folder
+    from featx.jobs.outputs import check_report_folder
 
     out = Path(out)
     stores = [Path(s) for s in stores]

@@ -92,3 +92,26 @@ def test_a_torn_last_line_is_said_and_the_rest_reported(tmp_path, monkeypatch, c
     status, out, _ = run_main(monkeypatch, capsys, "report", results, "--out", tmp_path / "out")
     assert status == 0 and "## Problems" in out and note in (tmp_path / "out" / "report.md").read_text()
     assert note in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_failure_record_is_listed_unless_a_later_run_made_it_good(tmp_path, monkeypatch, capsys):
+    from featx.evaluation.records import failure_record
+
+    def failed(key, setting, created):
+        provenance = {"dataset": "nih", "backbone": "vit_b", "store_key": key}
+        return failure_record(setting=setting, reason=f"{key} ran out of memory", provenance=provenance, seed=0,
+                              command="featx probe") | {"created": created}
+
+    results = write(tmp_path / "r.jsonl", [
+        failed("k-nih-l14", "linear", "2026-11-26T10:00:00+00:00"),  # retried: the record below made it good
+        record(job_setting="linear"),
+        failed("k-other", "knn", "2026-11-27T11:00:00+00:00"),
+    ])
+    status, out, _ = run_main(monkeypatch, capsys, "report", results, "--out", tmp_path / "out")
+    assert status == 0, out
+    problems = (tmp_path / "out" / "report.md").read_text().split("## Problems")[1].split("##")[0]
+    assert f"{results}:3: nih x vit_b / knn produced no results: k-other ran out of memory" in problems
+    assert "k-nih-l14 ran out of memory" not in problems
+    only = write(tmp_path / "only.jsonl", [failed("k-other", "knn", "2026-11-27T11:00:00+00:00")])
+    status, _, err = run_main(monkeypatch, capsys, "report", only)
+    assert status == 1 and "no result records in this file, only failure records" in err

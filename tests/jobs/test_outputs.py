@@ -2,8 +2,8 @@
 
 import pytest
 
-from featx.cli.checks import CheckError
-from featx.cli.outputs import check_report_folder, check_results_file
+from featx.jobs.checks import CheckError
+from featx.jobs.outputs import check_report_folder, check_results_file
 from tests.tmpfs import read_only, tmpfs  # noqa: F401  (tmpfs: pytest fixture)
 
 

@@ -1,6 +1,6 @@
 """Checks of a command's output paths, made before any work: a results file and a report folder.
 
-Each failure is a :class:`~featx.cli.checks.CheckError` whose message is one sentence naming
+Each failure is a :class:`~featx.jobs.checks.CheckError` whose message is one sentence naming
 the option and the path and what to do; nothing is created by a check. Whether a folder can
 be written is tried for real (root ignores permission bits; read-only mounts do not).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from featx.cli.checks import CheckError, folder_is_writable
+from featx.jobs.checks import CheckError, folder_is_writable
 
 REPORT_ENTRIES = frozenset({"report.html", "report.md", "tables.csv", "figures"})
 
