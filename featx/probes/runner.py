@@ -25,6 +25,7 @@ from featx.evaluation.features import ProbeData, ProbeError, load_probe_data
 from featx.evaluation.ledger import LEDGER, TestReuseWarning
 from featx.evaluation.metrics import MetricWarning
 from featx.jobs.checks import CheckError, check_device, folder_is_writable
+from featx.jobs.outputs import check_results_file
 from featx.probes.job import ProbeJob
 from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear
 from featx.evaluation.records import (
@@ -232,8 +233,10 @@ def run_probes(job: ProbeJob, echo: Callable[[str], None] | None = None, *, writ
 
 
 def preflight(job: ProbeJob) -> None:
-    """What can be checked before any store is read: the device and the folders results go to."""
+    """What can be checked before any store is read: the device and the files and folders results go to."""
     check_device(job.device)
+    if job.out is not None:
+        check_results_file(job.out, option="--out")
     if job.save_masks is not None and not folder_is_writable(Path(job.save_masks)):
         raise CheckError(f"--save-masks: {job.save_masks} is not a writable folder; choose another folder")
 

@@ -2,7 +2,7 @@ from typer.testing import CliRunner
 
 from featx.cli import app
 from tests.report.conftest import record, write
-from tests.tmpfs import fill, read_only, resize, tmpfs  # noqa: F401  (tmpfs: pytest fixture)
+from tests.tmpfs import fill, read_only, resize
 
 
 def test_report_prints_tables_and_with_out_names_the_html(tmp_path):

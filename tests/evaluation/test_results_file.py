@@ -13,7 +13,7 @@ from featx.evaluation.results_file import ResultsWriteError, append_records
 from featx.report import load_records
 from featx.report.records import TornLineWarning
 from tests.report.conftest import record
-from tests.tmpfs import fill, tmpfs  # noqa: F401  (tmpfs: pytest fixture)
+from tests.tmpfs import fill
 
 
 def rows(n, **fields):

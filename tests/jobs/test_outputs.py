@@ -4,7 +4,7 @@ import pytest
 
 from featx.jobs.checks import CheckError
 from featx.jobs.outputs import check_report_folder, check_results_file
-from tests.tmpfs import read_only, tmpfs  # noqa: F401  (tmpfs: pytest fixture)
+from tests.tmpfs import read_only
 
 
 def test_a_results_file_that_could_not_be_appended_to_is_refused_in_one_sentence(tmp_path):

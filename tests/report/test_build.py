@@ -14,7 +14,7 @@ from featx.report.build import build_report
 from featx.report.figures import Drawn, Missing
 from featx.report.publish import ReportWriteError
 from tests.report.conftest import record, write
-from tests.tmpfs import fill, resize, tmpfs  # noqa: F401  (tmpfs: pytest fixture)
+from tests.tmpfs import fill, resize
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
