@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from featx.demo.data import DemoData, make_demo_data
+from tests.tmpfs import tmpfs  # noqa: F401  (a fixture every test folder may use)
 
 # A DINOv2-architecture ViT shrunk to 2 blocks of width 32: fast on 2 CPU cores.
 TINY_VIT = {"depth": 2, "embed_dim": 32, "num_heads": 2}

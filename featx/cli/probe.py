@@ -16,7 +16,7 @@ def _run(flags: dict[str, Any], config: Path | None) -> None:
     if config is not None:
         from featx.cli.study import probe_study
 
-        return probe_study(config)
+        return probe_study(config, scheduler=flags.get("scheduler"))
     if flags.get("out") is None:
         raise typer.BadParameter("give --out RESULTS.jsonl (or --config STUDY.yaml)")
     from featx.probes.runner import run_probes

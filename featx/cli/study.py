@@ -30,12 +30,16 @@ def extract_study(config: Path) -> None:
     _summary(run(study, echo=typer.echo), f"featx extract --config {study.path}")
 
 
-def probe_study(config: Path) -> None:
-    """Every probe setting of the study not yet done at each store's current version, then the summary."""
+def probe_study(config: Path, scheduler: str | None = None) -> None:
+    """Every probe setting of the study not yet done at each store's current version, then the summary.
+
+    ``scheduler`` (`--scheduler`): a Dask cluster for every (store, setting) left to do.
+    """
     from featx.jobs.study import StudyError, load_study
     from featx.jobs.study_run import probe_study as run
 
     study = load_study(config)
     if study.out is None and any(job.probe is not None for job in study.jobs):
         raise StudyError(f"{study.path}: probe needs 'out' (the results file) for `featx probe --config`")
-    _summary(run(study, echo=lambda message: typer.echo(message, err=True)), f"featx probe --config {study.path}")
+    rows = run(study, echo=lambda message: typer.echo(message, err=True), scheduler=scheduler)
+    _summary(rows, f"featx probe --config {study.path}")

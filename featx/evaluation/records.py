@@ -10,7 +10,6 @@ carry what the test-use ledger saw (``test_reuse``, ``test_use``). NaN becomes `
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from featx.evaluation.features import ProbeError
 from featx.evaluation.metrics import Scored
+from featx.evaluation.results_file import append_records, read_records
 from featx.evaluation.segmentation import SegScored
 
 REQUIRED = (
@@ -200,22 +200,11 @@ def finalise(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def read_jsonl(path: str | Path, *, failures: bool = False) -> list[dict[str, Any]]:
-    """The result records of a results file (``failures``: the failure records instead)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    out = []
-    with path.open() as handle:
-        for number, line in enumerate(handle, 1):
-            line = line.strip()
-            if line:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise ProbeError(f"{path}:{number}: not a JSON line ({error})") from error
-                if is_failure(record) == failures:
-                    out.append(record)
-    return out
+    """The result records of a results file (``failures``: the failure records instead); [] if it is absent.
+
+    Read by :func:`featx.evaluation.results_file.read_records`: a torn last line is left out with a warning.
+    """
+    return [record for record in read_records(path) if is_failure(record) == failures]
 
 
 def check_label_names(existing: list[dict[str, Any]], dataset: str, label_names: list[str], path: str | Path = "") -> None:
@@ -230,11 +219,5 @@ def check_label_names(existing: list[dict[str, Any]], dataset: str, label_names:
 
 
 def append_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
-    """Append records (one JSON object per line); returns how many were written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [json.dumps(record, sort_keys=False, allow_nan=False) for record in finalise(records)]
-    with path.open("a") as handle:
-        for row in rows:
-            handle.write(row + "\n")
-    return len(rows)
+    """Clean and check ``records``, then append them durably (see :mod:`featx.evaluation.results_file`)."""
+    return append_records(path, finalise(records))

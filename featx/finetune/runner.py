@@ -39,6 +39,7 @@ from featx.evaluation.records import (
 )
 from featx.finetune.config import FinetuneConfig, FinetuneError, fingerprint
 from featx.finetune.job import FinetuneJob
+from featx.jobs.outputs import check_results_file
 from featx.finetune.data import Pixels, load_pixels, require_splits, sealed_rows, sealed_units
 from featx.finetune.methods import Classifier, apply_method, load_trainable_state, parameter_counts
 from featx.finetune.scratch import build_scratch
@@ -113,10 +114,7 @@ def _check_out(out: str | Path | None, dataset: str, label_names: list[str]) -> 
     """Before training: the results file must be writable and hold no other label names for ``dataset``."""
     if out is None:
         return
-    out = Path(out)
-    folder = next((p for p in (out.parent, *out.parent.parents) if p.exists()), Path("."))
-    if not os.access(out if out.exists() else folder, os.W_OK):
-        raise FinetuneError(f"--out {out}: cannot write there; give a writable results file")
+    check_results_file(out, option="--out")
     check_label_names(read_jsonl(out), dataset, label_names, out)
 
 

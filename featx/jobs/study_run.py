@@ -75,36 +75,61 @@ def _latest_store(stores: Any, job: StudyJob) -> Any:
     return None if match.empty else match.sort_values("completed").iloc[-1]
 
 
-def probe_study(study: Study, echo: Echo = print) -> list[dict[str, Any]]:
-    """Run, on every store of the study, the probe settings not yet done at its current version."""
+def probe_study(study: Study, echo: Echo = print, scheduler: str | None = None) -> list[dict[str, Any]]:
+    """Run, on every store of the study, the probe settings not yet done at its current version.
+
+    With ``scheduler`` (or one among the study's probe options), every (store, setting) left to do
+    goes to that Dask cluster at once; this process alone appends the records.
+    """
     from featx.cache.inventory import list_stores
-    from featx.probes.runner import run_probes
 
     stores = list_stores(study.cache)
-    rows = []
+    rows, todo = [], []
     for job in study.jobs:
         row = {"dataset": job.dataset, "backbone": job.backbone, "size": job.size}
+        rows.append(row)
         if job.probe is None:
-            rows.append(row | {"records": 0, "state": "not probed (probe: false)"})
+            row |= {"records": 0, "state": "not probed (probe: false)"}
             continue
         store = _latest_store(stores, job)
         if store is None:
-            rows.append(row | {"records": 0, "state": "FAILED: no published store (run featx extract --config first)"})
+            row |= {"records": 0, "state": "FAILED: no published store (run featx extract --config first)"}
             continue
         probe = dataclasses.replace(job.probe, stores=(str(store["path"]),), cache=None, datasets=(), backbones=(),
                                     size=None)
         done = done_settings(probe.out, store["key"], store["version"], probe.fingerprint())
-        todo = tuple(setting for setting in probe.settings if setting not in done)
-        if not todo:
-            rows.append(row | {"records": 0, "state": f"up to date (v{store['version']})"})
+        settings = tuple(setting for setting in probe.settings if setting not in done)
+        version = f"v{store['version']}"
+        if not settings:
+            row |= {"records": 0, "state": f"up to date ({version})"}
             continue
-        try:
-            run = run_probes(dataclasses.replace(probe, settings=todo), echo=echo)
-        except _expected_errors() as exc:
-            rows.append(row | {"records": 0, "state": f"FAILED: {exc}"[:120]})
-            continue
-        state = f"probed v{store['version']}" + (f" ({', '.join(todo)})" if done else "")
-        if run.problems:
-            state = f"FAILED: {'; '.join(run.problems)}"[:120]
-        rows.append(row | {"records": len(run.records), "state": state})
+        todo.append((row, dataclasses.replace(probe, settings=settings, scheduler=scheduler or probe.scheduler),
+                     f"probed {version}" + (f" ({', '.join(settings)})" if done else "")))
+    for (row, _, probed), outcome in zip(todo, _run_all([job for _, job, _ in todo], echo), strict=True):
+        if isinstance(outcome, BaseException):
+            row |= {"records": 0, "state": f"FAILED: {outcome}"[:120]}
+        else:
+            state = f"FAILED: {'; '.join(outcome.problems)}"[:120] if outcome.problems else probed
+            row |= {"records": len(outcome.records), "state": state}
     return rows
+
+
+def _run_all(jobs: list[Any], echo: Echo) -> list[Any]:
+    """Each job's ProbeRun (or the expected error that stopped it): on a Dask cluster when one is named."""
+    from featx.probes.runner import run_probes
+
+    scheduler = next((job.scheduler for job in jobs if job.scheduler), None)
+    if scheduler is not None:
+        from distributed import Client
+
+        from featx.probes.grid import run_probe_grid
+
+        with Client(scheduler) as client:
+            return run_probe_grid([dataclasses.replace(job, scheduler=None) for job in jobs], client, echo=echo)
+    outcomes: list[Any] = []
+    for job in jobs:
+        try:
+            outcomes.append(run_probes(job, echo=echo))
+        except _expected_errors() as exc:
+            outcomes.append(exc)
+    return outcomes

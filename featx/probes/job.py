@@ -31,6 +31,7 @@ SEG_LOSSES = ("dice", "dice_ce")
 NOT_IN_FINGERPRINT = frozenset({
     "out", "stores", "cache", "datasets", "backbones", "key", "size", "weights", "patch_tokens", "device",
     "knn_backend", "save_masks", "seg_in_memory", "allow_test_reuse", "val_records", "settings",
+    "scheduler",
 })
 
 
@@ -59,6 +60,8 @@ class ProbeJob:
         ("knn", "linear"), "knn | mlknn | linear | fewshot | seg_linear | seg_unet; repeat for several "
         "(default: knn and linear)", flag="--setting", form="repeat")
     device: str = option("cpu", "cpu or cuda (picks the backends)")
+    scheduler: str | None = option(None, "Dask scheduler address (tcp://host:8786): spread the (store, setting) "
+                                         "jobs over its workers; this process alone appends the records")
     seed: int = option(0, "seed for training, sampling and the bootstrap")
     ks: tuple[int, ...] = option(KNN_KS, "kNN k values selected on validation", form="csv")
     k: int | None = option(None, "fix k (no selection, no validation split needed)")

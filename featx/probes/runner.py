@@ -25,6 +25,7 @@ from featx.evaluation.features import ProbeData, ProbeError, load_probe_data
 from featx.evaluation.ledger import LEDGER, TestReuseWarning
 from featx.evaluation.metrics import MetricWarning
 from featx.jobs.checks import CheckError, check_device, folder_is_writable
+from featx.jobs.outputs import check_results_file
 from featx.probes.job import ProbeJob
 from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear
 from featx.evaluation.records import (
@@ -50,6 +51,7 @@ class ProbeRun:
     records: list[dict[str, Any]] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)  # failure records: a setting asked, nothing made
 
     @property
     def ok(self) -> bool:
@@ -122,7 +124,7 @@ def store_label(store: FeatureStore) -> str:
     return f"{store.dataset} x {store.backbone_name} [{StoreFacts.of(store.attrs).brief()}]"
 
 
-def run_probes(job: ProbeJob, echo: Callable[[str], None] | None = None) -> ProbeRun:
+def run_probes(job: ProbeJob, echo: Callable[[str], None] | None = None, *, write: bool = True) -> ProbeRun:
     """Run ``job.settings`` on each of the job's stores and append one record per number to ``job.out``.
 
     Stores are ``job.stores`` (paths or URLs), or under ``job.cache`` the one published store of
@@ -132,27 +134,35 @@ def run_probes(job: ProbeJob, echo: Callable[[str], None] | None = None) -> Prob
     other hyper-parameters warns and its records carry ``test_reuse: n`` (``allow_test_reuse``
     silences the warning). Segmentation stores go to :mod:`featx.probes.segmentation`. A store or
     setting that fails is listed in :attr:`ProbeRun.problems` and, with ``job.out``, written there as
-    a failure record; the other stores and settings go on.
+    a failure record; the other stores and settings go on. With ``write=False`` nothing is appended
+    (``job.out`` is still read for the ledger): the caller appends ``run.records`` and ``run.failures``.
     """
     say = echo or log.info
     preflight(job)
+    if job.scheduler is not None and write:
+        from distributed import Client
+
+        from featx.probes.grid import run_probe_grid
+
+        with Client(job.scheduler) as client:
+            return run_probe_grid([job], client, echo=say)[0]
     run = ProbeRun()
-    out = job.out
+    out = job.out if write else None
     pick = StorePick(key=job.key, size=job.size, weights=job.weights, patch_tokens=job.patch_tokens)
     opened = resolve_stores(job.stores, job.cache, job.datasets, job.backbones, run.problems, pick)
     for problem in run.problems:
-        write_failure(out, job, None, job.settings, problem)
-    existing = read_jsonl(out) if out is not None else []
+        write_failure(run, out, job, None, job.settings, problem)
+    existing = read_jsonl(job.out) if job.out is not None else []
     LEDGER.load_records(existing)
     for store in opened:
         if store.task == "segmentation":
             from featx.probes.segmentation.runner import run_segmentation_store
 
-            run_segmentation_store(store, job, run=run, existing=existing, say=say)
+            run_segmentation_store(store, job, run=run, existing=existing, out=out, say=say)
             continue
         name = store_label(store)
         try:
-            check_label_names(existing, store.dataset, store.label_names, out or "")
+            check_label_names(existing, store.dataset, store.label_names, job.out or "")
             index = store.index
             check_patient_split(index["patient_id"].to_numpy(), index["split"].to_numpy(), f"store {store.path}")
             del index
@@ -171,7 +181,7 @@ def run_probes(job: ProbeJob, echo: Callable[[str], None] | None = None) -> Prob
                 say(f"{name}: warning: small evaluation set, read its numbers with care: {'; '.join(small)}")
         except Exception as error:  # noqa: BLE001 - one store's failure does not stop the others
             run.problems.append(f"{name}: {error}")
-            write_failure(out, job, store, job.settings, str(error))
+            write_failure(run, out, job, store, job.settings, str(error))
             say(f"{name}: skipped: {error}")
             continue
         for setting in job.settings:
@@ -191,7 +201,7 @@ def run_probes(job: ProbeJob, echo: Callable[[str], None] | None = None) -> Prob
                         say(f"{name} / {setting}: note: skipped {message}")
                 else:
                     run.problems.extend(skipped)
-                    write_failure(out, job, store, [setting], "; ".join(skipped))
+                    write_failure(run, out, job, store, [setting], "; ".join(skipped))
                 records = []
                 for outcome in outcomes:
                     records.extend(outcome_records(outcome, data.provenance, data, job.seed, job.val_records))
@@ -217,25 +227,32 @@ def run_probes(job: ProbeJob, echo: Callable[[str], None] | None = None) -> Prob
                     )
             except (ProbeError, ValueError, RuntimeError) as error:
                 run.problems.append(f"{name} / {setting}: {error}")
-                write_failure(out, job, store, [setting], str(error))
+                write_failure(run, out, job, store, [setting], str(error))
                 say(f"{name} / {setting}: failed: {error}")
     return run
 
 
 def preflight(job: ProbeJob) -> None:
-    """What can be checked before any store is read: the device and the folders results go to."""
+    """What can be checked before any store is read: the device and the files and folders results go to."""
     check_device(job.device)
+    if job.out is not None:
+        check_results_file(job.out, option="--out")
     if job.save_masks is not None and not folder_is_writable(Path(job.save_masks)):
         raise CheckError(f"--save-masks: {job.save_masks} is not a writable folder; choose another folder")
 
 
-def write_failure(out: str | Path | None, job: ProbeJob, store: FeatureStore | None, settings: Sequence[str], reason: str) -> None:
-    """Record in ``out`` that ``settings`` produced nothing on ``store`` (None: it could not be opened)."""
-    if out is None:
-        return
+def write_failure(
+    run: ProbeRun, out: str | Path | None, job: ProbeJob, store: FeatureStore | None, settings: Sequence[str],
+    reason: str,
+) -> None:
+    """Record that ``settings`` produced nothing on ``store`` (None: it could not be opened), in ``run``
+    and, with ``out``, in the results file."""
     provenance = store.provenance() if store is not None else {}
-    append_jsonl(out, [failure_record(setting=setting, reason=reason, provenance=provenance, seed=job.seed,
-                                      command=job.command_line()) for setting in settings])
+    failures = [failure_record(setting=setting, reason=reason, provenance=provenance, seed=job.seed,
+                               command=job.command_line()) for setting in settings]
+    run.failures.extend(failures)
+    if out is not None:
+        append_jsonl(out, failures)
 
 
 def counted(messages: Iterable[str]) -> list[str]:

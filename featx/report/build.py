@@ -1,18 +1,36 @@
-"""`build_report`: result records (and optionally stores and mask folders) -> markdown, CSV, figures, one HTML page."""
+"""`build_report`: result records (and optionally stores and mask folders) -> markdown, CSV, figures, one HTML page,
+written beside the earlier report and switched in whole."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from featx.report.experiments import collect
-from featx.report.figures import Drawn, Figure, Missing, decoder_comparison, fewshot_curves, linear_bars, rank_figure
+from featx.report.figures import (
+    Drawn,
+    Figure,
+    Missing,
+    decoder_comparison,
+    fewshot_curves,
+    linear_bars,
+    rank_figure,
+)
 from featx.report.html import render_html
 from featx.report.images import decoder_folders, mask_figure, pca_figure
+from featx.report.publish import staged
 from featx.report.ranks import cross_task_ranks
-from featx.report.records import load_records
-from featx.report.tables import LEGEND, adaptation_table, cells_csv, fewshot_tables, rank_table, section_tables, to_markdown
+from featx.report.records import Loaded, load_results
+from featx.report.tables import (
+    LEGEND,
+    adaptation_table,
+    cells_csv,
+    fewshot_tables,
+    rank_table,
+    section_tables,
+    to_markdown,
+)
 
 
 @dataclass
@@ -28,12 +46,10 @@ class Report:
     problems: list[str]
 
 
-def _check_inputs(out: Path, stores: Sequence[Path], masks: Sequence[Path]) -> None:
-    """Refuse bad paths before any work: a file where the folder should be, a missing store or mask folder."""
+def _check_inputs(stores: Sequence[Path], masks: Sequence[Path]) -> None:
+    """Refuse bad inputs before any work: a missing store or mask folder."""
     from featx.cache import FeatureStore
 
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: is a file; give --out a folder for the report")
     for store in stores:
         FeatureStore.open(store)
     decoder_folders(list(masks))
@@ -55,15 +71,41 @@ def build_report(
     masks: Sequence[str | Path] = (),
     samples: int = 4,
 ) -> Report:
-    """Write report.md, tables.csv, figures/*.png|svg and report.html under ``out``."""
-    from featx import __version__
+    """Write report.md, tables.csv, figures/*.png|svg and report.html as the folder ``out``.
+
+    The report is written into a new folder beside ``out`` and switched in whole (see
+    :mod:`featx.report.publish`): a failure leaves the earlier report as it was. ``out``
+    must be new or hold only an earlier report (checked first, before any work).
+    """
+    from featx.jobs.outputs import check_report_folder
 
     out = Path(out)
     stores = [Path(s) for s in stores]
     masks = [Path(m) for m in masks]
-    records = load_records(results)
-    _check_inputs(out, stores, masks)
-    out.mkdir(parents=True, exist_ok=True)
+    check_report_folder(out)
+    loaded = load_results(results)
+    _check_inputs(stores, masks)
+    with staged(out) as stage:
+        report = _write(loaded, results, stage, metric=metric, stores=stores, masks=masks, samples=samples)
+    return _moved(report, stage, out)
+
+
+def _moved(report: Report, stage: Path, out: Path) -> Report:
+    """``report`` with its paths in the folder it was switched in as."""
+    def there(path: Path) -> Path:
+        return out / path.relative_to(stage)
+
+    figures = [replace(f, png=there(f.png), svg=there(f.svg)) if isinstance(f, Drawn) else f for f in report.figures]
+    return Report(out, there(report.markdown), there(report.csv), there(report.html), figures, report.text,
+                  report.problems)
+
+
+def _write(loaded: Loaded, results: Sequence[str | Path], out: Path, *, metric: str | None, stores: list[Path],
+           masks: list[Path], samples: int) -> Report:
+    """Write the report's files into the (new, empty) folder ``out``."""
+    from featx import __version__
+
+    records = loaded.frame
     experiments = collect(records, metric)
     ranks = cross_task_ranks(experiments.cells)
     tables = section_tables(experiments) + fewshot_tables(experiments)
@@ -83,14 +125,15 @@ def build_report(
     if "random" in experiments.headline and experiments.headline["random"].any():
         parts.append("> **RANDOM WEIGHTS**: rows marked '(random weights)' come from randomly initialised backbones: "
                      "not a model comparison.")
-    if experiments.problems:
-        parts.append("## Problems\n\n" + "\n".join(f"- {p}" for p in experiments.problems))
+    problems = loaded.notes + experiments.problems
+    if problems:
+        parts.append("## Problems\n\n" + "\n".join(f"- {p}" for p in problems))
     parts += ["## Tables"] + ([to_markdown(t) for t in tables] or ["No test-split headline results to tabulate."])
     parts += [LEGEND, "## Figures"] + [_figure_markdown(f, out) for f in figures]
     text = "\n\n".join(parts) + "\n"
     markdown, csv, page = out / "report.md", out / "tables.csv", out / "report.html"
     markdown.write_text(text)
     cells_csv(experiments).to_csv(csv, index=False)
-    page.write_text(render_html(tables=tables, figures=figures, problems=experiments.problems, records=records,
+    page.write_text(render_html(tables=tables, figures=figures, problems=problems, records=records,
                                 sources=[str(r) for r in results], version=__version__, csv_text=csv.read_text()))
-    return Report(out, markdown, csv, page, figures, text, experiments.problems)
+    return Report(out, markdown, csv, page, figures, text, problems)

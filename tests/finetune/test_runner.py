@@ -110,17 +110,17 @@ def test_segmentation_fine_tuning_records_as_the_probes_and_the_pixel_store_give
         assert record["test_use"]["what"] == "finetune-bitfit-seg_unet" and record["test_reuse"] == 0
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
-def test_an_unwritable_results_file_is_refused_before_training(tmp_path, planted_index):
+def test_an_unwritable_results_file_is_refused_before_training(tmp_path, planted_index, tmpfs):
+    from featx.jobs.checks import CheckError
+    from tests.tmpfs import read_only
+
     index = planted_index(n_patients=8)
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
+    read_only(tmpfs)
     try:
-        with pytest.raises(FinetuneError, match="--out .* cannot write there"):
-            _run(index, tmp_path, FinetuneConfig(method="linear"), out=locked / "results.jsonl")
+        with pytest.raises(CheckError, match="--out .* cannot be created: .* is not writable"):
+            _run(index, tmp_path, FinetuneConfig(method="linear"), out=tmpfs / "results.jsonl")
     finally:
-        locked.chmod(0o700)
+        read_only(tmpfs, on=False)
     assert not (tmp_path / "run").exists()
 
 

@@ -119,3 +119,19 @@ def test_a_killed_study_probe_runs_the_missing_settings_next_time(demo_data, tmp
 
 def kept_records(lines):
     return [json.dumps(json.loads(line), sort_keys=True) for line in lines]
+
+
+def test_a_study_probe_on_a_dask_cluster_writes_what_a_local_study_probe_writes(demo_data, tmp_path):
+    import distributed
+
+    study = write_study(tmp_path, demo_data, settings=["knn", "linear"])
+    assert runner.invoke(app, ["extract", "--config", str(study)]).exit_code == 0
+    assert runner.invoke(app, ["probe", "--config", str(study)]).exit_code == 0
+    local = (tmp_path / "results.jsonl").read_text().splitlines()
+    (tmp_path / "results.jsonl").unlink()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        spread = runner.invoke(app, ["probe", "--config", str(study), "--scheduler", cluster.scheduler_address])
+    assert spread.exit_code == 0, spread.output
+    numbers = lambda lines: [{k: v for k, v in json.loads(x).items() if k not in ("created", "seconds_search")}  # noqa: E731
+                             for x in lines]
+    assert numbers((tmp_path / "results.jsonl").read_text().splitlines()) == numbers(local)

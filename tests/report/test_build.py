@@ -1,6 +1,10 @@
 import csv
+import os
 import shutil
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +12,9 @@ from PIL import Image
 
 from featx.report.build import build_report
 from featx.report.figures import Drawn, Missing
+from featx.report.publish import ReportWriteError
 from tests.report.conftest import record, write
+from tests.tmpfs import fill, resize
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -37,7 +43,7 @@ def test_report_writes_markdown_csv_figures_and_one_self_contained_page(full_rep
 def test_bad_paths_are_refused_before_anything_is_written(tmp_path):
     results = write(tmp_path / "r.jsonl", [record()])
     (tmp_path / "file").write_text("")
-    with pytest.raises(ValueError, match="file: is a file; give --out a folder"):
+    with pytest.raises(ValueError, match="--out .*/file is a file; give --out a folder"):
         build_report([results], tmp_path / "file")
     from featx.cache import StoreError
 
@@ -50,7 +56,7 @@ def test_bad_paths_are_refused_before_anything_is_written(tmp_path):
 
 def chromium(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           "--virtual-time-budget=3000", *args], capture_output=True, text=True, timeout=120)
+                           "--virtual-time-budget=3000", *args], check=False, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (`apt-get install chromium`; `make test` tries)")
@@ -68,3 +74,60 @@ def test_the_page_renders_in_a_real_browser_with_tables_figures_and_the_banner(t
     assert red[:200].mean() > 0.05, "no red random-weights banner at the top"
     coloured = np.abs(pixels[..., 0] - pixels[..., 2]) > 60
     assert coloured[200:].mean() > 0.005, "no coloured figure content below the banner"
+
+
+def snapshot(folder):
+    """Every file under ``folder`` and its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def written(report):
+    """The files a Report says it wrote, relative to its folder."""
+    drawn = [p for f in report.figures if isinstance(f, Drawn) for p in (f.png, f.svg)]
+    return {str(p.relative_to(report.out)) for p in [report.markdown, report.csv, report.html, *drawn]}
+
+
+def test_a_full_disk_while_writing_a_report_leaves_the_earlier_report_intact(tmp_path, tmpfs):  # noqa: F811
+    resize(tmpfs, "1m")
+    yesterday = write(tmp_path / "old.jsonl", [record(), record(backbone="densenet201", value=0.7, store_key="d")])
+    today = write(tmp_path / "new.jsonl", [record(backbone="vit_today", value=0.8, store_key="t")])
+    out = tmpfs / "report"
+    build_report([yesterday], out)
+    before = snapshot(out)
+    filler = fill(tmpfs, leave=40_000)  # room for some of the new report, not all of it
+    with pytest.raises(ReportWriteError, match=rf"^{out}: could not write the report \(No space left on device\); "
+                                               "the report already there is unchanged"):
+        build_report([today], out)
+    assert snapshot(out) == before
+    assert sorted(p.name for p in tmpfs.iterdir()) == ["filler", "report"]  # the half-written new one is gone
+    filler.unlink()
+    report = build_report([today], out)
+    assert set(snapshot(out)) == written(report)  # the new report whole, no file of the old one left in it
+    assert "vit_today" in report.markdown.read_text() and "densenet201" not in report.markdown.read_text()
+    assert report.html == out / "report.html" and all(f.png.parent == out / "figures" for f in report.figures
+                                                      if isinstance(f, Drawn))
+    assert sorted(p.name for p in tmpfs.iterdir()) == ["report"]
+
+
+def test_a_report_killed_while_writing_leaves_the_earlier_one_and_the_next_run_cleans_up(tmp_path):
+    results = write(tmp_path / "r.jsonl", [record(), record(backbone="densenet201", value=0.7, store_key="d")])
+    out = tmp_path / "report"
+    build_report([results], out)
+    before = snapshot(out)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    child = subprocess.Popen([sys.executable, "-m", "featx", "report", str(results), "--out", str(out)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    staging = []
+    for _ in range(6000):  # until it has started writing the new report beside the old one
+        staging = list(tmp_path.glob(".report.featx-new-*"))
+        if staging or child.poll() is not None:
+            break
+        time.sleep(0.01)
+    child.kill()
+    child.wait()
+    assert staging, "the report was never written beside the old one"
+    assert snapshot(out) == before
+    assert staging[0].exists()  # what the killed run left ...
+    report = build_report([results], out)
+    assert not staging[0].exists()  # ... the next run removes
+    assert set(snapshot(out)) == written(report)

@@ -29,16 +29,17 @@ def _say_outcome(say: Callable[[str], None], name: str, outcome: SegOutcome) -> 
 
 
 def run_segmentation_store(
-    store: FeatureStore, job: ProbeJob, *, run: Any, existing: list[dict[str, Any]], say: Callable[[str], None]
+    store: FeatureStore, job: ProbeJob, *, run: Any, existing: list[dict[str, Any]], out: Path | None,
+    say: Callable[[str], None],
 ) -> None:
-    """Run the job's decoder settings (and segmentation few-shot) on ``store``; append to ``run``."""
+    """Run the job's decoder settings (and segmentation few-shot) on ``store``; append to ``run`` (and ``out``)."""
     from featx.probes.runner import write_failure
 
     name = f"{store.dataset} x {store.backbone_name}"
-    out, seed, settings, options = job.out, job.seed, job.settings, SegOptions.of(job)
+    seed, settings, options = job.seed, job.settings, SegOptions.of(job)
     device, n_boot = job.device, job.bootstrap
     try:
-        check_label_names(existing, store.dataset, store.label_names, out or "")
+        check_label_names(existing, store.dataset, store.label_names, job.out or "")
         data = open_segmentation(store)
         say(f"{name}: {data.n} slices/images of {len(set(data.unit_ids))} {data.level}s, patch tokens of "
             f"{len(data.layers)} blocks on a {data.grid[0]}x{data.grid[1]} grid"
@@ -47,7 +48,7 @@ def run_segmentation_store(
             say(f"{name}: features come from RANDOMLY INITIALISED weights; results are marked random_init=true")
     except (ProbeError, ValueError) as error:
         run.problems.append(f"{name}: {error}")
-        write_failure(out, job, store, settings, str(error))
+        write_failure(run, out, job, store, settings, str(error))
         say(f"{name}: skipped: {error}")
         return
     decoders = [s for s in settings if s in SEG_SETTINGS]
@@ -81,5 +82,5 @@ def run_segmentation_store(
                     say(f"{name} / {outcome.setting}: {len(files)} predicted masks written to {folder}")
         except (ProbeError, ValueError, RuntimeError, OSError) as error:
             run.problems.append(f"{name} / {setting}: {error}")
-            write_failure(out, job, store, [setting], str(error))
+            write_failure(run, out, job, store, [setting], str(error))
             say(f"{name} / {setting}: failed: {error}")
