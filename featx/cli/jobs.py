@@ -17,8 +17,8 @@ from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
-from featx.cli.errors import EXIT_ERROR
-from featx.jobs.fields import JobError, Option, described, from_options
+from featx.cli.errors import EXIT_ERROR, is_expected
+from featx.jobs.fields import Option, described, from_options
 
 J = TypeVar("J")
 
@@ -107,7 +107,9 @@ def job_command(
         config = flags.pop("config", None)
         try:
             return run(flags, config)
-        except JobError as error:  # a bad option value: one line naming the flag, whatever app runs the command
+        except Exception as error:  # a user-caused error is one line, whatever app runs the command
+            if not is_expected(error):
+                raise
             typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
             raise typer.Exit(EXIT_ERROR) from None
 

@@ -71,6 +71,10 @@ class ProbeJob:
     multilabel_knn: str = option("mlknn", "'knn' on multi-label data: mlknn or weighted (per-class weighted vote)")
     knn_backend: str | None = option(None, "faiss or torch (default: by --device and what is installed)")
     knn_dtype: str = option("float32", "torch backend only: float32, float16 or bfloat16")
+    knn_index: str | None = option(
+        None, "approximate kNN for very large stores: ivf or hnsw, with parameters as ivf:nlist=4096,nprobe=64 "
+        "(trained on train rows, cached beside the store; every record carries its recall@k against exact search); "
+        "default: exact search")
     mlknn_fit_max: int | None = option(None, "estimate ML-kNN tables from at most this many memory-bank points "
                                              "(default: all, exact)")
     linear_backend: str | None = option(None, "torch (paper's SGD grid, default), sklearn or cuml")

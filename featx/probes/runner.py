@@ -26,6 +26,7 @@ from featx.evaluation.ledger import LEDGER, TestReuseWarning
 from featx.evaluation.metrics import MetricWarning
 from featx.jobs.checks import CheckError, check_device, folder_is_writable
 from featx.jobs.outputs import check_results_file
+from featx.probes.ann import ApproxIndex
 from featx.probes.job import ProbeJob
 from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear
 from featx.evaluation.records import (
@@ -235,6 +236,8 @@ def run_probes(job: ProbeJob, echo: Callable[[str], None] | None = None, *, writ
 def preflight(job: ProbeJob) -> None:
     """What can be checked before any store is read: the device and the files and folders results go to."""
     check_device(job.device)
+    if job.knn_index is not None:
+        ApproxIndex.parse(job.knn_index)  # a bad spec is one sentence before any store is read
     if job.out is not None:
         check_results_file(job.out, option="--out")
     if job.save_masks is not None and not folder_is_writable(Path(job.save_masks)):
@@ -277,6 +280,7 @@ def _run_setting(setting: str, data: ProbeData, job: ProbeJob, *, problems: list
         "backend": job.knn_backend,
         "dtype": job.knn_dtype,
         "fit_max": job.mlknn_fit_max,
+        "index": ApproxIndex.parse(job.knn_index).beside(data.provenance) if job.knn_index else None,
     }
     linear_kw = {"backend": job.linear_backend, "epochs": job.epochs, "batch_size": job.batch_size, "lrs": job.lrs}
     if setting.startswith("seg_"):

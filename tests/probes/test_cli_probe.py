@@ -75,3 +75,15 @@ def test_second_run_with_other_hyperparameters_into_the_same_results_warns_and_f
     assert last["test_reuse"] == 2 and last["test_use"]["deliberate"] is True
     per_class = [json.loads(line) for line in out.read_text().splitlines()][-4:]
     assert all(r["test_reuse"] == 2 for r in per_class if r["split"] == "test")
+
+
+def test_cli_approximate_knn_index_records_its_recall_and_a_bad_spec_is_one_line(store_factory, tmp_path):
+    path = store_factory(task="multiclass", n_patients=100)
+    out = tmp_path / "r.jsonl"
+    args = ["probe", "--store", str(path), "--setting", "knn", "--k", "5", "--out", str(out), "--bootstrap", "10"]
+    result = CliRunner().invoke(_app(), [*args, "--knn-index", "hnsw:m=8"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records and all(r["hyperparameters"]["knn_index"] and 0 < r["knn_recall_at_k"] <= 1 for r in records)
+    bad = CliRunner().invoke(_app(), [*args, "--knn-index", "annoy"])
+    assert bad.exit_code == 1 and "annoy" in bad.output and len(out.read_text().splitlines()) == len(records)
