@@ -50,11 +50,6 @@ def list_backbones() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def is_registered(name: str) -> bool:
-    _load_builtins()
-    return name in _REGISTRY
-
-
 def get_backbone_def(name: str) -> BackboneDef:
     """The definition for ``name``: registered, else a generic timm model; else BackboneError."""
     _load_builtins()

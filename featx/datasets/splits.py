@@ -11,7 +11,7 @@ with a patient in two subsets.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,7 +110,7 @@ def systematic_patient_split(
     with ``proportions.val`` taken as a fraction of these patients.
     """
     order = list(dict.fromkeys(patients))  # unique, first-appearance order
-    assignment = {p: "train" for p in order}
+    assignment = dict.fromkeys(order, "train")
     rest = order
     if test:
         k = _count(len(order), proportions.test)
@@ -287,13 +287,3 @@ def split_summary(index: SampleIndex) -> pd.DataFrame:
         rows.append(record)
     return pd.DataFrame(rows)
 
-
-def split_of_patients(table: pd.DataFrame) -> dict[str, str]:
-    """Patient -> split (after checking the split is patient-level)."""
-    check_patient_level(table)
-    return dict(zip(table["patient_id"], table["split"], strict=True))
-
-
-def iter_units(values: Iterable[str]) -> list[str]:
-    """Unique values in natural order."""
-    return sorted(set(values), key=natural_key)
