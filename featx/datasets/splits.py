@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from featx.datasets.csv_files import read_csv_file
 from featx.datasets.index import SPLITS, DatasetError, Problem, SampleIndex, check_patient_level
 
 __all__ = [
@@ -164,14 +165,7 @@ def read_split_file(path: str | Path) -> pd.DataFrame:
     Returns a frame with columns ``id`` and ``split`` (normalised: 'validation' -> 'val').
     """
     path = Path(path)
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: split file not found") from None
-    except pd.errors.EmptyDataError:
-        raise DatasetError(f"{path}: the split file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot parse split CSV ({exc})") from exc
+    frame = read_csv_file(path, "split file")
     if "split" not in frame.columns:
         raise DatasetError(f"{path}: split file needs a 'split' column (has {list(frame.columns)})")
     id_column = next((c for c in _ID_COLUMNS if c in frame.columns), None)
