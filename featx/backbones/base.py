@@ -18,38 +18,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from featx.backbones.spec import (  # noqa: F401 - the constants are re-exported for the families
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INCEPTION_MEAN,
+    INCEPTION_STD,
+    OPENAI_CLIP_MEAN,
+    OPENAI_CLIP_STD,
+    BackboneError,
+    BackboneSpec,
+)
 from featx.backbones.weights import WeightCandidate, WeightsError
 
 __all__ = ["BackboneDef", "BackboneError", "BackboneSpec", "LoadedBackbone", "WeightsError"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-INCEPTION_MEAN = (0.5, 0.5, 0.5)
-INCEPTION_STD = (0.5, 0.5, 0.5)
-OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-class BackboneError(ValueError):
-    """A backbone asked for in a way that cannot work (unknown name, bad size, bad overrides)."""
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """What a backbone is, independent of resolution and weights."""
-
-    name: str
-    family: str
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    patch_size: int | None
-    native_size: int
-    has_cls_token: bool
-    description: str
-    #: where the published weights come from (paper / release), recorded as provenance when set
-    provenance: str = ""
-    #: the weights' licence as published (e.g. "apache-2.0", "dinov3-license"), recorded when set
-    licence: str = ""
 
 
 @dataclass
@@ -81,6 +62,8 @@ class BackboneDef(abc.ABC):
     """One architecture: build, convert checkpoints, find weights, wrap as a feature extractor."""
 
     spec: BackboneSpec
+    #: where the published weights may sit locally, most preferred first (see :meth:`weight_candidates`)
+    weights: tuple[WeightCandidate, ...] = ()
 
     #: policy strings recorded in ``LoadedBackbone.config`` (and so in the cache key)
     final_norm: str = "per_block"
@@ -136,11 +119,12 @@ class BackboneDef(abc.ABC):
     # -- weights ------------------------------------------------------------------------------
     def weight_candidates(self) -> list[WeightCandidate]:
         """Where the published weights may sit in local caches, most preferred first."""
-        return []
+        return list(self.weights)
 
     def check_weights_folder(self, folder: Path) -> None:
         """Refuse a weights folder whose own metadata (e.g. a Hugging Face snapshot's preprocessing
         config next to the file) contradicts this definition; raise :class:`WeightsError`."""
+        return None
 
     def convert_state_dict(self, state_dict: dict[str, torch.Tensor], trunk: nn.Module) -> dict[str, torch.Tensor]:
         """Checkpoint (in its published format) -> this architecture's state dict.

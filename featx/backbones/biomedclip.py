@@ -21,18 +21,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from featx.backbones.base import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, BackboneDef, BackboneSpec
-from featx.backbones.registry import register_backbone
+from featx.backbones.catalog import BIOMEDCLIP_HF_REPO
 from featx.backbones.timm_vit import WRAPPER_PREFIXES, TimmViTDef
-from featx.backbones.weights import (
-    WeightCandidate,
-    WeightsError,
-    check_sidecar_mean_std,
-    featx_candidates,
-    strip_prefixes,
-)
+from featx.backbones.weights import WeightsError, check_sidecar_mean_std, strip_prefixes
 
-BIOMEDCLIP_HF_REPO = "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
 #: image-tower tensors of the open_clip checkpoint that are not part of the features
 BIOMEDCLIP_DROPPED_VISUAL = ("visual.head.proj.weight", "visual.head.proj.bias")
 #: top-level prefixes of the text side of the checkpoint (dropped)
@@ -61,12 +53,6 @@ class BiomedCLIPDef(TimmViTDef):
         check_sidecar_mean_std(folder, "open_clip_config.json", (("preprocess_cfg", "mean"), ("preprocess_cfg", "std")),
                                self.spec.mean, self.spec.std, self.spec.name)
 
-    def weight_candidates(self) -> list[WeightCandidate]:
-        return featx_candidates(self.spec.name) + [
-            WeightCandidate("hf", f, BIOMEDCLIP_HF_REPO)
-            for f in ("open_clip_pytorch_model.bin", "open_clip_model.safetensors")
-        ]
-
     def convert_state_dict(self, state_dict: dict[str, torch.Tensor], trunk: nn.Module) -> dict[str, torch.Tensor]:
         state_dict = strip_prefixes(state_dict, WRAPPER_PREFIXES)
         if any(k.startswith("visual.") for k in state_dict):
@@ -75,25 +61,3 @@ class BiomedCLIPDef(TimmViTDef):
 
     def arch_config(self):
         return {**super().arch_config(), "projection_applied": False, "open_clip_hf_hub": BIOMEDCLIP_HF_REPO}
-
-
-@register_backbone("biomedclip_vitb16")
-def _biomedclip() -> BackboneDef:
-    return BiomedCLIPDef(
-        BackboneSpec(
-            name="biomedclip_vitb16",
-            family="biomedclip",
-            mean=OPENAI_CLIP_MEAN,
-            std=OPENAI_CLIP_STD,
-            patch_size=16,
-            native_size=224,
-            has_cls_token=True,
-            description="BiomedCLIP ViT-B/16 image tower, PMC-15M (open_clip hf-hub, pre-projection class token)",
-            provenance=f"Microsoft BiomedCLIP (Zhang et al. 2023), PMC-15M, open_clip hf-hub:{BIOMEDCLIP_HF_REPO}",
-            licence="mit",
-        ),
-        arch="vit_base_patch16_224",
-        tag=None,
-        # timm's resample_abs_pos_embed (open_clip's TimmModel tower leaves resizing to timm)
-        pos_resize={"mode": "bicubic", "antialias": True},
-    )

@@ -24,8 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from featx.backbones.base import IMAGENET_MEAN, IMAGENET_STD, BackboneDef, BackboneError, BackboneSpec
-from featx.backbones.registry import register_backbone
+from featx.backbones.base import BackboneError
 from featx.backbones.timm_vit import WRAPPER_PREFIXES, TimmArchDef, _inference_context, drop_head
 from featx.backbones.weights import strip_prefixes
 
@@ -164,31 +163,3 @@ def _torchvision_to_timm(arch: str, state_dict: dict[str, torch.Tensor], trunk: 
             out[key] = value
         return out
     return state_dict
-
-
-def _cnn(name: str, arch: str, tag: str, description: str, torch_hub_files: tuple[str, ...]) -> BackboneDef:
-    return TimmCNNDef(
-        BackboneSpec(name=name, family="cnn", mean=IMAGENET_MEAN, std=IMAGENET_STD, patch_size=None,
-                     native_size=224, has_cls_token=False, description=description),
-        arch=arch,
-        tag=tag,
-        torch_hub_files=torch_hub_files,
-    )
-
-
-@register_backbone("densenet201")
-def _densenet201() -> BackboneDef:
-    return _cnn("densenet201", "densenet201", "tv_in1k", "DenseNet201, ImageNet-1k supervised (torchvision weights)",
-                ("densenet201-c1103571.pth",))
-
-
-@register_backbone("resnet152")
-def _resnet152() -> BackboneDef:
-    return _cnn("resnet152", "resnet152", "tv_in1k", "ResNet152, ImageNet-1k supervised (torchvision V1 weights)",
-                ("resnet152-394f9c45.pth", "resnet152-b121ed2d.pth"))
-
-
-@register_backbone("vgg19")
-def _vgg19() -> BackboneDef:
-    return _cnn("vgg19", "vgg19", "tv_in1k", "VGG19, ImageNet-1k supervised (torchvision weights)",
-                ("vgg19-dcbb9e9d.pth",))

@@ -20,19 +20,8 @@ import re
 import torch
 from torch import nn
 
-from featx.backbones.base import IMAGENET_MEAN, IMAGENET_STD, BackboneDef, BackboneSpec
-from featx.backbones.registry import register_backbone
 from featx.backbones.timm_vit import WRAPPER_PREFIXES, TimmViTDef, drop_head
 from featx.backbones.weights import strip_prefixes
-
-DINOV2_POS_RESIZE = {"mode": "bicubic", "antialias": False, "offset": 0.1}
-
-_SIZES = {
-    "s": ("small", "ViT-S/14", 21),
-    "b": ("base", "ViT-B/14", 86),
-    "l": ("large", "ViT-L/14", 300),
-    "g": ("giant", "ViT-g/14", 1100),
-}
 
 
 def convert_dinov2_original(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -66,36 +55,3 @@ class DINOv2Def(TimmViTDef):
         if "mask_token" in state_dict or "register_tokens" in state_dict:
             state_dict = convert_dinov2_original(state_dict)
         return drop_head(state_dict, trunk, ("head",))
-
-
-def _make(size: str, registers: bool) -> BackboneDef:
-    word, label, params = _SIZES[size]
-    name = f"dinov2_vit{size}14" + ("_reg4" if registers else "")
-    arch = f"vit_{word}_patch14_" + ("reg4_" if registers else "") + "dinov2"
-    hub = f"dinov2_vit{size}14" + ("_reg4" if registers else "") + "_pretrain.pth"
-    return DINOv2Def(
-        BackboneSpec(
-            name=name,
-            family="dinov2",
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-            patch_size=14,
-            native_size=518,
-            has_cls_token=True,
-            description=f"DINOv2 {label}{' + 4 registers' if registers else ''} (~{params}M params), LVD-142M",
-        ),
-        arch=arch,
-        tag="lvd142m",
-        pos_resize=DINOV2_POS_RESIZE,
-        torch_hub_files=(hub,),
-    )
-
-
-def _register_all() -> None:
-    for size in _SIZES:
-        for registers in (False, True):
-            name = f"dinov2_vit{size}14" + ("_reg4" if registers else "")
-            register_backbone(name)(lambda s=size, r=registers: _make(s, r))
-
-
-_register_all()

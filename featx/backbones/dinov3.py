@@ -44,33 +44,11 @@ import re
 import torch
 from torch import nn
 
-from featx.backbones.base import IMAGENET_MEAN, IMAGENET_STD, BackboneDef, BackboneSpec
+from featx.backbones.base import BackboneSpec
 from featx.backbones.cnn import TimmCNNDef
-from featx.backbones.registry import register_backbone
+from featx.backbones.locations import WeightCandidate
 from featx.backbones.timm_vit import WRAPPER_PREFIXES, TimmViTDef, drop_head
 from featx.backbones.weights import WeightsError, strip_prefixes
-
-DINOV3_PROVENANCE = "Meta DINOv3 (Siméoni et al. 2025), LVD-1689M, via timm/{repo}"
-DINOV3_LICENCE = "dinov3-license"
-
-#: featx name -> (timm arch, label, ~params in M); all tagged lvd1689m
-DINOV3_VITS = {
-    "dinov3_vits16": ("vit_small_patch16_dinov3", "ViT-S/16", 21),
-    "dinov3_vits16plus": ("vit_small_plus_patch16_dinov3", "ViT-S+/16", 29),
-    "dinov3_vitb16": ("vit_base_patch16_dinov3", "ViT-B/16", 86),
-    "dinov3_vitl16": ("vit_large_patch16_dinov3", "ViT-L/16", 300),
-    "dinov3_vith16plus": ("vit_huge_plus_patch16_dinov3", "ViT-H+/16", 840),
-    "dinov3_vit7b16": ("vit_7b_patch16_dinov3", "ViT-7B/16", 6700),
-}
-
-#: featx name -> timm ConvNeXt arch (tag dinov3_lvd1689m)
-DINOV3_CONVNEXTS = {
-    "dinov3_convnext_tiny": "convnext_tiny",
-    "dinov3_convnext_small": "convnext_small",
-    "dinov3_convnext_base": "convnext_base",
-    "dinov3_convnext_large": "convnext_large",
-}
-
 
 _BLOCK = r"^blocks\.(\d+)\."
 #: regex on Meta's key -> timm key template (None: dropped; "qkv_bias": checked, see below)
@@ -139,8 +117,8 @@ class DINOv3ViTDef(TimmViTDef):
     final_norm = "per_block"
     cls_policy = "cls_token"
 
-    def __init__(self, spec: BackboneSpec, arch: str, tag: str) -> None:
-        super().__init__(spec, arch=arch, tag=tag)
+    def __init__(self, spec: BackboneSpec, arch: str, tag: str, weights: tuple[WeightCandidate, ...] | None = None) -> None:
+        super().__init__(spec, arch=arch, tag=tag, weights=weights)
         self.pos_embed_resize = "none (rotary position embeddings, computed for the grid)"
 
     def build(self, img_size: int, overrides: dict) -> nn.Module:
@@ -156,59 +134,9 @@ class DINOv3ViTDef(TimmViTDef):
         return drop_head(state_dict, trunk, ("head",))
 
 
-def _vit(name: str) -> BackboneDef:
-    arch, label, params = DINOV3_VITS[name]
-    return DINOv3ViTDef(
-        BackboneSpec(
-            name=name,
-            family="dinov3",
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-            patch_size=16,
-            native_size=256,
-            has_cls_token=True,
-            description=f"DINOv3 {label} + 4 registers, RoPE (~{params}M params), LVD-1689M",
-            provenance=DINOV3_PROVENANCE.format(repo=f"{arch}.lvd1689m"),
-            licence=DINOV3_LICENCE,
-        ),
-        arch=arch,
-        tag="lvd1689m",
-    )
-
-
 class DINOv3ConvNeXtDef(TimmCNNDef):
     """DINOv3 ConvNeXt: ``pool`` = LayerNorm(global average); its patch map gets the same LayerNorm,
     as DINOv3's ``x_norm_patchtokens``."""
 
     final_norm = "head LayerNorm (pool vector and pool patch map)"
     norm_pool_map = True
-
-
-def _convnext(name: str) -> BackboneDef:
-    arch = DINOV3_CONVNEXTS[name]
-    return DINOv3ConvNeXtDef(
-        BackboneSpec(
-            name=name,
-            family="cnn",
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-            patch_size=None,
-            native_size=224,
-            has_cls_token=False,
-            description=f"DINOv3 ConvNeXt-{arch.split('_')[1].capitalize()} distilled from the 7B, LVD-1689M",
-            provenance=DINOV3_PROVENANCE.format(repo=f"{arch}.dinov3_lvd1689m"),
-            licence=DINOV3_LICENCE,
-        ),
-        arch=arch,
-        tag="dinov3_lvd1689m",
-    )
-
-
-def _register_all() -> None:
-    for name in DINOV3_VITS:
-        register_backbone(name)(lambda n=name: _vit(n))
-    for name in DINOV3_CONVNEXTS:
-        register_backbone(name)(lambda n=name: _convnext(n))
-
-
-_register_all()

@@ -30,7 +30,7 @@ from featx.backbones.weights import (
     sha256_file,
 )
 
-__all__ = ["describe_backbone", "load_backbone", "save_weights"]
+__all__ = ["load_backbone", "measure_backbone", "save_weights"]
 
 CONFIG_VERSION = 1
 _RESERVED_OVERRIDES = {"img_size", "image_size", "num_classes", "pretrained", "pretrained_cfg", "features_only"}
@@ -193,8 +193,12 @@ def save_weights(loaded: LoadedBackbone, path: str | Path) -> Path:
     return save_state_dict(loaded.model.trunk.state_dict(), path)
 
 
-def describe_backbone(name: str, sizes: tuple[int, ...] = (224, 448), n_last: int = 4) -> dict[str, Any]:
-    """Facts for ``featx backbones``: params, feature dims, patch grids, local weights. Cheap (meta device)."""
+def measure_backbone(name: str, sizes: tuple[int, ...] = (224, 448), n_last: int = 4) -> dict[str, Any]:
+    """:func:`featx.backbones.listing.describe_backbone`'s facts measured on the built network (meta device).
+
+    The listing uses it for timm names and plug-ins; for the built-in names it reads the same facts
+    from their table rows, and the tests hold the two equal.
+    """
     definition = get_backbone_def(name)
     spec = definition.spec
     grids: dict[int, list[int] | None] = {}

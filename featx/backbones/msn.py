@@ -41,10 +41,8 @@ import re
 import torch
 from torch import nn
 
-from featx.backbones.base import IMAGENET_MEAN, IMAGENET_STD, BackboneDef, BackboneSpec
-from featx.backbones.registry import register_backbone
 from featx.backbones.timm_vit import TimmViTDef
-from featx.backbones.weights import WeightCandidate, WeightsError, featx_candidates, strip_prefixes
+from featx.backbones.weights import WeightsError, strip_prefixes
 
 #: regex on the published key (``module.`` already stripped) -> timm key template (None: drop)
 MSN_KEY_MAP: list[tuple[str, str | None]] = [
@@ -90,32 +88,8 @@ def convert_msn_state_dict(state_dict: dict[str, torch.Tensor], source: str = "c
 class MSNDef(TimmViTDef):
     checkpoint_keys = MSN_CHECKPOINT_KEYS
 
-    def weight_candidates(self) -> list[WeightCandidate]:
-        return featx_candidates(self.spec.name) + [WeightCandidate("torch_hub", f) for f in self.torch_hub_files]
-
     def convert_state_dict(self, state_dict: dict[str, torch.Tensor], trunk: nn.Module) -> dict[str, torch.Tensor]:
         stripped = strip_prefixes(state_dict, ("trunk.",))
         if set(stripped) <= set(trunk.state_dict()):
             return stripped  # already in timm layout (e.g. saved by featx)
         return convert_msn_state_dict(state_dict)
-
-
-@register_backbone("msn_vitl16")
-def _msn_vitl16() -> BackboneDef:
-    return MSNDef(
-        BackboneSpec(
-            name="msn_vitl16",
-            family="msn",
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-            patch_size=16,
-            native_size=224,
-            has_cls_token=True,
-            description="MSN ViT-L/16 target encoder, ImageNet-1k self-supervised (published checkpoint mapped onto timm)",
-        ),
-        arch="vit_large_patch16_224",
-        tag=None,
-        # MSN's deit.interpolate_pos_encoding: bicubic, no antialias
-        pos_resize={"mode": "bicubic", "antialias": False},
-        torch_hub_files=("vitl16_600ep.pth.tar",),
-    )

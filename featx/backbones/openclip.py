@@ -24,10 +24,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from featx.backbones.base import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, BackboneDef, BackboneError, BackboneSpec
-from featx.backbones.registry import register_backbone
+from featx.backbones.base import BackboneDef, BackboneError, BackboneSpec
+from featx.backbones.locations import WeightCandidate
 from featx.backbones.timm_vit import _inference_context, _last_blocks, resize_abs_pos_embed
-from featx.backbones.weights import WeightCandidate, featx_candidates, strip_prefixes
+from featx.backbones.weights import strip_prefixes
 
 OPEN_CLIP_POS_RESIZE = {"mode": "bicubic", "antialias": True}
 
@@ -69,12 +69,11 @@ class OpenCLIPDef(BackboneDef):
     cls_policy = "cls_token"
     pos_embed_resize = "bicubic, antialias=True (open_clip resize_pos_embed)"
 
-    def __init__(self, spec: BackboneSpec, arch: str, quick_gelu: bool, hf_repo: str, legacy_file: str | None) -> None:
+    def __init__(self, spec: BackboneSpec, arch: str, quick_gelu: bool, weights: tuple[WeightCandidate, ...] = ()) -> None:
         self.spec = spec
         self.arch = arch
         self.quick_gelu = quick_gelu
-        self.hf_repo = hf_repo
-        self.legacy_file = legacy_file
+        self.weights = tuple(weights)
 
     def build(self, img_size: int, overrides: dict[str, Any]) -> nn.Module:
         import open_clip
@@ -111,14 +110,6 @@ class OpenCLIPDef(BackboneDef):
     def arch_config(self):
         return {"source": "open_clip", "arch": self.arch, "quick_gelu": self.quick_gelu, "projection_applied": False}
 
-    def weight_candidates(self) -> list[WeightCandidate]:
-        out = featx_candidates(self.spec.name)
-        out += [WeightCandidate("hf", f, self.hf_repo)
-                for f in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")]
-        if self.legacy_file:
-            out.append(WeightCandidate("open_clip", self.legacy_file))
-        return out
-
     def convert_state_dict(self, state_dict, trunk):
         state_dict = strip_prefixes(state_dict, ("module.", "trunk.", "_orig_mod."))
         if any(k.startswith("visual.") for k in state_dict):
@@ -136,43 +127,3 @@ class OpenCLIPDef(BackboneDef):
         except ValueError:
             return state_dict
         return {**state_dict, "positional_embedding": resized}
-
-
-@register_backbone("clip_vitl14")
-def _clip_vitl14() -> BackboneDef:
-    return OpenCLIPDef(
-        BackboneSpec(
-            name="clip_vitl14",
-            family="clip",
-            mean=OPENAI_CLIP_MEAN,
-            std=OPENAI_CLIP_STD,
-            patch_size=14,
-            native_size=224,
-            has_cls_token=True,
-            description="CLIP ViT-L/14 image tower, OpenAI WIT-400M (open_clip ViT-L-14, QuickGELU)",
-        ),
-        arch="ViT-L-14",
-        quick_gelu=True,
-        hf_repo="timm/vit_large_patch14_clip_224.openai",
-        legacy_file="ViT-L-14.pt",
-    )
-
-
-@register_backbone("openclip_vith14")
-def _openclip_vith14() -> BackboneDef:
-    return OpenCLIPDef(
-        BackboneSpec(
-            name="openclip_vith14",
-            family="clip",
-            mean=OPENAI_CLIP_MEAN,
-            std=OPENAI_CLIP_STD,
-            patch_size=14,
-            native_size=224,
-            has_cls_token=True,
-            description="OpenCLIP ViT-H/14 image tower, LAION-2B (laion2b_s32b_b79k)",
-        ),
-        arch="ViT-H-14",
-        quick_gelu=False,
-        hf_repo="laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
-        legacy_file=None,
-    )

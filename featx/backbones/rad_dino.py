@@ -40,22 +40,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from featx.backbones.base import BackboneDef, BackboneSpec
-from featx.backbones.registry import register_backbone
 from featx.backbones.timm_vit import TimmViTDef
-from featx.backbones.weights import (
-    WeightCandidate,
-    WeightsError,
-    check_sidecar_mean_std,
-    featx_candidates,
-    strip_prefixes,
-)
-
-#: RAD-DINO's preprocessor_config.json (BitImageProcessor): image_mean / image_std, same on R, G, B.
-#: Checked against the snapshot's own file whenever it sits next to the weights.
-RAD_DINO_MEAN = (0.5307, 0.5307, 0.5307)
-RAD_DINO_STD = (0.2583, 0.2583, 0.2583)
-RAD_DINO_HF_REPO = "microsoft/rad-dino"
+from featx.backbones.weights import WeightsError, check_sidecar_mean_std, strip_prefixes
 
 _LAYER = r"^encoder\.layer\.(\d+)\."
 #: regex on the published key -> timm key template (None: dropped). ``qkv:<part>`` targets are
@@ -129,35 +115,8 @@ class RadDinoDef(TimmViTDef):
         check_sidecar_mean_std(folder, "preprocessor_config.json", (("image_mean",), ("image_std",)),
                                self.spec.mean, self.spec.std, self.spec.name)
 
-    def weight_candidates(self) -> list[WeightCandidate]:
-        return featx_candidates(self.spec.name) + [
-            WeightCandidate("hf", f, RAD_DINO_HF_REPO) for f in ("model.safetensors", "pytorch_model.bin")
-        ]
-
     def convert_state_dict(self, state_dict: dict[str, torch.Tensor], trunk: nn.Module) -> dict[str, torch.Tensor]:
         stripped = strip_prefixes(state_dict, ("module.", "trunk.", "_orig_mod."))
         if set(stripped) <= set(trunk.state_dict()):
             return stripped  # already in timm layout (e.g. saved by featx)
         return convert_rad_dino_state_dict(state_dict)
-
-
-@register_backbone("rad_dino")
-def _rad_dino() -> BackboneDef:
-    return RadDinoDef(
-        BackboneSpec(
-            name="rad_dino",
-            family="rad_dino",
-            mean=RAD_DINO_MEAN,
-            std=RAD_DINO_STD,
-            patch_size=14,
-            native_size=518,
-            has_cls_token=True,
-            description="RAD-DINO ViT-B/14, DINOv2 continued on chest X-rays (HF Dinov2Model mapped onto timm)",
-            provenance="Microsoft Health Futures RAD-DINO (Pérez-García et al. 2025), HF microsoft/rad-dino",
-            licence="mit (model card; earlier revisions: MSRLA)",
-        ),
-        arch="vit_base_patch14_dinov2",
-        tag=None,
-        # transformers Dinov2Embeddings.interpolate_pos_encoding: bicubic to the grid, no antialias
-        pos_resize={"mode": "bicubic", "antialias": False},
-    )

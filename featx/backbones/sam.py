@@ -23,8 +23,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from featx.backbones.base import IMAGENET_MEAN, IMAGENET_STD, BackboneDef, BackboneSpec
-from featx.backbones.registry import register_backbone
 from featx.backbones.timm_vit import WRAPPER_PREFIXES, TimmArchDef, _inference_context, _last_blocks, drop_head
 from featx.backbones.weights import strip_prefixes
 
@@ -111,22 +109,3 @@ class SamDef(TimmArchDef):
                 if value.shape != target and value.ndim == 2 and value.shape[1] == target[1]:
                     out[key] = resize_rel_pos(value, target[0])
         return out
-
-
-@register_backbone("sam_vitl16")
-def _sam_vitl16() -> BackboneDef:
-    return SamDef(
-        BackboneSpec(
-            name="sam_vitl16",
-            family="sam",
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-            patch_size=16,
-            native_size=1024,
-            has_cls_token=False,
-            description="Segment Anything ViT-L/16 image encoder, SA-1B (no CLS token: mean of patch tokens)",
-        ),
-        arch="samvit_large_patch16",
-        tag="sa1b",
-        torch_hub_files=("sam_vit_l_0b3195.pth",),
-    )

@@ -18,18 +18,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from featx.backbones.base import INCEPTION_MEAN, INCEPTION_STD, BackboneDef, BackboneSpec
-from featx.backbones.registry import register_backbone
+from featx.backbones.base import BackboneSpec
+from featx.backbones.locations import WeightCandidate
 from featx.backbones.timm_vit import TimmViTDef, ViTExtractor
-
-#: featx name -> (timm arch, label, patch, native size, ~params in M); all tagged v2_webli
-SIGLIP2_TOWERS = {
-    "siglip2_vitb16_256": ("vit_base_patch16_siglip_256", "ViT-B/16", 16, 256, 93),
-    "siglip2_vitl16_256": ("vit_large_patch16_siglip_256", "ViT-L/16", 16, 256, 316),
-    "siglip2_so400m14_224": ("vit_so400m_patch14_siglip_224", "So400m/14", 14, 224, 428),
-    "siglip2_so400m16_256": ("vit_so400m_patch16_siglip_256", "So400m/16", 16, 256, 428),
-    "siglip2_vitg16_256": ("vit_giantopt_patch16_siglip_256", "g-opt/16", 16, 256, 1130),
-}
 
 
 class AttentionPoolExtractor(ViTExtractor):
@@ -40,38 +31,10 @@ class AttentionPoolExtractor(ViTExtractor):
 
 
 class SigLIP2Def(TimmViTDef):
-    def __init__(self, spec: BackboneSpec, arch: str, tag: str) -> None:
-        super().__init__(spec, arch=arch, tag=tag, pos_resize={"mode": "bicubic", "antialias": True})
+    def __init__(self, spec: BackboneSpec, arch: str, tag: str, weights: tuple[WeightCandidate, ...] | None = None) -> None:
+        super().__init__(spec, arch=arch, tag=tag, pos_resize={"mode": "bicubic", "antialias": True}, weights=weights)
         self.cls_policy = "attention_pool"  # the base class would call a token-less ViT "mean_patch"
 
     def make_extractor(self, trunk: nn.Module, plan, patch_tokens, img_size):
         grid = tuple(trunk.patch_embed.dynamic_feat_size((img_size, img_size)))
         return AttentionPoolExtractor(trunk, plan, patch_tokens, norm=True, grid=grid)
-
-
-def _tower(name: str) -> BackboneDef:
-    arch, label, patch, native, params = SIGLIP2_TOWERS[name]
-    return SigLIP2Def(
-        BackboneSpec(
-            name=name,
-            family="siglip2",
-            mean=INCEPTION_MEAN,
-            std=INCEPTION_STD,
-            patch_size=patch,
-            native_size=native,
-            has_cls_token=False,
-            description=f"SigLIP 2 {label} image tower (~{params}M), WebLI; cls = attention-pool (MAP) output",
-            provenance=f"Google SigLIP 2 (Tschannen et al. 2025), WebLI, via timm/{arch}.v2_webli",
-            licence="apache-2.0",
-        ),
-        arch=arch,
-        tag="v2_webli",
-    )
-
-
-def _register_all() -> None:
-    for name in SIGLIP2_TOWERS:
-        register_backbone(name)(lambda n=name: _tower(n))
-
-
-_register_all()

@@ -1,4 +1,4 @@
-"""timm Vision Transformers: the shared machinery, MAE, the supervised ViT-L/16 and any timm name.
+"""timm Vision Transformers: the shared machinery (MAE and the supervised ViT-L/16 use it as is) and any timm name.
 
 Features come from timm's ``forward_intermediates`` (one pass, no hooks):
 
@@ -24,17 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from featx.backbones.base import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    INCEPTION_MEAN,
-    INCEPTION_STD,
-    BackboneDef,
-    BackboneError,
-    BackboneSpec,
-)
-from featx.backbones.registry import register_backbone
-from featx.backbones.weights import WeightCandidate, featx_candidates, strip_prefixes
+from featx.backbones.base import IMAGENET_MEAN, IMAGENET_STD, BackboneDef, BackboneError, BackboneSpec
+from featx.backbones.locations import TIMM_HF_FILES, WeightCandidate, timm_candidates
+from featx.backbones.weights import strip_prefixes
 
 WRAPPER_PREFIXES = ("module.", "trunk.", "_orig_mod.")
 
@@ -141,17 +133,22 @@ class ViTExtractor(nn.Module):
 # the family
 # --------------------------------------------------------------------------------------------
 class TimmArchDef(BackboneDef):
-    """A backbone built from a timm architecture name; its weights live at ``timm/<arch>.<tag>``."""
+    """A backbone built from a timm architecture name; its weights live at ``timm/<arch>.<tag>``.
 
-    hf_files: tuple[str, ...] = ("model.safetensors", "pytorch_model.bin")
+    ``weights`` (where the published weights may sit) defaults to featx's folder, the HF repository
+    ``timm/<arch>.<tag>`` and ``torch_hub_files``; the registry's tables give it explicitly.
+    """
 
     def __init__(self, spec: BackboneSpec, arch: str, tag: str | None = None, kwargs: dict[str, Any] | None = None,
-                 torch_hub_files: tuple[str, ...] = ()) -> None:
+                 torch_hub_files: tuple[str, ...] = (), hf_files: tuple[str, ...] = TIMM_HF_FILES,
+                 weights: tuple[WeightCandidate, ...] | None = None) -> None:
         self.spec = spec
         self.arch = arch
         self.tag = tag
         self.kwargs = dict(kwargs or {})
-        self.torch_hub_files = torch_hub_files
+        if weights is None:
+            weights = timm_candidates(spec.name, arch, tag, hf_files, torch_hub_files)
+        self.weights = tuple(weights)
 
     def create(self, overrides: dict[str, Any], **kwargs: Any) -> nn.Module:
         """``timm.create_model`` without a head; a bad override is a BackboneError."""
@@ -168,12 +165,6 @@ class TimmArchDef(BackboneDef):
     def hf_repo(self) -> str | None:
         return f"timm/{self.arch}.{self.tag}" if self.tag else None
 
-    def weight_candidates(self) -> list[WeightCandidate]:
-        out = featx_candidates(self.spec.name)
-        if self.hf_repo:
-            out += [WeightCandidate("hf", f, self.hf_repo) for f in self.hf_files]
-        return out + [WeightCandidate("torch_hub", f) for f in self.torch_hub_files]
-
 
 class TimmViTDef(TimmArchDef):
     """A timm ``VisionTransformer`` architecture plus where its published weights live."""
@@ -189,11 +180,11 @@ class TimmViTDef(TimmArchDef):
         kwargs: dict[str, Any] | None = None,
         pos_resize: dict[str, Any] | None = None,
         torch_hub_files: tuple[str, ...] = (),
-        hf_files: tuple[str, ...] = TimmArchDef.hf_files,
+        hf_files: tuple[str, ...] = TIMM_HF_FILES,
+        weights: tuple[WeightCandidate, ...] | None = None,
     ) -> None:
-        super().__init__(spec, arch, tag, kwargs, torch_hub_files)
+        super().__init__(spec, arch, tag, kwargs, torch_hub_files, hf_files, weights)
         self.pos_resize = dict(pos_resize or {"mode": "bicubic", "antialias": True})
-        self.hf_files = hf_files
         if not spec.has_cls_token:
             self.cls_policy = "mean_patch"
         self.pos_embed_resize = _describe_resize(self.pos_resize)
@@ -266,50 +257,6 @@ def _last_blocks(name: str, depth: int, n_last: int) -> list[tuple[str, int]]:
     if n_last > depth:
         raise BackboneError(f"{name}: n_last={n_last} but the model has only {depth} blocks")
     return [(f"block_{i}", i) for i in range(depth - n_last, depth)]
-
-
-# --------------------------------------------------------------------------------------------
-# registered: MAE and the supervised ImageNet-21k ViT-L/16
-# --------------------------------------------------------------------------------------------
-@register_backbone("mae_vitl16")
-def _mae_vitl16() -> BackboneDef:
-    return TimmViTDef(
-        BackboneSpec(
-            name="mae_vitl16",
-            family="mae",
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-            patch_size=16,
-            native_size=224,
-            has_cls_token=True,
-            description="MAE ViT-L/16 encoder, ImageNet-1k self-supervised (He et al. 2022)",
-        ),
-        arch="vit_large_patch16_224",
-        tag="mae",
-        # MAE's util/pos_embed.interpolate_pos_embed: bicubic to the target size, no antialias
-        pos_resize={"mode": "bicubic", "antialias": False},
-        torch_hub_files=("mae_pretrain_vit_large.pth",),
-    )
-
-
-@register_backbone("vit_large_patch16_in21k")
-def _vit_large_in21k() -> BackboneDef:
-    return TimmViTDef(
-        BackboneSpec(
-            name="vit_large_patch16_in21k",
-            family="supervised_vit",
-            mean=INCEPTION_MEAN,
-            std=INCEPTION_STD,
-            patch_size=16,
-            native_size=224,
-            has_cls_token=True,
-            description="ViT-L/16 supervised on ImageNet-21k (AugReg, Steiner et al. 2021; timm augreg_in21k)",
-        ),
-        arch="vit_large_patch16_224",
-        tag="augreg_in21k",
-        # timm/big_vision resampling
-        pos_resize={"mode": "bicubic", "antialias": True},
-    )
 
 
 # --------------------------------------------------------------------------------------------

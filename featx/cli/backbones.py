@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
+#: the resolutions the listing shows patch grids at unless --size says otherwise
+DEFAULT_SIZES = [224, 448]
+
 
 def backbones_command(
-    size: list[int] = typer.Option([224, 448], "--size", help="Resolutions to show the patch grid at (repeatable)."),
-    name: Optional[list[str]] = typer.Option(
-        None, "--name", help="Only these backbones (repeatable; any timm model name works too)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per backbone instead of a table."),
+    size: Annotated[list[int], typer.Option("--size", help="Resolutions to show the patch grid at (repeatable).")] = (
+        DEFAULT_SIZES),
+    name: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045 - typer needs Optional here
+        "--name", help="Only these backbones (repeatable; any timm model name works too).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per backbone instead of a table.")] = False,
 ) -> None:
     """List backbone names, parameter counts, feature dims, patch grids and locally found weights."""
-    from featx.backbones import describe_backbone, list_backbones
-    from featx.backbones.weights import featx_weights_dir, hf_cache_dir, torch_hub_checkpoints_dir
+    # data only: the built-in names are described from their table rows, without importing torch
+    from featx.backbones.listing import describe_backbone
+    from featx.backbones.locations import featx_weights_dir, hf_cache_dir, torch_hub_checkpoints_dir
+    from featx.backbones.registry import check_backbone_name, list_backbones
 
     sizes = tuple(int(s) for s in size)
     names = list(name) if name else list_backbones()
+    for each in names:
+        check_backbone_name(each)  # a typo is refused before anything is described
     rows = [describe_backbone(n, sizes=sizes) for n in names]
     if as_json:
         for row in rows:

@@ -7,7 +7,7 @@ applied on the device, batch by batch. The whole config goes into the cache key.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -57,9 +57,6 @@ class PreprocessConfig:
         data["window"] = list(self.window)
         data["percentiles"] = list(self.percentiles)
         return data
-
-    def with_size(self, size: int) -> PreprocessConfig:
-        return replace(self, size=size)
 
 
 def scale_intensity(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:

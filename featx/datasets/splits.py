@@ -11,13 +11,14 @@ with a patient in two subsets.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from featx.datasets.csv_files import read_csv_file
 from featx.datasets.index import SPLITS, DatasetError, Problem, SampleIndex, check_patient_level
 
 __all__ = [
@@ -110,7 +111,7 @@ def systematic_patient_split(
     with ``proportions.val`` taken as a fraction of these patients.
     """
     order = list(dict.fromkeys(patients))  # unique, first-appearance order
-    assignment = {p: "train" for p in order}
+    assignment = dict.fromkeys(order, "train")
     rest = order
     if test:
         k = _count(len(order), proportions.test)
@@ -164,14 +165,7 @@ def read_split_file(path: str | Path) -> pd.DataFrame:
     Returns a frame with columns ``id`` and ``split`` (normalised: 'validation' -> 'val').
     """
     path = Path(path)
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: split file not found") from None
-    except pd.errors.EmptyDataError:
-        raise DatasetError(f"{path}: the split file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot parse split CSV ({exc})") from exc
+    frame = read_csv_file(path, "split file")
     if "split" not in frame.columns:
         raise DatasetError(f"{path}: split file needs a 'split' column (has {list(frame.columns)})")
     id_column = next((c for c in _ID_COLUMNS if c in frame.columns), None)
@@ -287,13 +281,3 @@ def split_summary(index: SampleIndex) -> pd.DataFrame:
         rows.append(record)
     return pd.DataFrame(rows)
 
-
-def split_of_patients(table: pd.DataFrame) -> dict[str, str]:
-    """Patient -> split (after checking the split is patient-level)."""
-    check_patient_level(table)
-    return dict(zip(table["patient_id"], table["split"], strict=True))
-
-
-def iter_units(values: Iterable[str]) -> list[str]:
-    """Unique values in natural order."""
-    return sorted(set(values), key=natural_key)

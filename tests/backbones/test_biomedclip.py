@@ -7,7 +7,8 @@ import torch
 
 from featx.backbones import WeightsError, get_backbone_def, load_backbone
 from featx.backbones.base import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-from featx.backbones.biomedclip import BIOMEDCLIP_HF_REPO, convert_biomedclip_state_dict
+from featx.backbones.biomedclip import convert_biomedclip_state_dict
+from featx.backbones.catalog import BIOMEDCLIP_HF_REPO
 from featx.backbones.weights import save_state_dict
 
 from .conftest import TINY, images, roundtrip_is_identical

@@ -7,7 +7,7 @@ import torch
 
 from featx.backbones import WeightsError, get_backbone_def, list_backbones, load_backbone, save_weights
 from featx.backbones.base import IMAGENET_MEAN, IMAGENET_STD
-from featx.backbones.dinov3 import DINOV3_CONVNEXTS, DINOV3_VITS
+from featx.backbones.catalog import DINOV3_CONVNEXTS, DINOV3_VITS
 
 from .conftest import TINY, images, roundtrip_is_identical, shapes
 
@@ -31,8 +31,8 @@ def test_feature_shapes_at_two_resolutions(name, size, grid):
     out = loaded.model(images(size))
     assert loaded.layer_names == ["block_0", "block_1", "block_2", "block_3"]
     expected = {"cls": (2, 64), "pooled": (2, 64), "patch": (2, grid, grid, 64)}
-    assert shapes(out) == {layer: expected for layer in loaded.layer_names}
-    assert loaded.patch_grid() == (grid, grid) and loaded.feature_dims == {layer: 64 for layer in loaded.layer_names}
+    assert shapes(out) == dict.fromkeys(loaded.layer_names, expected)
+    assert loaded.patch_grid() == (grid, grid) and loaded.feature_dims == dict.fromkeys(loaded.layer_names, 64)
 
 
 def test_cls_token_after_final_norm_and_registers_dropped():

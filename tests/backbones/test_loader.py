@@ -40,7 +40,7 @@ def test_contract_fields_and_frozen_model():
     assert isinstance(loaded, LoadedBackbone)
     assert loaded.weights_hash == "random-init" and loaded.weights_source == "random-init" and loaded.random_init
     assert loaded.layer_names == ["block_0", "block_1", "block_2", "block_3"]
-    assert loaded.feature_dims == {name: 64 for name in loaded.layer_names}
+    assert loaded.feature_dims == dict.fromkeys(loaded.layer_names, 64)
     assert loaded.img_size == 56
     assert not loaded.model.training and not loaded.model.trunk.training
     assert not any(p.requires_grad for p in loaded.model.parameters())

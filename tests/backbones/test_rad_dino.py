@@ -14,7 +14,8 @@ import transformers
 from safetensors.torch import load_file
 
 from featx.backbones import WeightsError, get_backbone_def, load_backbone
-from featx.backbones.rad_dino import RAD_DINO_MEAN, RAD_DINO_STD, convert_rad_dino_state_dict, map_rad_dino_key
+from featx.backbones.catalog import RAD_DINO_MEAN, RAD_DINO_STD
+from featx.backbones.rad_dino import convert_rad_dino_state_dict, map_rad_dino_key
 from featx.backbones.weights import save_state_dict
 
 from .conftest import TINY, images, roundtrip_is_identical

@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from featx.backbones import BackboneError, BackboneSpec, get_backbone_def, list_backbones, load_backbone
-from featx.backbones import registry
+from featx.backbones import (
+    BackboneError,
+    BackboneSpec,
+    describe_backbone,
+    get_backbone_def,
+    list_backbones,
+    load_backbone,
+    registry,
+)
 from featx.backbones.base import IMAGENET_MEAN, IMAGENET_STD
 from featx.backbones.timm_vit import TimmViTDef
 
@@ -70,3 +77,14 @@ def test_timm_name_passes_through_but_is_not_listed():
     assert loaded.feature_dims == {"pool": 512}
     with torch.inference_mode():
         assert loaded.model(images(64))["pool"]["cls"].shape == (2, 512)
+
+
+def test_plugin_is_described_by_building_it(plugin_name):
+    registry.register_backbone(plugin_name)(lambda: TimmViTDef(
+        BackboneSpec(name=plugin_name, family="timm_vit", mean=IMAGENET_MEAN, std=IMAGENET_STD, patch_size=16,
+                     native_size=224, has_cls_token=True, description="plug-in test"),
+        arch="vit_small_patch16_224",
+    ))
+    assert registry.get_entry(plugin_name) is None
+    row = describe_backbone(plugin_name, sizes=(64,))
+    assert row["feature_dim"] == 384 and row["patch_grid"] == {"64": [4, 4]} and row["layers"][-1] == "block_11"

@@ -7,7 +7,7 @@ import torch
 
 from featx.backbones import WeightsError, get_backbone_def, list_backbones, load_backbone, save_weights
 from featx.backbones.base import INCEPTION_MEAN, INCEPTION_STD
-from featx.backbones.siglip2 import SIGLIP2_TOWERS
+from featx.backbones.catalog import SIGLIP2_TOWERS
 
 from .conftest import TINY, images, roundtrip_is_identical, shapes
 
@@ -29,7 +29,7 @@ def test_feature_shapes_at_two_resolutions(name, size, grid):
                            model_overrides=TINY[name])
     out = loaded.model(images(size))
     expected = {"cls": (2, 64), "pooled": (2, 64), "patch": (2, grid, grid, 64)}
-    assert shapes(out) == {layer: expected for layer in ["block_0", "block_1", "block_2", "block_3"]}
+    assert shapes(out) == dict.fromkeys(["block_0", "block_1", "block_2", "block_3"], expected)
     assert loaded.patch_grid() == (grid, grid)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from featx.datasets.adapters._common import finish, sort_rows, systematic_split
+from featx.datasets.csv_files import read_csv_file
 from featx.datasets.index import DatasetError, Problem, SampleIndex
 from featx.datasets.registry import register_dataset
 
@@ -71,10 +72,7 @@ def index_chexpert(
         if not csv_path.exists():
             problems.append(Problem(str(csv_path), "not found; that part of the dataset is left out"))
             continue
-        try:
-            frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-        except pd.errors.EmptyDataError:
-            raise DatasetError(f"{csv_path}: the CSV is empty") from None
+        frame = read_csv_file(csv_path)
         missing = [c for c in ["Path", *COMPETITION] if c not in frame.columns]
         if missing:
             raise DatasetError(f"{csv_path}: missing columns {missing} (has {list(frame.columns)})")

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from featx.datasets.adapters._common import check_slice_axis, finish, slice_rows, sort_rows, systematic_split
+from featx.datasets.csv_files import read_csv_file
 from featx.datasets.index import SPLITS, DatasetError, Problem, SampleIndex
 from featx.datasets.readers import _dicom_files, dicom_canonical_shape
 from featx.datasets.registry import register_dataset
@@ -65,12 +66,7 @@ def index_dicom(
     if not labels:
         raise DatasetError(f"{root}: the dicom adapter needs labels=CSV with columns path,label[,split]")
     label_path = Path(labels).expanduser()
-    try:
-        table = pd.read_csv(label_path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise DatasetError(f"{label_path}: labels CSV not found") from None
-    except pd.errors.EmptyDataError:
-        raise DatasetError(f"{label_path}: the CSV is empty") from None
+    table = read_csv_file(label_path, "labels CSV")
     key = "path" if "path" in table.columns else ("patient_id" if "patient_id" in table.columns else None)
     if key is None or "label" not in table.columns:
         raise DatasetError(f"{label_path}: needs columns 'path' (or 'patient_id') and 'label' (has {list(table.columns)})")

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from featx.datasets.adapters._common import finish, systematic_split
+from featx.datasets.csv_files import read_csv_file
 from featx.datasets.index import DatasetError, Problem, SampleIndex
 from featx.datasets.registry import register_dataset
 
@@ -61,10 +62,7 @@ def index_nih(
     csv_path = next((root / n for n in CSV_NAMES if (root / n).exists()), None)
     if csv_path is None:
         raise DatasetError(f"{root}: no {CSV_NAMES[0]} (is this the ChestX-ray14 folder?)")
-    try:
-        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise DatasetError(f"{csv_path}: the CSV is empty") from None
+    frame = read_csv_file(csv_path)
     needed = ["Image Index", "Finding Labels", "Patient ID"]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
