@@ -23,7 +23,7 @@ EXPECTED = (
     ("featx.datasets.index", "DatasetError"),
     ("featx.cache.store", "StoreError"),
     ("featx.backbones.weights", "WeightsError"),
-    ("featx.backbones.base", "BackboneError"),
+    ("featx.backbones.spec", "BackboneError"),
     ("featx.evaluation.features", "ProbeError"),
 )
 

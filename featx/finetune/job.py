@@ -101,6 +101,10 @@ def run_finetune(job: FinetuneJob, echo: Callable[[str], None] = print) -> Any:
     if job.out is None:
         raise JobError("give --out RESULTS.jsonl: the run's records are appended there")
     job.config()  # every hyper-parameter checked before the dataset is read
+    if job.backbone is not None:
+        from featx.backbones.registry import check_backbone_name
+
+        check_backbone_name(job.backbone)
     index = index_from_options(job.dataset, job.root, job.options, job.name, job.modality)
     for problem in index.problems:
         echo(f"quarantined: {problem}")

@@ -133,12 +133,12 @@ def intensity_rule(preprocessing: dict[str, Any]) -> str:
 
 def _preflight(job: ExtractJob) -> None:
     """The checks that need no dataset and no model: device, cache folder, backbone name."""
-    from featx.backbones.registry import get_backbone_def
+    from featx.backbones.registry import check_backbone_name
     from featx.jobs.checks import check_cache_folder, check_device
 
     check_device(job.device)
     check_cache_folder(job.cache)
-    get_backbone_def(job.backbone)  # an unknown name is one sentence before the dataset is indexed
+    check_backbone_name(job.backbone)  # an unknown name is one sentence before the dataset is indexed
 
 
 def run_extract(job: ExtractJob, echo: Callable[[str], None] = print) -> ExtractReport:
