@@ -144,6 +144,10 @@ def normalise_metadata(metadata: pd.DataFrame, n_rows: int, dataset: str) -> pd.
     clash = sorted(set(metadata.columns) & (set(COLUMNS) | {"stamp"}))
     if clash:
         raise DatasetError(f"{dataset}: metadata column {clash[0]!r} clashes with a sample-index column; rename it")
+    bad = [str(c) for c in metadata.columns if not str(c) or "/" in str(c) or str(c).startswith(".")]
+    if bad:
+        raise DatasetError(f"{dataset}: metadata column name {bad[0]!r} cannot be stored; rename it "
+                           "(no '/', no leading '.')")
     frame = metadata.reset_index(drop=True).fillna("").astype(str)
     frame.columns = [str(c) for c in frame.columns]
     return frame

@@ -74,7 +74,7 @@ def index_csv(
             f"{root}: line {line} has split {frame['split'][bad_split].iloc[0]!r}; expected train, val or test"
         )
     label_columns, meta_columns = label_and_metadata_columns(root, frame, _names(labels), _names(metadata))
-    task, label_names, label_matrix = _labels(root, frame, label_columns)
+    task, label_names, label_matrix = _labels(root, frame, label_columns, labels is not None)
     if labels is None and metadata is None and meta_columns:
         print(f"{root.name}: label columns {', '.join(label_columns)}; metadata columns {', '.join(meta_columns)} "
               "(declare them with --option labels=... --option metadata=...)", file=sys.stderr)
@@ -153,7 +153,8 @@ def label_and_metadata_columns(
 
     Declared labels: every other column is metadata unless ``metadata`` names them.
     Declared metadata only: the other columns are labels. Neither: a ``label`` column,
-    or else the columns holding only 0 and 1, are labels; the rest is metadata.
+    or else the columns holding only 0 and 1, are labels and the rest is metadata (when
+    no column holds only 0 and 1, all are taken as labels, so the bad value is named).
     """
     extra = [c for c in frame.columns if c not in REQUIRED]
     for option, declared in (("labels", labels), ("metadata", metadata)):
@@ -170,14 +171,16 @@ def label_and_metadata_columns(
         return [c for c in extra if c not in metadata], metadata
     if "label" in extra:
         return ["label"], [c for c in extra if c != "label"]
-    label_columns = [c for c in extra if _is_binary(frame[c])]
+    label_columns = [c for c in extra if _is_binary(frame[c])] or extra  # none 0/1: _labels names the bad value
     return label_columns, [c for c in extra if c not in label_columns]
 
 
-def _labels(root: Path, frame: pd.DataFrame, label_columns: list[str]) -> tuple[str, list[str], np.ndarray]:
+def _labels(
+    root: Path, frame: pd.DataFrame, label_columns: list[str], declared: bool
+) -> tuple[str, list[str], np.ndarray]:
     """Task, label names and an (N, C) float32 label matrix from the CSV's label columns.
 
-    One column named ``label`` (or one declared column that is not 0/1) is multi-class;
+    One column named ``label`` (or one ``declared`` column that is not 0/1) is multi-class;
     otherwise every label column must hold 0 or 1 (multi-label).
     """
     if not label_columns:
@@ -188,7 +191,8 @@ def _labels(root: Path, frame: pd.DataFrame, label_columns: list[str]) -> tuple[
             f"{root}: a 'label' column (multi-class) cannot be mixed with other label columns "
             f"{[c for c in label_columns if c != 'label']}"
         )
-    if len(label_columns) == 1 and (label_columns[0] == "label" or not _is_binary(frame[label_columns[0]])):
+    single = len(label_columns) == 1
+    if single and (label_columns[0] == "label" or (declared and not _is_binary(frame[label_columns[0]]))):
         column = label_columns[0]
         values = frame[column]
         if values.isna().any():
