@@ -18,7 +18,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from featx.datasets.index import SampleIndex
 from featx.datasets.readers import load_sample
 from featx.datasets.preprocess import PreprocessConfig, quantise, resize_mask, to_unit_planes
 from featx.datasets.stamps import row_stamps
+from featx.pipeline.decode_pool import decode_pool
 
 UNIT_ROWS = 32  # 2D images per task handed to a decoding process
 
@@ -194,7 +195,7 @@ def _decoded_units(
         for unit, rows_records in jobs:
             yield unit, decode_unit(rows_records, *args)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with decode_pool(workers) as pool:
         queue = iter(jobs)
         in_flight: dict[Any, np.ndarray] = {}
         while True:
@@ -268,10 +269,10 @@ def build_pixel_store(
         records = index.table.to_dict("records")
         units = plan_units(index.table, decode, UNIT_ROWS if client is None else 8 * UNIT_ROWS)
         n_failed = 0
-        with tqdm(total=len(decode), unit="images", desc=f"pixels {index.dataset}", disable=not progress,
-                  smoothing=0.1) as bar:
-            for rows, (images, masks, errors) in _decoded_units(units, records, (preprocess, bits, with_masks),
-                                                                workers, client):
+        decoded = _decoded_units(units, records, (preprocess, bits, with_masks), workers, client)
+        with contextlib.closing(decoded), tqdm(total=len(decode), unit="images", desc=f"pixels {index.dataset}",
+                                               disable=not progress, smoothing=0.1) as bar:
+            for rows, (images, masks, errors) in decoded:  # closed on any stop: the decoding pool is killed
                 assembler.add(rows, images, masks, errors)
                 n_failed += sum(1 for e in errors if e)
                 bar.update(len(rows))
