@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 from featx.cache.pixels import PixelStore, pixel_key, pixel_paths
 from featx.cache.store import StoreError
 from featx.datasets.index import SampleIndex
-from featx.datasets.readers import load_sample
 from featx.datasets.preprocess import PreprocessConfig, quantise, resize_mask, to_unit_planes
+from featx.datasets.readers import load_sample
 from featx.datasets.stamps import row_stamps
 from featx.pipeline.decode_pool import decode_pool
 

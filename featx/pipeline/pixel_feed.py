@@ -25,8 +25,8 @@ from torch.utils.data import Dataset
 
 from featx.cache.pixels import PixelStore, pixel_key
 from featx.datasets.index import SampleIndex
-from featx.pipeline.pixel_build import PixelBuildResult, build_pixel_store
 from featx.datasets.preprocess import PreprocessConfig
+from featx.pipeline.pixel_build import PixelBuildResult, build_pixel_store
 from featx.pipeline.reader import BlockBatchSampler
 from featx.pipeline.timing import StageTimes
 
