@@ -146,3 +146,20 @@ def test_ct_volumes_without_a_window_are_warned(tmp_path):
     assert ct_window_warning(index.subset(index.table["volume_id"] == "mr.nii.gz"), "minmax", csv) is None
     assert any("--intensity window" in w for w in check_dataset("csv", csv).warnings)
     assert check_dataset("csv", csv, modality="ct").warnings == []
+
+
+def test_extract_names_the_bombs_and_extracts_the_good_rows(tmp_path):
+    from typer.testing import CliRunner
+
+    from featx.cache import FeatureStore
+    from featx.cli import app
+    from tests.conftest import tiny_extract_args
+
+    (tmp_path / "data").mkdir()
+    csv = bomb_csv(tmp_path / "data")
+    result = CliRunner().invoke(app, tiny_extract_args("csv", csv, tmp_path / "cache", "--workers", "0"))
+    assert result.exit_code == 3, result.output  # partial: rows were quarantined
+    named = [line for line in result.output.splitlines() if "bomb" in line and "header declares" in line]
+    assert any("bomb1.nii" in line for line in named) and any("bomb2.nii" in line for line in named)
+    [store] = (tmp_path / "cache").glob("*/*/*.zarr")
+    assert FeatureStore.open(store).valid.sum() == 12
