@@ -79,3 +79,11 @@ def test_a_grey_dataset_writes_no_colour_chunks(tmp_path):
     pixels = PixelStore.open(fed.pixel_store)
     assert not pixels.has_colour and (pixels.channels == 1).all()
     assert not [p for p in (pixels.path / "colour").rglob("*") if p.is_file() and p.name != "zarr.json"]
+
+
+def test_a_metadata_change_alone_does_not_re_extract(mixed_csv, tmp_path):
+    first = run(build_index("csv", mixed_csv), tmp_path / "cache")
+    mixed_csv.write_text(mixed_csv.read_text().replace("free text, 5", "edited note"))
+    again = run(build_index("csv", mixed_csv), tmp_path / "cache")
+    assert again.key == first.key and again.reused and again.rows_extracted == 0
+    assert "free text, 5" in FeatureStore.open(again.path).metadata["notes"].tolist()  # as built
