@@ -87,3 +87,31 @@ def test_a_metadata_change_alone_does_not_re_extract(mixed_csv, tmp_path):
     again = run(build_index("csv", mixed_csv), tmp_path / "cache")
     assert again.key == first.key and again.reused and again.rows_extracted == 0
     assert "free text, 5" in FeatureStore.open(again.path).metadata["notes"].tolist()  # as built
+
+
+def test_device_batch_keeps_colour_channels_and_resizes_them():
+    import torch
+
+    from featx.pipeline.pixel_feed import device_batch
+
+    colour = torch.randint(0, 255, (2, 3, 8, 8), dtype=torch.uint8)
+    same = device_batch(colour, torch.device("cpu"))
+    assert same.dtype == torch.uint8 and torch.equal(same, colour)
+    resized = device_batch(colour, torch.device("cpu"), size=16)
+    assert resized.shape == (2, 3, 16, 16) and not torch.equal(resized[:, 0], resized[:, 1])
+    grey = device_batch(colour[:, 0], torch.device("cpu"), size=16)
+    assert grey.shape == (2, 3, 16, 16) and torch.equal(grey[:, 0], grey[:, 2])
+
+
+def test_fine_tuning_reads_the_same_colour_pixels_from_the_store_as_from_the_files(mixed_csv, tmp_path):
+    import torch
+
+    from featx.finetune.data import load_pixels
+
+    index = build_index("csv", mixed_csv)
+    run(index, tmp_path / "cache")
+    preprocess = PreprocessConfig.for_modality("other", TINY_SIZE)
+    stored = load_pixels(index, preprocess, cache=tmp_path / "cache")
+    decoded = load_pixels(index, preprocess)
+    assert stored.source["pixel_source"] == "pixel_store" and decoded.source["pixel_source"] == "readers"
+    assert stored.images.shape[1] == 3 and torch.equal(stored.images, decoded.images)
