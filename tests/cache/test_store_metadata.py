@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from featx.cache import FeatureStore
+from featx.cache.verify import verify_store
 from tests.cache.test_store import block_features, create, make_index
 
 
@@ -25,6 +26,8 @@ def test_metadata_is_stored_aligned_with_the_index(tmp_path):
     assert list(got.columns) == ["sex", "age", "notes"] and len(got) == store.n_rows
     pd.testing.assert_frame_equal(got, meta)
     assert got.loc[store.index["sample_id"] == "s9", "notes"].item() == "x, y"
+    report = verify_store(store)  # checksummed like the rest of the index
+    assert report.ok and "index/meta/age" not in report.unchecked
 
 
 def test_a_store_without_metadata_has_a_frame_without_columns(tmp_path):
