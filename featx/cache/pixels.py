@@ -2,7 +2,11 @@
 
 A plain Zarr v3 group beside the feature stores (layout in docs/cache-format.md):
 ``images`` ``(N, S, S)`` uint8 (or uint16) grey planes exactly as the backbone sees
-them before its mean/std, ``masks`` beside them for segmentation, and the same sample
+them before its mean/std (replicated to 3 channels); colour sources keep their 3
+channels in ``colour`` ``(N, 3, S, S)``, whose chunks are written only for colour rows
+(``channels`` says 3 for those, 1 for grey rows, whose ``images`` plane is all there
+is; a colour row's ``images`` plane is the mean of its channels, for grey-only
+readers). ``masks`` sit beside them for segmentation, and the same sample
 index, stamps, ``written`` / ``failed`` / ``error`` rows as a feature store. Rows are
 grouped in blocks, each block is one shard written whole by one writer and then
 marked written, so a killed build resumes and ends bit-identical; a store is built
@@ -27,10 +31,10 @@ import zarr
 
 from featx import __version__
 from featx.cache.key import canonical_json
-from featx.cache.store import BlockRows, StoreError, create_array, select_rows
+from featx.cache.store import BlockRows, StoreError, chunk_codecs, create_array, select_rows
 from featx.datasets.index import COLUMNS, SampleIndex
 
-PIXEL_SCHEMA = 1
+PIXEL_SCHEMA = 2  # 2: colour rows keep their 3 channels
 PIXELS_SUFFIX = ".pixels"
 PIXELS_PARTIAL_SUFFIX = ".pixels.partial"
 ATTRS = "featx_pixels"  # not "featx": a pixel store is never mistaken for a feature store
@@ -122,6 +126,11 @@ class PixelStore(BlockRows):
         for name, dtype in planes:
             create_array(group, name, shape=(n, size, size), chunks=(chunk, size, size), shards=(rows, size, size),
                          dtype=dtype, fill_value=0, dimension_names=("sample", "y", "x"))
+        create_array(group, "channels", shape=(n,), chunks=(rows,), dtype=np.uint8, fill_value=1)
+        group.create_array("colour", shape=(n, 3, size, size), chunks=(chunk, 3, size, size),
+                           shards=(rows, 3, size, size), dtype=planes[0][1], fill_value=0,
+                           dimension_names=("sample", "channel", "y", "x"), compressors=chunk_codecs(),
+                           config={"write_empty_chunks": False})  # grey rows cost nothing here
         group.attrs[ATTRS] = {
             "schema": PIXEL_SCHEMA, "key": key, "key_inputs": dict(key_inputs), "dataset": index.dataset,
             "task": index.task, "modality": index.modality, "label_names": list(index.label_names),
@@ -203,10 +212,43 @@ class PixelStore(BlockRows):
         rows = np.flatnonzero(self.failed)
         return pd.DataFrame({"row": rows, "source": self.group["index/source"][:][rows], "error": self.errors[rows]})
 
+    @property
+    def channels(self) -> np.ndarray:
+        """Per row: 3 for a colour image (its channels are in ``colour``), 1 for grey."""
+        return np.asarray(self.group["channels"][:])
+
+    @property
+    def has_colour(self) -> bool:
+        """Whether any row is a colour image (then :meth:`read_colour` is what the backbone sees)."""
+        if not hasattr(self, "_has_colour"):
+            self._has_colour = bool((self.channels == 3).any())
+        return self._has_colour
+
     # ---- pixels -----------------------------------------------------------------------------
     def read_images(self, rows: np.ndarray | slice) -> np.ndarray:
-        """``(n, S, S)`` uint8/uint16 images of ``rows`` (a slice reads whole shards contiguously)."""
+        """``(n, S, S)`` uint8/uint16 grey planes of ``rows`` (a slice reads whole shards contiguously)."""
         return select_rows(self.group["images"], rows)
+
+    def colour_channels(self, rows: np.ndarray | slice) -> np.ndarray | None:
+        """``(n, 3, S, S)`` channels of the colour images among ``rows`` (zeros for grey rows); None if none is."""
+        if not self.has_colour:
+            return None
+        picked = np.arange(self.n_rows)[rows] if isinstance(rows, slice) else np.asarray(rows)
+        colour = np.flatnonzero(self.channels[picked] == 3)
+        if not len(colour):
+            return None
+        out = np.zeros((len(picked), 3, self.size, self.size), np.uint16 if self.bits == 16 else np.uint8)
+        out[colour] = select_rows(self.group["colour"], picked[colour])
+        return out
+
+    def read_colour(self, rows: np.ndarray | slice) -> np.ndarray:
+        """``(n, 3, S, S)`` images of ``rows`` as the backbone sees them: grey planes replicated, colour kept."""
+        out = np.repeat(self.read_images(rows)[:, None], 3, axis=1)
+        channels = self.colour_channels(rows)
+        if channels is not None:
+            is_colour = channels.reshape(len(out), -1).any(axis=1)
+            out[is_colour] = channels[is_colour]
+        return out
 
     def read_masks(self, rows: np.ndarray | slice) -> np.ndarray:
         """``(n, S, S)`` uint8 class-id masks of ``rows``."""
@@ -214,13 +256,21 @@ class PixelStore(BlockRows):
             raise StoreError(f"{self.path}: no masks stored (not a segmentation dataset)")
         return select_rows(self.group["masks"], rows)
 
-    def write_block(self, block: int, images: np.ndarray, masks: np.ndarray | None, errors: list[str]) -> None:
-        """Write one whole block (failed rows: zeros and their error), then mark its rows written."""
+    def write_block(self, block: int, images: np.ndarray, masks: np.ndarray | None, errors: list[str],
+                    colour: np.ndarray | None = None) -> None:
+        """Write one whole block (failed rows: zeros and their error), then mark its rows written.
+
+        ``colour``: ``(n, 3, S, S)`` channels of the block's colour rows (all zero for grey rows), or None.
+        """
         rows = self.block_slice(block)
         n = rows.stop - rows.start
         if images.shape[0] != n or len(errors) != n:
             raise StoreError(f"block {block}: expected {n} rows, got {images.shape[0]} images / {len(errors)} errors")
         self.group["images"][rows] = images
+        is_colour = colour.reshape(n, -1).any(axis=1) if colour is not None else np.zeros(n, bool)
+        if is_colour.any():
+            self.group["colour"][rows] = colour
+        self.group["channels"][rows] = np.where(is_colour, 3, 1).astype(np.uint8)
         if self.has_masks:
             self.group["masks"][rows] = masks if masks is not None else np.zeros_like(images, dtype=np.uint8)
         self.group["failed"][rows] = np.array([bool(e) for e in errors])

@@ -77,6 +77,27 @@ def create_array(group: zarr.Group, name: str, *, checksums: bool = True, compre
                               config={"write_empty_chunks": True}, **kwargs)
 
 
+def write_metadata(group: zarr.Group, metadata: pd.DataFrame, rows: int) -> None:
+    """Store the index's metadata columns as string arrays ``index/meta/<name>``, in their order."""
+    if metadata.shape[1] == 0:
+        return
+    meta = group.require_group("index/meta")
+    for column in metadata.columns:
+        array = create_array(meta, str(column), shape=(len(metadata),), chunks=(rows,), dtype=str)
+        array[:] = metadata[column].to_numpy().astype(str)
+    meta.attrs["columns"] = [str(c) for c in metadata.columns]
+
+
+def read_metadata(group: zarr.Group, n_rows: int) -> pd.DataFrame:
+    """The metadata columns written by :func:`write_metadata` (a frame with no columns when none)."""
+    meta = group.get("index/meta")
+    if meta is None:
+        return pd.DataFrame(index=pd.RangeIndex(n_rows))
+    columns = list(meta.attrs.get("columns", sorted(meta.array_keys())))
+    return pd.DataFrame({c: select_rows(meta[c], slice(None)).astype(object) for c in columns},
+                        index=pd.RangeIndex(n_rows))
+
+
 def _utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -250,6 +271,7 @@ class FeatureStore(BlockRows):
             array[:] = values.astype(np.int64) if dtype == "int64" else values.astype(str)
         stamp = create_array(group, "index/stamp", shape=(n,), chunks=(rows,), dtype=str)
         stamp[:] = np.asarray(stamps if stamps is not None else [""] * n).astype(str)
+        write_metadata(group, index.metadata, rows)
         n_classes = index.labels.shape[1]
         if n_classes:
             labels = create_array(
@@ -442,6 +464,11 @@ class FeatureStore(BlockRows):
                 "run `featx cache verify` on it and re-extract"
             )
         return table
+
+    @property
+    def metadata(self) -> pd.DataFrame:
+        """The index's metadata columns (strings), aligned with :attr:`index`; no columns when none were stored."""
+        return read_metadata(self.group, self.n_rows)
 
     @property
     def written(self) -> np.ndarray:

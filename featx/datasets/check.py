@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from featx.datasets.ct_hint import ct_window_warning
 from featx.datasets.index import DatasetError, Problem, SampleIndex
+from featx.datasets.preprocess import PreprocessConfig
 from featx.datasets.readers import load_sample
 from featx.datasets.registry import build_index
 from featx.datasets.splits import split_summary
@@ -48,6 +50,7 @@ class CheckReport:
     index: SampleIndex
     decoded: int = 0
     decode_failures: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def problems(self) -> list[Problem]:
@@ -60,6 +63,7 @@ class CheckReport:
             "task": self.index.task,
             "modality": self.index.modality,
             "label_names": list(self.index.label_names),
+            "metadata_columns": [str(c) for c in self.index.metadata.columns],
             "samples": len(self.index),
             "patients": int(self.index.table["patient_id"].nunique()),
             "volumes": int(self.index.table.loc[self.index.table["volume_id"] != "", "volume_id"].nunique()),
@@ -68,6 +72,7 @@ class CheckReport:
             "splits": summary.to_dict("records"),
             "decoded": self.decoded,
             "problems": [{"source": p.source, "message": p.message} for p in self.problems],
+            "warnings": list(self.warnings),
         }
 
     def format(self, max_problems: int = 20) -> str:
@@ -78,6 +83,9 @@ class CheckReport:
             + (f", {info['with_masks']} with masks" if info["with_masks"] else ""),
             f"classes: {', '.join(info['label_names'])}",
         ]
+        if info["metadata_columns"]:
+            lines.append(f"metadata columns (not labels): {', '.join(info['metadata_columns'])}")
+        lines += self.warnings
         if info["uncertain_labels"]:
             lines.append(f"labels marked unknown (NaN, ignored): {info['uncertain_labels']}")
         lines.append("")
@@ -100,6 +108,10 @@ def check_dataset(name: str, root: str | Path, *, decode: int = 0, **options: An
     samples (spread evenly over the index; -1 = all) and report those that fail."""
     index = build_index(name, root, **options)
     report = CheckReport(index)
+    if name == "csv":
+        intensity = PreprocessConfig.for_modality(index.modality, 224).intensity
+        warning = ct_window_warning(index, intensity, root)
+        report.warnings += [warning] if warning else []
     if decode:
         n = len(index) if decode < 0 else min(int(decode), len(index))
         rows = np.unique(np.linspace(0, len(index) - 1, n).round().astype(int)) if n else []

@@ -58,6 +58,8 @@ class SampleIndex:
     multi-label (NaN where a label is unknown and must be ignored), one-hot for
     multi-class and binary (C = number of classes), ``(N, 0)`` for segmentation,
     whose classes (background first) are ``label_names`` and whose targets are masks.
+    ``metadata`` holds free-text columns (age, sex, view, notes ...) as strings, one row
+    per sample aligned with ``table``; a frame with no columns when there are none.
     """
 
     dataset: str
@@ -67,9 +69,11 @@ class SampleIndex:
     table: pd.DataFrame
     labels: np.ndarray
     problems: list[Problem] = field(default_factory=list)
+    metadata: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def __post_init__(self) -> None:
         self.table = normalise_table(self.table)
+        self.metadata = normalise_metadata(self.metadata, len(self.table), self.dataset)
         self.labels = np.asarray(self.labels, dtype=np.float32)
         if self.labels.ndim != 2 or self.labels.shape[0] != len(self.table):
             raise DatasetError(
@@ -110,6 +114,7 @@ class SampleIndex:
             table=self.table[mask].reset_index(drop=True),
             labels=self.labels[mask],
             problems=list(self.problems),
+            metadata=self.metadata[mask],
         )
 
 
@@ -128,6 +133,24 @@ def normalise_table(table: pd.DataFrame) -> pd.DataFrame:
     for column, dtype in COLUMNS.items():
         table[column] = table[column].astype(np.int64 if dtype == "int64" else str)
     return table[list(COLUMNS)].reset_index(drop=True)
+
+
+def normalise_metadata(metadata: pd.DataFrame, n_rows: int, dataset: str) -> pd.DataFrame:
+    """Metadata columns as strings ("" where blank), one row per sample, index 0..n-1."""
+    if metadata.shape[1] == 0:
+        return pd.DataFrame(index=pd.RangeIndex(n_rows))
+    if len(metadata) != n_rows:
+        raise DatasetError(f"{dataset}: metadata has {len(metadata)} rows, expected {n_rows}")
+    clash = sorted(set(metadata.columns) & (set(COLUMNS) | {"stamp"}))
+    if clash:
+        raise DatasetError(f"{dataset}: metadata column {clash[0]!r} clashes with a sample-index column; rename it")
+    bad = [str(c) for c in metadata.columns if not str(c) or "/" in str(c) or str(c).startswith(".")]
+    if bad:
+        raise DatasetError(f"{dataset}: metadata column name {bad[0]!r} cannot be stored; rename it "
+                           "(no '/', no leading '.')")
+    frame = metadata.reset_index(drop=True).fillna("").astype(str)
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
 
 
 def check_patient_level(table: pd.DataFrame) -> None:

@@ -89,6 +89,37 @@ def _read_image_mask(row: Row) -> np.ndarray:
     return mask.astype(np.uint8)
 
 
+DEFAULT_MAX_VOXELS = 2**29  # 512 Mi voxels: 2 GiB as float32 (a 512 x 512 x 2048 CT fits)
+GZIP_MAX_RATIO = 1032  # deflate never expands data more than this: a .nii.gz cannot hold more
+
+
+def check_nifti_size(path: str, img: Any, max_voxels: int | None = None) -> None:
+    """Refuse a NIfTI whose header declares more data than the file can hold (or than ``max_voxels``).
+
+    Checked from the header and the file size before any voxel is read, so a 352-byte
+    file declaring 20000 x 20000 x 3 voxels is refused in bounded memory.
+    """
+    import math
+    import os
+
+    shape = tuple(int(s) for s in img.shape)
+    voxels = math.prod(shape)
+    itemsize = int(img.get_data_dtype().itemsize)
+    declared = int(getattr(img.dataobj, "offset", 0)) + voxels * itemsize
+    size = os.path.getsize(path)
+    compressed = path.lower().endswith(".gz")
+    holds = size * GZIP_MAX_RATIO + 2**16 if compressed else size
+    dims = "x".join(str(s) for s in shape)
+    if declared > holds:
+        raise DatasetError(
+            f"{path}: header declares {dims} voxels ({declared:,} bytes) but the file holds only {size:,} bytes"
+            f"{' (compressed)' if compressed else ''}: truncated or a bad header"
+        )
+    if max_voxels is not None and voxels > max_voxels:
+        raise DatasetError(f"{path}: header declares {dims} = {voxels:,} voxels, above the ceiling of "
+                           f"{max_voxels:,} (raise it with --option max_voxels=N if the volume is real)")
+
+
 @lru_cache(maxsize=2)
 def load_canonical_volume(path: str) -> np.ndarray:
     """A NIfTI volume reoriented to the closest canonical (RAS+) orientation, float32.
@@ -100,10 +131,14 @@ def load_canonical_volume(path: str) -> np.ndarray:
 
     try:
         img = nib.load(path)
-        canonical = nib.as_closest_canonical(img)
-        volume = np.asarray(canonical.get_fdata(dtype=np.float32))
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
+    except Exception as exc:  # nibabel raises many types for truncated or corrupt files
+        raise DatasetError(f"{path}: cannot read NIfTI ({type(exc).__name__}: {exc})") from exc
+    check_nifti_size(path, img)
+    try:
+        canonical = nib.as_closest_canonical(img)
+        volume = np.asarray(canonical.get_fdata(dtype=np.float32))
     except Exception as exc:  # nibabel raises many types for truncated or corrupt files
         raise DatasetError(f"{path}: cannot read NIfTI ({type(exc).__name__}: {exc})") from exc
     if volume.ndim == 4 and volume.shape[3] == 1:
@@ -113,8 +148,11 @@ def load_canonical_volume(path: str) -> np.ndarray:
     return volume
 
 
-def canonical_shape(path: str) -> tuple[int, int, int]:
-    """The shape a NIfTI volume has after canonical reorientation, read from the header only."""
+def canonical_shape(path: str, max_voxels: int | None = DEFAULT_MAX_VOXELS) -> tuple[int, int, int]:
+    """The shape a NIfTI volume has after canonical reorientation, read from the header only.
+
+    Refuses a header that declares more voxels than the file holds or than ``max_voxels``.
+    """
     import nibabel as nib
 
     try:
@@ -123,6 +161,7 @@ def canonical_shape(path: str) -> tuple[int, int, int]:
         raise DatasetError(f"{path}: file not found") from None
     except Exception as exc:
         raise DatasetError(f"{path}: cannot read NIfTI header ({type(exc).__name__}: {exc})") from exc
+    check_nifti_size(path, img, max_voxels)
     shape = img.shape[:3] if len(img.shape) >= 3 else ()
     if len(shape) != 3 or (len(img.shape) == 4 and img.shape[3] != 1) or len(img.shape) > 4:
         raise DatasetError(f"{path}: expected a 3D volume, got shape {img.shape}")

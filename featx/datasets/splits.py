@@ -231,6 +231,7 @@ def apply_split_file(index: SampleIndex, path: str | Path) -> SampleIndex:
         table=new_table.reset_index(drop=True),
         labels=index.labels[matched],
         problems=problems,
+        metadata=index.metadata[matched],
     )
 
 

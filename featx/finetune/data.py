@@ -142,11 +142,12 @@ def _pixels(index: SampleIndex, ok: np.ndarray, images: torch.Tensor, masks: tor
 def _from_pixel_store(store: PixelStore, index: SampleIndex) -> Pixels:
     """Read a pixel store's images (and masks) block by block: whole shards, no decoding."""
     size, n = store.size, store.n_rows
-    images = torch.empty((n, 1, size, size), dtype=torch.uint8)
+    colour = store.has_colour  # colour images keep their three planes, as from the readers
+    images = torch.empty((n, 3 if colour else 1, size, size), dtype=torch.uint8)
     masks = torch.empty((n, size, size), dtype=torch.uint8) if index.task == "segmentation" else None
     for block in range(store.n_blocks):
         rows = store.block_slice(block)
-        images[rows, 0] = torch.from_numpy(store.read_images(rows))
+        images[rows] = torch.from_numpy(store.read_colour(rows) if colour else store.read_images(rows)[:, None])
         if masks is not None:
             masks[rows] = torch.from_numpy(store.read_masks(rows))
     ids = index.table["sample_id"].to_numpy().astype(str)

@@ -144,6 +144,7 @@ def _preflight(job: ExtractJob) -> None:
 def run_extract(job: ExtractJob, echo: Callable[[str], None] = print) -> ExtractReport:
     """Build (or resume, or find up to date) the job's feature store; ``echo`` receives every line said."""
     from featx.cache.store import FeatureStore, store_dir
+    from featx.datasets.ct_hint import ct_window_warning
     from featx.datasets.preprocess import PreprocessConfig
     from featx.datasets.registry import index_from_options
     from featx.datasets.stamps import row_stamps
@@ -156,6 +157,8 @@ def run_extract(job: ExtractJob, echo: Callable[[str], None] = print) -> Extract
     for problem in quarantined:
         echo(f"quarantined: {problem}")
     preprocess = PreprocessConfig.for_modality(index.modality, job.size, intensity=job.intensity, window=job.window)
+    if job.dataset == "csv" and (warning := ct_window_warning(index, preprocess.intensity, job.root)):
+        echo(warning)
     fields = request_fields(job.backbone, job.size, job.n_last, job.patch_tokens, job.model_overrides,
                             job.random_init, seed=0)
     folder = store_dir(job.cache, index.dataset, job.backbone)

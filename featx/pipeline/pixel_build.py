@@ -18,7 +18,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,10 @@ from tqdm.auto import tqdm
 from featx.cache.pixels import PixelStore, pixel_key, pixel_paths
 from featx.cache.store import StoreError
 from featx.datasets.index import SampleIndex
-from featx.datasets.readers import load_sample
 from featx.datasets.preprocess import PreprocessConfig, quantise, resize_mask, to_unit_planes
+from featx.datasets.readers import load_sample
 from featx.datasets.stamps import row_stamps
+from featx.pipeline.decode_pool import decode_pool
 
 UNIT_ROWS = 32  # 2D images per task handed to a decoding process
 
@@ -59,39 +60,56 @@ class PixelBuildResult:
 
 def decode_row(
     row: dict[str, Any], preprocess: PreprocessConfig, bits: int, with_masks: bool
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """One sample row -> its ``(S, S)`` image (uint8/uint16) and, for segmentation, its ``(S, S)`` mask."""
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """One sample row -> its ``(S, S)`` grey plane (uint8/uint16), its ``(3, S, S)`` channels if it is
+    a colour image (else None; the grey plane is then their mean) and, for segmentation, its ``(S, S)`` mask."""
     image, mask = load_sample(row)
-    planes = to_unit_planes(image, preprocess)
-    if planes.shape[0] == 3:
-        if not (np.array_equal(planes[0], planes[1]) and np.array_equal(planes[0], planes[2])):
-            raise ValueError(f"{row['source']}: a colour image; the pixel store holds grey images "
-                             "(extract this dataset with --no-pixel-cache)")
+    planes = quantise(to_unit_planes(image, preprocess), bits)
+    colour = None
+    if planes.shape[0] == 3 and not (np.array_equal(planes[0], planes[1]) and np.array_equal(planes[0], planes[2])):
+        colour = planes
+        grey = np.rint(planes.mean(axis=0, dtype=np.float64)).astype(planes.dtype)
+    else:
+        grey = planes[0]
     size = preprocess.size
     if with_masks:
         mask = resize_mask(mask, size) if mask is not None else np.zeros((size, size), np.uint8)
-    return quantise(planes[0], bits), mask
+    return grey, colour, mask
+
+
+@dataclass
+class DecodedUnit:
+    """A unit's decoded rows: grey planes, colour channels (None when every row is grey), masks, errors."""
+
+    images: np.ndarray
+    colour: np.ndarray | None
+    masks: np.ndarray | None
+    errors: list[str]
 
 
 def decode_unit(
     records: list[dict[str, Any]], preprocess: PreprocessConfig, bits: int, with_masks: bool
-) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    """Decode a unit's rows: ``(n, S, S)`` images, masks (or None), one error per row ("" = fine)."""
+) -> DecodedUnit:
+    """Decode a unit's rows; a row that fails keeps zeros and its error ("" = fine)."""
     size = preprocess.size
-    images = np.zeros((len(records), size, size), dtype=np.uint16 if bits == 16 else np.uint8)
-    masks = np.zeros((len(records), size, size), dtype=np.uint8) if with_masks else None
-    errors = [""] * len(records)
+    dtype = np.uint16 if bits == 16 else np.uint8
+    out = DecodedUnit(np.zeros((len(records), size, size), dtype=dtype), None,
+                      np.zeros((len(records), size, size), dtype=np.uint8) if with_masks else None, [""] * len(records))
     for i, row in enumerate(records):
         try:
-            image, mask = decode_row(row, preprocess, bits, with_masks)
+            image, colour, mask = decode_row(row, preprocess, bits, with_masks)
         except Exception as exc:  # any decoding failure is recorded for this row, the build goes on
             message = str(exc)
-            errors[i] = message if str(row["source"]) in message else f"{row['source']}: {message}"
+            out.errors[i] = message if str(row["source"]) in message else f"{row['source']}: {message}"
             continue
-        images[i] = image
-        if masks is not None:
-            masks[i] = mask
-    return images, masks, errors
+        out.images[i] = image
+        if colour is not None:
+            if out.colour is None:
+                out.colour = np.zeros((len(records), 3, size, size), dtype=dtype)
+            out.colour[i] = colour
+        if out.masks is not None:
+            out.masks[i] = mask
+    return out
 
 
 def plan_units(table: pd.DataFrame, rows: np.ndarray, unit_rows: int = UNIT_ROWS) -> list[np.ndarray]:
@@ -117,6 +135,7 @@ class _Block:
     masks: np.ndarray | None
     errors: list[str]
     missing: int
+    colour: np.ndarray | None = None  # allocated when the block's first colour row arrives
 
 
 @dataclass
@@ -136,21 +155,25 @@ class BlockAssembler:
             masks = np.zeros((n, size, size), np.uint8) if self.store.has_masks else None
             self.pending[block] = _Block(np.zeros((n, size, size), dtype), masks, [""] * n, n)
 
-    def add(self, rows: np.ndarray, images: np.ndarray, masks: np.ndarray | None, errors: list[str]) -> None:
+    def add(self, rows: np.ndarray, unit: DecodedUnit) -> None:
         """Place decoded rows; write every block this completes."""
         block_rows = self.store.block_rows
         for block in np.unique(rows // block_rows).tolist():
             pick = np.flatnonzero(rows // block_rows == block)
             local = rows[pick] - block * block_rows
             target = self.pending[block]
-            target.images[local] = images[pick]
-            if target.masks is not None and masks is not None:
-                target.masks[local] = masks[pick]
+            target.images[local] = unit.images[pick]
+            if target.masks is not None and unit.masks is not None:
+                target.masks[local] = unit.masks[pick]
+            if unit.colour is not None:
+                if target.colour is None:
+                    target.colour = np.zeros((len(target.errors), 3, *target.images.shape[1:]), target.images.dtype)
+                target.colour[local] = unit.colour[pick]
             for i, j in zip(local.tolist(), pick.tolist()):
-                target.errors[i] = errors[j]
+                target.errors[i] = unit.errors[j]
             target.missing -= len(local)
             if target.missing == 0:
-                self.store.write_block(block, target.images, target.masks, target.errors)
+                self.store.write_block(block, target.images, target.masks, target.errors, target.colour)
                 del self.pending[block]
 
     def check_done(self) -> None:
@@ -180,7 +203,7 @@ def _decoded_units(
     args: tuple[PreprocessConfig, int, bool],
     workers: int,
     client: Any | None,
-) -> Iterator[tuple[np.ndarray, tuple[np.ndarray, np.ndarray | None, list[str]]]]:
+) -> Iterator[tuple[np.ndarray, DecodedUnit]]:
     """(rows, decoded unit) for every unit, in completion order: inline, a process pool, or Dask."""
     jobs = [(unit, [records[i] for i in unit.tolist()]) for unit in units]
     if client is not None:
@@ -194,7 +217,7 @@ def _decoded_units(
         for unit, rows_records in jobs:
             yield unit, decode_unit(rows_records, *args)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with decode_pool(workers) as pool:
         queue = iter(jobs)
         in_flight: dict[Any, np.ndarray] = {}
         while True:
@@ -263,17 +286,18 @@ def build_pixel_store(
             rows = copy_rows[start : start + store.block_rows]
             old = copied[rows]
             masks = previous.read_masks(old) if with_masks else None
-            assembler.add(rows, previous.read_images(old), masks, [""] * len(rows))
+            unit = DecodedUnit(previous.read_images(old), previous.colour_channels(old), masks, [""] * len(rows))
+            assembler.add(rows, unit)
         decode = np.flatnonzero(todo & (copied < 0))
         records = index.table.to_dict("records")
         units = plan_units(index.table, decode, UNIT_ROWS if client is None else 8 * UNIT_ROWS)
         n_failed = 0
-        with tqdm(total=len(decode), unit="images", desc=f"pixels {index.dataset}", disable=not progress,
-                  smoothing=0.1) as bar:
-            for rows, (images, masks, errors) in _decoded_units(units, records, (preprocess, bits, with_masks),
-                                                                workers, client):
-                assembler.add(rows, images, masks, errors)
-                n_failed += sum(1 for e in errors if e)
+        decoded = _decoded_units(units, records, (preprocess, bits, with_masks), workers, client)
+        with contextlib.closing(decoded), tqdm(total=len(decode), unit="images", desc=f"pixels {index.dataset}",
+                                               disable=not progress, smoothing=0.1) as bar:
+            for rows, unit in decoded:  # closed on any stop: the decoding pool is killed
+                assembler.add(rows, unit)
+                n_failed += sum(1 for e in unit.errors if e)
                 bar.update(len(rows))
                 if n_failed:
                     bar.set_postfix(failed=n_failed)

@@ -3,8 +3,9 @@
 A background thread reads spans of whole batches from the pixel store (one slice
 read per span, i.e. whole shards), copies each batch into a pinned host buffer taken
 from a small ring, and queues it; the extracting thread only issues the non-blocking
-host-to-device copy, replicates grey to 3 channels and resizes on the device where
-the store's size differs. Batches are the same as the raw-file path's (the same
+host-to-device copy, replicates grey to 3 channels (a store holding colour images
+feeds all 3 channels of every row) and resizes on the device where the store's size
+differs. Batches are the same as the raw-file path's (the same
 :class:`BlockBatchSampler`), so features come out identical.
 """
 
@@ -24,8 +25,8 @@ from torch.utils.data import Dataset
 
 from featx.cache.pixels import PixelStore, pixel_key
 from featx.datasets.index import SampleIndex
-from featx.pipeline.pixel_build import PixelBuildResult, build_pixel_store
 from featx.datasets.preprocess import PreprocessConfig
+from featx.pipeline.pixel_build import PixelBuildResult, build_pixel_store
 from featx.pipeline.reader import BlockBatchSampler
 from featx.pipeline.timing import StageTimes
 
@@ -33,24 +34,26 @@ READ_ROWS = 1024  # rows per contiguous pixel-store read (whole batches)
 
 
 def device_batch(images: torch.Tensor, device: torch.device, size: int | None = None, bits: int = 8) -> torch.Tensor:
-    """``(B, S, S)`` uint8 (or, ``bits=16``, int16-viewed uint16) pixels -> ``(B, 3, size, size)`` in 0..255 units.
+    """``(B, S, S)`` grey or ``(B, 3, S, S)`` colour uint8 (or, ``bits=16``, int16-viewed uint16) pixels ->
+    ``(B, 3, size, size)`` in 0..255 units.
 
     uint8 at the store's own size stays uint8 (exactly what the raw-file path hands the
     backbone); otherwise a float32 tensor (uint16 rescaled to 0..255, bilinear resize
-    with antialiasing). The backbone's mean/std is applied by its mapper.
+    with antialiasing). Grey is replicated to 3 channels. The backbone's mean/std is
+    applied by its mapper.
     """
     x = images.to(device, non_blocking=True)
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
     resize = size is not None and size != x.shape[-1]
     if bits == 16 or resize:
         if bits == 16:  # uint16 counts travel as int16 bits (torch has few uint16 kernels)
             x = (x.to(torch.int32) & 0xFFFF).float() * (255.0 / 65535.0)
         else:
             x = x.float()
-        x = x.unsqueeze(1)
         if resize:
             x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        return x.expand(-1, 3, -1, -1).contiguous()
-    return x.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
+    return x.expand(-1, 3, -1, -1).contiguous()
 
 
 @dataclass
@@ -86,6 +89,7 @@ class PixelFeed:
         self.depth = depth
         self.pinned = device.type == "cuda"
         self.errors = pixels.errors
+        self.colour = pixels.has_colour  # then every batch is (B, 3, S, S)
 
     def __len__(self) -> int:
         return len(self.batch_sampler)
@@ -104,7 +108,8 @@ class PixelFeed:
         try:
             for span in self._spans():
                 lo, hi = span[0][0], span[-1][-1] + 1
-                images = self.pixels.read_images(slice(lo, hi))
+                rows = slice(lo, hi)
+                images = self.pixels.read_colour(rows) if self.colour else self.pixels.read_images(rows)
                 masks = self.pixels.read_masks(slice(lo, hi)) if self.with_masks else None
                 for batch in span:
                     local = np.asarray(batch) - lo
@@ -128,7 +133,8 @@ class PixelFeed:
         largest = max((len(b) for b in self.batch_sampler), default=1)
         free: queue.Queue = queue.Queue()
         for _ in range(self.depth + 2):
-            free.put(_Slot(torch.empty((largest, size, size), dtype=dtype, pin_memory=self.pinned)))
+            shape = (largest, 3, size, size) if self.colour else (largest, size, size)
+            free.put(_Slot(torch.empty(shape, dtype=dtype, pin_memory=self.pinned)))
         out: queue.Queue = queue.Queue()
         stop = threading.Event()
         thread = threading.Thread(target=self._produce, args=(out, free, stop), name="featx-pixel-feed", daemon=True)
@@ -184,7 +190,8 @@ class PixelCache:
 class PixelDataset(Dataset):
     """A torch Dataset over a pixel store's rows, for fine-tuning and image-aware decoders.
 
-    Item: ``row``, ``image`` (``(S, S)`` uint8/uint16 tensor; see :func:`device_batch`
+    Item: ``row``, ``image`` (``(S, S)`` uint8/uint16 tensor, ``(3, S, S)`` when the store
+    holds colour images; see :func:`device_batch`
     to turn a batch into backbone input), ``labels`` (``(C,)`` float32, NaN = unknown),
     ``mask`` (segmentation) and ``failed``. Failed rows are left out unless ``rows`` names them.
     """
@@ -200,7 +207,8 @@ class PixelDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         row = int(self.rows[i])
-        image = self.store.read_images(slice(row, row + 1))[0]
+        rows = slice(row, row + 1)
+        image = (self.store.read_colour(rows) if self.store.has_colour else self.store.read_images(rows))[0]
         item: dict[str, Any] = {
             "row": row,
             "image": torch.from_numpy(image.astype(np.int32) if image.dtype == np.uint16 else image),
