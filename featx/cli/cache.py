@@ -37,8 +37,9 @@ def info_command(store: str = typer.Argument(..., help="A store folder (<key>.za
 
 @cache_app.command("verify")
 def verify_command(target: str = typer.Argument(..., help="A store (<key>.zarr folder or URL) or a cache root.")) -> None:
-    """Read every chunk; name each damaged array, chunk and row range. Exit 1 if anything is damaged."""
-    from featx.cache import FeatureStore
+    """Check metadata against its manifest, the key against its inputs, splits by patient, and every chunk;
+    name each problem and damaged array, chunk and row range. Exit 1 if anything is wrong."""
+    from featx.cache import FeatureStore, StoreError
     from featx.cache.verify import stores_under, verify_store
 
     stores = stores_under(target)
@@ -47,7 +48,14 @@ def verify_command(target: str = typer.Argument(..., help="A store (<key>.zarr f
         return
     damaged = 0
     for path in stores:
-        report = verify_store(FeatureStore.open(path, allow_partial=True))
+        try:
+            report = verify_store(FeatureStore.open(path, allow_partial=True, check=False))
+        except StoreError as error:
+            damaged += 1
+            typer.secho(f"DAMAGED  {error}", fg=typer.colors.RED)
+            continue
+        for note in report.notes:
+            typer.secho(f"{path}: {note}", fg=typer.colors.YELLOW)
         if report.unchecked:
             typer.secho(
                 f"{path}: {len(report.unchecked)} arrays have no checksums (made before format 2); "
@@ -58,7 +66,11 @@ def verify_command(target: str = typer.Argument(..., help="A store (<key>.zarr f
             typer.echo(f"ok       {path} ({report.chunks_read} chunks)")
             continue
         damaged += 1
-        typer.secho(f"DAMAGED  {path}: {len(report.damage)} chunks", fg=typer.colors.RED)
+        counts = [f"{len(report.problems)} problems"] * bool(report.problems) + [f"{len(report.damage)} chunks"] * bool(
+            report.damage)
+        typer.secho(f"DAMAGED  {path}: {', '.join(counts)}", fg=typer.colors.RED)
+        for problem in report.problems:
+            typer.echo(f"  {problem}")
         for damage in report.damage:
             typer.echo(f"  {damage}")
     if damaged:
