@@ -10,6 +10,7 @@ with one sentence naming the URL, instead of hanging for minutes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -66,12 +67,16 @@ def _what(error: BaseException, timeout: float, tries: int) -> str:
 
 
 class PatientHTTPFileSystem(HTTPFileSystem):
-    """fsspec's HTTP filesystem with time-outs, retries and one-sentence errors naming the URL."""
+    """fsspec's HTTP filesystem with time-outs, retries and one-sentence errors naming the URL.
+
+    Make it with ``skip_instance_cache=True`` (fsspec would otherwise hand back an instance
+    made under other settings): :func:`patient_http`.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         self.timeout, self.retries = http_settings()
         limits = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout)
-        super().__init__(client_kwargs={"timeout": limits}, skip_instance_cache=True, **kwargs)
+        super().__init__(client_kwargs={"timeout": limits}, **kwargs)
 
     async def _patiently(self, url: str, call: Callable[[], Awaitable[T]]) -> T:
         for attempt in range(self.retries + 1):
@@ -102,6 +107,19 @@ class PatientHTTPFileSystem(HTTPFileSystem):
             return False
 
 
+def patient_http(asynchronous: bool = False) -> PatientHTTPFileSystem:
+    """A filesystem under the current ``FEATX_HTTP_*`` settings (one per settings for zarr's event loop)."""
+    if asynchronous:
+        return _zarr_http(*http_settings())
+    return PatientHTTPFileSystem(skip_instance_cache=True)
+
+
+@functools.lru_cache(maxsize=4)
+def _zarr_http(timeout: float, retries: int) -> PatientHTTPFileSystem:
+    """Shared by every store zarr reads over HTTP, so their requests share one session."""
+    return PatientHTTPFileSystem(asynchronous=True, skip_instance_cache=True)
+
+
 def is_http(url: str) -> bool:
     return url.startswith(("http://", "https://"))
 
@@ -111,7 +129,7 @@ def zarr_store(url: str) -> Any:
     from zarr.storage import FsspecStore
 
     if is_http(url):
-        return FsspecStore(fs=PatientHTTPFileSystem(asynchronous=True), path=url, read_only=True)
+        return FsspecStore(fs=patient_http(asynchronous=True), path=url, read_only=True)
     return FsspecStore.from_url(url, read_only=True)
 
 
@@ -124,7 +142,7 @@ class StoreFiles:
         if isinstance(base, str):
             import fsspec
 
-            self._fs = PatientHTTPFileSystem() if is_http(base) else fsspec.url_to_fs(base)[0]
+            self._fs = patient_http() if is_http(base) else fsspec.url_to_fs(base)[0]
 
     def where(self, name: str) -> str:
         """The file's path or URL, for messages."""
