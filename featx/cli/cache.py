@@ -14,7 +14,7 @@ cache_app = typer.Typer(
 
 @cache_app.command("ls")
 def list_command(cache: Path = typer.Argument(..., help="Cache root folder.")) -> None:
-    """Every store under CACHE: key, state, rows, failures, image size, weights, layers, patch tokens, preprocessing."""
+    """Every store under CACHE: key, state, rows, failures, image size, weights, layers, patch tokens, intensity rule."""
     from featx.cache.inventory import list_stores
 
     stores = list_stores(cache)
@@ -23,7 +23,8 @@ def list_command(cache: Path = typer.Argument(..., help="Cache root folder.")) -
         return
     columns = ["dataset", "backbone", "key", "state", "rows", "written", "failed", "img_size", "weights", "layers",
                "patch_tokens", "preprocessing", "size_mib"]
-    typer.echo(stores[[c for c in columns if c in stores]].to_string(index=False))
+    shown = stores[[c for c in columns if c in stores]].rename(columns={"preprocessing": "intensity"})
+    typer.echo(shown.to_string(index=False))  # intensity: minmax, window[L,H] or percentile[L,H] (+ resample)
 
 
 @cache_app.command("info")
