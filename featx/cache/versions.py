@@ -232,7 +232,7 @@ def hold_for_reading(path: Path) -> IO[str] | None:
     if not path.parent.name.endswith(VERSIONS_SUFFIX) or not readers.exists():
         return None
     try:
-        handle = open(readers)
+        handle = open(readers)  # noqa: SIM115 - the lock lasts as long as this handle, returned
     except OSError:
         return None
     fcntl.flock(handle, fcntl.LOCK_SH)

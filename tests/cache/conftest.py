@@ -39,7 +39,7 @@ def stalled():
 
 
 class _LoginPage(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - the http.server hook
+    def do_GET(self):
         body = b"<!DOCTYPE html><html><body><form>Sign in to continue</form></body></html>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
@@ -47,7 +47,7 @@ class _LoginPage(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_HEAD = do_GET  # noqa: N815
+    do_HEAD = do_GET
 
     def log_message(self, *args):
         pass

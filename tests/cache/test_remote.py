@@ -5,7 +5,13 @@ import pytest
 from typer.testing import CliRunner
 
 from featx.cache import FeatureStore, StoreError
-from featx.cache.remote import BACKOFF_S, RETRIES_ENV, TIMEOUT_ENV, RemoteStoreError, http_settings
+from featx.cache.remote import (
+    BACKOFF_S,
+    RETRIES_ENV,
+    TIMEOUT_ENV,
+    RemoteStoreError,
+    http_settings,
+)
 from featx.cache.versions import Versions
 from featx.cli import app
 from tests.cache.test_store import block_features, create, make_index

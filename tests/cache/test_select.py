@@ -4,8 +4,8 @@ import pytest
 
 from featx.cache import FeatureStore, StoreError
 from featx.cache.manifest import MANIFEST, build_manifest
-from featx.cache.store import create_array
 from featx.cache.select import AmbiguousStore, StoreFacts, StorePick, select_store
+from featx.cache.store import create_array
 from tests.probes.conftest import make_store
 
 
