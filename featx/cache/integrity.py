@@ -104,10 +104,11 @@ def refuse_bad_metadata(files: StoreFiles, root: dict[str, Any]) -> None:
     if found.layout:
         more = f" (and {len(found.layout) - 1} more)" if len(found.layout) > 1 else ""
         raise StoreError(f"{files.base}: {found.layout[0]}{more}; its metadata is damaged or was edited: run "
-                         "`featx cache verify` on it and re-extract")
+                         "`featx cache verify` on it, then `featx cache rm` it and re-extract")
     if found.edited:
         raise StoreError(f"{files.base}: {describe(found.edited)} changed since the store was published (the sha256 "
-                         f"in its {MANIFEST} attribute differs); run `featx cache verify {files.base}` and re-extract it")
+                         f"in its {MANIFEST} attribute differs); run `featx cache verify {files.base}`, then "
+                         "`featx cache rm` it and re-extract")
     if attrs.get("complete") and not found.has_manifest and str(files.base) not in _noted:
         _noted.add(str(files.base))
         log.warning("%s: published before featx wrote manifests, so edits to its metadata cannot be detected; "

@@ -138,7 +138,7 @@ def test_an_array_shape_that_disagrees_with_the_store_is_refused_in_bounded_memo
     finally:
         tracemalloc.stop()
     assert str(refused.value) == (f"{target}: {message}; its metadata is damaged or was edited: run "
-                                  "`featx cache verify` on it and re-extract")
+                                  "`featx cache verify` on it, then `featx cache rm` it and re-extract")
     assert report.problems == [message] and report.chunks_read == 0
     assert peak < 64 * 2**20  # metadata only: nothing the size of the declared rows
     cli = probe(target, tmp_path)
@@ -154,3 +154,33 @@ def test_a_row_count_grown_consistently_is_refused_by_the_missing_last_block(sto
     zarr.open_group(str(store), mode="r+").attrs[MANIFEST] = build_manifest(store)
     with pytest.raises(StoreError, match=r"written: the last block's chunk \(written/c/4\) is missing"):
         FeatureStore.open(store)
+
+
+def test_an_extracted_store_verifies_clean_and_a_cache_copied_following_links_rebuilds(tmp_path):
+    """Real extractions: provenance as recorded agrees with the key; a `cp -rL` copy is adopted by the next rebuild."""
+    import subprocess
+
+    from featx.datasets import build_index
+    from featx.datasets.preprocess import PreprocessConfig
+    from featx.demo.data import make_shapes_task
+    from featx.pipeline.extract import extract
+    from tests.conftest import tiny_backbone
+
+    backbone = tiny_backbone()
+    kw = {"num_workers": 0, "progress": False}
+
+    def index(n_volumes):
+        root = make_shapes_task(tmp_path / "d", n_volumes=n_volumes, size=28, n_slices=2)
+        return build_index("msd", root, val_fraction=0.25, test_fraction=0.25)
+
+    small = index(4)
+    preprocess = PreprocessConfig.for_modality(small.modality, backbone.img_size)
+    pointer = extract(small, backbone, preprocess, tmp_path / "lab", **kw).path
+    assert verify(pointer).ok and not verify(pointer).notes
+
+    subprocess.run(["cp", "-rL", str(tmp_path / "lab"), str(tmp_path / "laptop")], check=True)
+    copied = tmp_path / "laptop" / pointer.relative_to(tmp_path / "lab")
+    assert copied.is_dir() and not copied.is_symlink()
+    grown = extract(index(6), backbone, preprocess, tmp_path / "laptop", **kw)  # refused before: "move it away"
+    assert grown.path == copied and copied.is_symlink() and FeatureStore.open(copied).attrs["version"] == 2
+    assert verify(copied).ok
