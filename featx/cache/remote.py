@@ -79,16 +79,18 @@ class PatientHTTPFileSystem(HTTPFileSystem):
         super().__init__(client_kwargs={"timeout": limits}, **kwargs)
 
     async def _patiently(self, url: str, call: Callable[[], Awaitable[T]]) -> T:
-        for attempt in range(self.retries + 1):
+        """``call()``, retried with back-off on transient failures; RemoteStoreError naming ``url`` otherwise."""
+        attempt = 0
+        while True:
             try:
                 return await call()
             except FileNotFoundError:
-                raise
+                raise  # a 404: zarr reads it as "not there"
             except (asyncio.TimeoutError, aiohttp.ClientError) as error:
                 if not _transient(error) or attempt == self.retries:
                     raise RemoteStoreError(f"{url}: {_what(error, self.timeout, attempt + 1)}") from None
             await asyncio.sleep(BACKOFF_S * 2**attempt)
-        raise AssertionError("unreachable")
+            attempt += 1
 
     async def _cat_file(self, url: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
         return await self._patiently(url, lambda: super(PatientHTTPFileSystem, self)._cat_file(url, start, end, **kwargs))
