@@ -26,6 +26,7 @@ RETRIES_ENV = "FEATX_HTTP_RETRIES"
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETRIES = 2
 BACKOFF_S = 0.5  # doubled after each try
+CONCURRENT_FETCHES = 4
 
 T = TypeVar("T")
 
@@ -110,16 +111,14 @@ class PatientHTTPFileSystem(HTTPFileSystem):
 
 
 def patient_http(asynchronous: bool = False) -> PatientHTTPFileSystem:
-    """A filesystem under the current ``FEATX_HTTP_*`` settings (one per settings for zarr's event loop)."""
-    if asynchronous:
-        return _zarr_http(*http_settings())
-    return PatientHTTPFileSystem(skip_instance_cache=True)
+    """The filesystem for the current ``FEATX_HTTP_*`` settings: asynchronous for zarr, or blocking."""
+    return _shared_http(*http_settings(), asynchronous)
 
 
-@functools.lru_cache(maxsize=4)
-def _zarr_http(timeout: float, retries: int) -> PatientHTTPFileSystem:
-    """Shared by every store zarr reads over HTTP, so their requests share one session."""
-    return PatientHTTPFileSystem(asynchronous=True, skip_instance_cache=True)
+@functools.lru_cache(maxsize=8)
+def _shared_http(timeout: float, retries: int, asynchronous: bool) -> PatientHTTPFileSystem:
+    """One per settings, so that requests share a session and its open connections."""
+    return PatientHTTPFileSystem(asynchronous=asynchronous, skip_instance_cache=True)
 
 
 def is_http(url: str) -> bool:
@@ -151,12 +150,13 @@ class StoreFiles:
         return f"{self.base}/{name}" if isinstance(self.base, str) else str(self.base / name)
 
     def read(self, names: Iterable[str]) -> dict[str, bytes | None]:
-        """Each file's bytes (None where it does not exist), fetched concurrently over HTTP."""
+        """Each file's bytes (None where it does not exist), fetched a few at a time over HTTP."""
         names = list(names)
         if self._fs is None:
             return {name: _read_local(self.base / name) for name in names}  # type: ignore[operator]
         urls = [self.where(name) for name in names]
-        found = self._fs.cat(urls, on_error="return") if urls else {}
+        # a few at a time: `python -m http.server` queues 5 connections and drops the rest for a second
+        found = self._fs.cat(urls, on_error="return", batch_size=CONCURRENT_FETCHES) if urls else {}
         result: dict[str, bytes | None] = {}
         for name, url in zip(names, urls):
             value = found.get(url)
