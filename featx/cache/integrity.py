@@ -4,7 +4,7 @@ The root ``zarr.json`` must be a featx group (a login page served with 200 or a 
 short is named, not parsed into a traceback); every array's declared shape must agree
 with the row count (featx.cache.layout); a published store's metadata must hash to its
 manifest (featx.cache.manifest). Stores published before manifests existed open with a
-note. All of it is a few small files, fetched concurrently over HTTP.
+note. All of it is a few small files, fetched a few at a time over HTTP.
 """
 
 from __future__ import annotations
