@@ -116,6 +116,10 @@ def huge_written(store):
     edit_json(store / "written" / "zarr.json", lambda meta: meta.update(shape=[3_000_000_000]))
 
 
+def huge_row_count(store):
+    edit_featx(store, n_rows=3_000_000_000)
+
+
 def shrunk_split(store):
     edit_json(store / "index" / "split" / "zarr.json", lambda meta: meta.update(shape=[52]))
 
@@ -124,6 +128,7 @@ def shrunk_split(store):
 @pytest.mark.parametrize(("edit", "message"), [
     (huge_written, "written: declares 3,000,000,000 rows, the store has 60"),
     (shrunk_split, "index/split: declares 52 rows, the store has 60"),
+    (huge_row_count, "n_rows: 3000000000 is not a row count between 1 and 100,000,000"),
 ])
 def test_an_array_shape_that_disagrees_with_the_store_is_refused_in_bounded_memory(
         tmp_path, served, store, where, edit, message):
