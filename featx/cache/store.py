@@ -24,8 +24,12 @@ import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from featx import __version__
+from featx.cache.errors import DamagedStoreError, StoreError
+from featx.cache.integrity import refuse_bad_metadata, root_metadata
 from featx.cache.key import SCHEMA_VERSION
+from featx.cache.manifest import MANIFEST, build_manifest
 from featx.cache.pointer import resolve_local, resolve_url
+from featx.cache.remote import StoreFiles, zarr_store
 from featx.cache.shards import ShardChecksumError, ShardRows, shard_rows
 from featx.cache.versions import Versions, hold_for_reading, version_relpath
 from featx.datasets.index import COLUMNS, DatasetError, SampleIndex, check_patient_level
@@ -49,14 +53,6 @@ def encode_int8(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def decode_int8(codes: np.ndarray, scale: np.ndarray, dtype: type = np.float32) -> np.ndarray:
     """Inverse of :func:`encode_int8` (up to the rounding)."""
     return (codes.astype(np.float32) * scale.astype(np.float32)[..., None]).astype(dtype)
-
-
-class StoreError(RuntimeError):
-    """A store is missing, incomplete, or does not match what was asked for."""
-
-
-class DamagedStoreError(StoreError):
-    """A store's bytes are damaged: a checksum mismatch, a missing chunk, non-finite written rows."""
 
 
 def chunk_codecs(checksums: bool = True, compress: bool = True) -> tuple[Any, ...]:
@@ -151,6 +147,39 @@ def row_keys(table: pd.DataFrame, stamps: np.ndarray) -> pd.Series:
     return (keys + "|" + stamps).reset_index(drop=True)
 
 
+def removed_message(url: str) -> str:
+    """Why a remote version's files vanished while it was read."""
+    return (f"{url}: this store version was removed from the server while it was read (old versions are deleted "
+            "by `featx cache gc`); open the store's pointer URL again to read its current version")
+
+
+class RemoteGroup:
+    """A remote store's Zarr group, where an array that vanishes mid-read is explained rather than a bare KeyError."""
+
+    def __init__(self, group: zarr.Group, url: str) -> None:
+        self._group, self._url = group, url
+
+    def _refuse_if_removed(self) -> None:
+        if not StoreFiles(self._url).exists("zarr.json"):
+            raise StoreError(removed_message(self._url))
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._group[name]
+        except KeyError:
+            self._refuse_if_removed()
+            raise
+
+    def __contains__(self, name: str) -> bool:
+        if name in self._group:
+            return True
+        self._refuse_if_removed()
+        return False
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._group, attribute)
+
+
 class BlockRows:
     """Rows in blocks with a sample index and per-row fingerprints: what feature and pixel stores share.
 
@@ -217,7 +246,7 @@ class BlockRows:
 class FeatureStore(BlockRows):
     """A feature store on disk: its sample index, labels, features and provenance."""
 
-    def __init__(self, path: Path | str, group: zarr.Group) -> None:
+    def __init__(self, path: Path | str, group: zarr.Group | RemoteGroup) -> None:
         self.path = path  # a local folder (a version's, once published), or the URL of one read remotely
         self.group = group
         self._direct: dict[str, ShardRows | None] = {}  # per-row sharded arrays read without zarr's pipeline
@@ -351,47 +380,51 @@ class FeatureStore(BlockRows):
         return cls(path, group)
 
     @classmethod
-    def open(cls, path: str | Path, *, writable: bool = False, allow_partial: bool = False) -> FeatureStore:
+    def open(
+        cls, path: str | Path, *, writable: bool = False, allow_partial: bool = False, check: bool = True
+    ) -> FeatureStore:
         """Open a store; only published ones unless ``allow_partial``.
 
         ``path`` may also be a URL (``http://``, ``s3://``, ... through fsspec): a shared
         cache read over the network, read-only, fetching only the chunks a probe reads.
         A published store's pointer (``<key>.zarr``) is resolved once, here: the store keeps
-        reading the version it opened while later rebuilds publish newer ones.
+        reading the version it opened while later rebuilds publish newer ones. Before any
+        array is read, its metadata is checked (featx.cache.integrity): every array's shape
+        against the row count, and a published store's metadata against its manifest;
+        ``check=False`` skips that for `featx cache verify`, which reports it instead.
         """
         if is_url(path):
-            return cls._open_remote(str(path))
+            return cls._open_remote(str(path), check)
         path = Path(path).expanduser()
         path = (resolve_local(path) or path).resolve()  # follows the pointer to the current version
         if not (path / "zarr.json").exists():
             raise StoreError(f"{path}: not a feature store (no zarr.json)")
         if path.name.endswith(PARTIAL_SUFFIX) and not allow_partial:
             raise StoreError(f"{path}: an unfinished extraction; re-run `featx extract` to complete it")
+        files = StoreFiles(path)
+        root = root_metadata(files)
+        if check:
+            refuse_bad_metadata(files, root)
         group = zarr.open_group(str(path), mode="r+" if writable else "r", zarr_format=3)
-        if "featx" not in group.attrs:
-            raise StoreError(f"{path}: a Zarr group but not a featx feature store (no 'featx' attributes)")
         return cls(path, group)
 
     @classmethod
-    def _open_remote(cls, url: str) -> FeatureStore:
+    def _open_remote(cls, url: str, check: bool = True) -> FeatureStore:
         url = url.rstrip("/")
         if url.endswith(PARTIAL_SUFFIX):
             raise StoreError(f"{url}: an unfinished extraction; only published stores can be read remotely")
         if url.endswith(PUBLISHED_SUFFIX):
             url = resolve_url(url) or url  # the pointer document (S3 has no symlinks): pin its version now
-        try:
-            group = zarr.open_group(url, mode="r", zarr_format=3)
-        except (FileNotFoundError, KeyError) as exc:
-            raise StoreError(f"{url}: not a feature store ({type(exc).__name__}: {exc})") from None
-        if "featx" not in group.attrs:
-            raise StoreError(f"{url}: a Zarr group but not a featx feature store (no 'featx' attributes)")
-        attrs = group.attrs["featx"]
+        root = root_metadata(StoreFiles(url))
+        attrs = root["attributes"]["featx"]
         name = url.rsplit("/", 1)[-1]
-        if attrs.get("version") and name == f"{attrs['key']}{PUBLISHED_SUFFIX}":
+        if attrs.get("version") and name == f"{attrs.get('key')}{PUBLISHED_SUFFIX}":
             # a pointer: pin the version it names now, so a rebuild never changes what we read
             url = f"{url[: -len(name)]}{version_relpath(attrs['key'], int(attrs['version']))}"
-            group = zarr.open_group(url, mode="r", zarr_format=3)
-        return cls(url, group)
+            root = root_metadata(StoreFiles(url))
+        if check:
+            refuse_bad_metadata(StoreFiles(url), root)
+        return cls(url, RemoteGroup(zarr.open_group(zarr_store(url), mode="r", zarr_format=3), url))
 
     # ---- metadata ---------------------------------------------------------------------------
     @property
@@ -495,6 +528,8 @@ class FeatureStore(BlockRows):
         bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
         if bad.any():
             first = int(np.asarray(rows)[np.argmax(bad)])
+            if isinstance(self.group, RemoteGroup):
+                self.group._refuse_if_removed()  # chunks that vanished: a removed version, not damage
             raise DamagedStoreError(
                 f"{self.path}: {int(bad.sum())} rows of {name} marked written hold no finite features "
                 f"(first: row {first}); run `featx cache verify` on it and re-extract"
@@ -643,4 +678,5 @@ class FeatureStore(BlockRows):
         attrs.update(dict(provenance_update or {}))
         attrs.update({"complete": True, "completed": _utc_now(), "n_failed": int(failed.sum()), "version": number})
         self.group.attrs["featx"] = attrs
+        self.group.attrs[MANIFEST] = build_manifest(self.path)  # as published: an edit is refused when opened
         return versions.publish(self.path, number)

@@ -1,6 +1,10 @@
-"""`featx cache verify`: read every chunk of a store and name what is damaged.
+"""`featx cache verify`: check a store's metadata and provenance, read every chunk, name what is damaged.
 
-Every chunk carries a crc32c checksum (format 2) and every chunk of a written block
+First the metadata (featx.cache.integrity): every array's shape against the row count,
+and a published store's metadata against the manifest written when it was published;
+then the provenance (featx.cache.provenance): the key recomputed from its inputs, the
+folder's name, the recorded weights, random init, preprocessing and backbone config
+against the key inputs; and no patient in two splits. Then every chunk: every chunk carries a crc32c checksum (format 2) and every chunk of a written block
 exists (empty chunks are written too), so three kinds of damage can be told apart
 from "nothing there yet": a chunk whose bytes fail their checksum, a chunk that is
 missing, and a written, readable row whose features are not finite. Works on a local
@@ -20,7 +24,13 @@ import zarr
 from zarr.codecs import Crc32cCodec
 from zarr.core.sync import sync
 
+from featx.cache.errors import DamagedStoreError
+from featx.cache.integrity import check_metadata
+from featx.cache.manifest import MANIFEST, describe
+from featx.cache.provenance import provenance_problems
+from featx.cache.remote import StoreFiles
 from featx.cache.store import PUBLISHED_SUFFIX, FeatureStore
+from featx.datasets.index import DatasetError, check_patient_level
 
 ROW_ARRAYS_ALWAYS_WRITTEN = ("index/", "labels")  # laid out whole when the store is created
 
@@ -46,10 +56,12 @@ class Verification:
     chunks_read: int = 0
     damage: list[Damage] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)  # arrays stored without checksums
+    problems: list[str] = field(default_factory=list)  # metadata, provenance and split problems
+    notes: list[str] = field(default_factory=list)  # worth saying, not damage
 
     @property
     def ok(self) -> bool:
-        return not self.damage
+        return not self.damage and not self.problems
 
 
 def _arrays(group: zarr.Group) -> Iterator[tuple[str, zarr.Array]]:
@@ -67,8 +79,28 @@ def _units(array: zarr.Array) -> Iterator[tuple[tuple[int, ...], tuple[slice, ..
 
 
 def verify_store(store: FeatureStore) -> Verification:
-    """Read every chunk of ``store``; list each damaged one by array, chunk and row range."""
+    """Check ``store``'s metadata and provenance, read every chunk; list each problem and damaged chunk.
+
+    Open it with ``FeatureStore.open(path, allow_partial=True, check=False)``: verify reports
+    what opening for reading would refuse.
+    """
     report = Verification(str(store.path))
+    metadata = check_metadata(StoreFiles(store.path))
+    report.problems += metadata.layout
+    if metadata.layout:
+        return report  # shapes that disagree: reading the chunks could allocate without bound
+    if metadata.edited:
+        report.problems.append(f"{describe(metadata.edited)} changed since it was published (the sha256 in its "
+                               f"{MANIFEST} attribute differs)")
+    elif store.is_complete and not metadata.has_manifest:
+        report.notes.append("published before featx wrote manifests: edits to its metadata cannot be detected")
+    report.problems += provenance_problems(store.attrs, store.path)
+    try:
+        check_patient_level(store.index)
+    except DatasetError as error:
+        report.problems.append(str(error))
+    except DamagedStoreError:
+        pass  # a damaged index chunk: named with the chunks below
     try:
         written = np.asarray(store.group["written"][:])
     except ValueError:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
+import logging
 import os
 import re
 import shutil
@@ -32,6 +34,7 @@ from typing import IO
 VERSIONS_SUFFIX = ".versions"
 READERS_SUFFIX = ".readers"
 _VERSION = re.compile(r"^v(\d{4,})$")
+log = logging.getLogger(__name__)
 
 
 def version_name(number: int, suffix: str = ".zarr") -> str:
@@ -116,11 +119,13 @@ class Versions:
 
         The document (``<key>.pointer.json``, featx.cache.pointer) is what object stores and
         their readers follow; it is written second, so it never names a version the symlink does not.
+        A pointer that a copy turned into a folder is adopted first (:meth:`adopt`).
         """
         from featx.cache.pointer import write_local
 
+        self.adopt()
         if self.pointer.exists() and not self.pointer.is_symlink():
-            raise FileExistsError(f"{self.pointer}: a folder, not a version pointer; move it away and re-run")
+            raise FileExistsError(f"{self.pointer}: a file, not a version pointer; move it away and re-run")
         staged = self.folder / f".{self.pointer.name}.switch-{os.getpid()}"
         with contextlib.suppress(FileNotFoundError):
             staged.unlink()
@@ -129,8 +134,48 @@ class Versions:
         write_local(self.folder, self.key, number, self.suffix)
         _fsync_dir(self.folder)
 
+    def adopt(self) -> str | None:
+        """A pointer that is a folder (a cache copied by a tool that follows links): make it a version again.
+
+        The folder holds the version it was a link to (its ``version`` attribute). Where that
+        version is not in ``<key>.versions`` the folder is moved there; where it is, with the
+        same root metadata, the folder is a second copy of it and is dropped. Either way the
+        pointer is a link again. Returns what was done (also logged), or None if nothing.
+        """
+        pointer = self.pointer
+        if pointer.is_symlink() or not pointer.is_dir():
+            return None
+        number = declared_version(pointer)
+        if number is None:
+            raise FileExistsError(f"{pointer}: a folder that names no published version; move it away and re-run")
+        target = self.path(number)
+        if target.exists():
+            if (target / "zarr.json").read_bytes() != (pointer / "zarr.json").read_bytes():
+                raise FileExistsError(f"{pointer}: a folder holding version {number}, but {target} differs from it; "
+                                      "move one of them away and re-run")
+            aside = self.folder / f".{pointer.name}.copy-{os.getpid()}"
+            os.rename(pointer, aside)
+            self.switch(number)
+            shutil.rmtree(aside)
+            done = (f"{pointer}: was a second copy of version {number} (the cache was copied following links); "
+                    f"removed the copy and pointed at {target} again")
+        else:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            os.rename(pointer, target)
+            (self.directory / f"{target.name}{READERS_SUFFIX}").touch()
+            _fsync_dir(self.directory)
+            self.switch(number)
+            done = (f"{pointer}: was a folder, not a version pointer (the cache was copied following links); "
+                    f"adopted it as version {number} ({target})")
+        log.warning("%s", done)
+        return done
+
     def recover(self) -> int | None:
-        """After a kill between publish's rename and switch: point at the newest version."""
+        """After a kill between publish's rename and switch: point at the newest version.
+
+        A pointer turned into a folder by a copy is adopted first (:meth:`adopt`).
+        """
+        self.adopt()
         newest = max(self.numbers(), default=None)
         if newest is not None and newest != self.current():
             self.switch(newest)
@@ -170,6 +215,19 @@ class Versions:
         return removed, held
 
 
+def declared_version(folder: Path) -> int | None:
+    """The ``version`` a store folder's root attributes record (under any attribute key), if any."""
+    try:
+        attributes = json.loads((folder / "zarr.json").read_bytes()).get("attributes") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    for value in attributes.values():
+        number = value.get("version") if isinstance(value, dict) else None
+        if isinstance(number, int) and not isinstance(number, bool) and number > 0:
+            return number
+    return None
+
+
 def _fsync_dir(folder: Path) -> None:
     """Make a rename in ``folder`` durable (so a power cut cannot undo a publish)."""
     descriptor = os.open(folder, os.O_RDONLY)
@@ -189,7 +247,7 @@ def hold_for_reading(path: Path) -> IO[str] | None:
     if not path.parent.name.endswith(VERSIONS_SUFFIX) or not readers.exists():
         return None
     try:
-        handle = open(readers)
+        handle = open(readers)  # noqa: SIM115 - the lock lasts as long as this handle, returned
     except OSError:
         return None
     fcntl.flock(handle, fcntl.LOCK_SH)

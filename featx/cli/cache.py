@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -13,10 +14,10 @@ cache_app = typer.Typer(
 
 
 @cache_app.command("ls")
-def list_command(cache: str = typer.Argument(..., help="Cache root folder, or its URL (s3://bucket/prefix).")) -> None:
-    """Every store under CACHE: key, state, rows, failures, image size, weights, layers, patch tokens, preprocessing."""
+def list_command(cache: Annotated[str, typer.Argument(help="Cache root folder, or its URL (s3://bucket/prefix).")]) -> None:
+    """Every store under CACHE: key, state, rows, failures, image size, weights, layers, patch tokens, intensity rule."""
     from featx.cache.inventory import list_stores
-    from featx.cache.remote import list_remote_stores
+    from featx.cache.remote_cache import list_remote_stores
     from featx.cache.store import is_url
 
     stores = list_remote_stores(cache) if is_url(cache) else list_stores(cache)
@@ -25,11 +26,12 @@ def list_command(cache: str = typer.Argument(..., help="Cache root folder, or it
         return
     columns = ["dataset", "backbone", "key", "state", "rows", "written", "failed", "img_size", "weights", "layers",
                "patch_tokens", "preprocessing", "size_mib"]
-    typer.echo(stores[[c for c in columns if c in stores]].to_string(index=False))
+    shown = stores[[c for c in columns if c in stores]].rename(columns={"preprocessing": "intensity"})
+    typer.echo(shown.to_string(index=False))  # intensity: minmax, window[L,H] or percentile[L,H] (+ resample)
 
 
 @cache_app.command("info")
-def info_command(store: str = typer.Argument(..., help="A store folder (<key>.zarr) or its URL.")) -> None:
+def info_command(store: Annotated[str, typer.Argument(help="A store folder (<key>.zarr) or its URL.")]) -> None:
     """One store's provenance and layout (its featx attributes) as JSON."""
     from featx.cache import FeatureStore
 
@@ -38,10 +40,13 @@ def info_command(store: str = typer.Argument(..., help="A store folder (<key>.za
 
 
 @cache_app.command("verify")
-def verify_command(target: str = typer.Argument(..., help="A store (<key>.zarr folder or URL) or a cache root.")) -> None:
-    """Read every chunk; name each damaged array, chunk and row range. Exit 1 if anything is damaged."""
-    from featx.cache import FeatureStore
-    from featx.cache.remote import remote_stores
+def verify_command(
+    target: Annotated[str, typer.Argument(help="A store (<key>.zarr folder or URL) or a cache root.")],
+) -> None:
+    """Check metadata against its manifest, the key against its inputs, splits by patient, and every chunk;
+    name each problem and damaged array, chunk and row range. Exit 1 if anything is wrong."""
+    from featx.cache import FeatureStore, StoreError
+    from featx.cache.remote_cache import remote_stores
     from featx.cache.store import is_url
     from featx.cache.verify import stores_under, verify_store
 
@@ -51,7 +56,14 @@ def verify_command(target: str = typer.Argument(..., help="A store (<key>.zarr f
         return
     damaged = 0
     for path in stores:
-        report = verify_store(FeatureStore.open(path, allow_partial=True))
+        try:
+            report = verify_store(FeatureStore.open(path, allow_partial=True, check=False))
+        except StoreError as error:
+            damaged += 1
+            typer.secho(f"DAMAGED  {error}", fg=typer.colors.RED)
+            continue
+        for note in report.notes:
+            typer.secho(f"{path}: {note}", fg=typer.colors.YELLOW)
         if report.unchecked:
             typer.secho(
                 f"{path}: {len(report.unchecked)} arrays have no checksums (made before format 2); "
@@ -62,7 +74,11 @@ def verify_command(target: str = typer.Argument(..., help="A store (<key>.zarr f
             typer.echo(f"ok       {path} ({report.chunks_read} chunks)")
             continue
         damaged += 1
-        typer.secho(f"DAMAGED  {path}: {len(report.damage)} chunks", fg=typer.colors.RED)
+        counts = [f"{len(report.problems)} problems"] * bool(report.problems) + [f"{len(report.damage)} chunks"] * bool(
+            report.damage)
+        typer.secho(f"DAMAGED  {path}: {', '.join(counts)}", fg=typer.colors.RED)
+        for problem in report.problems:
+            typer.echo(f"  {problem}")
         for damage in report.damage:
             typer.echo(f"  {damage}")
     if damaged:
@@ -72,8 +88,8 @@ def verify_command(target: str = typer.Argument(..., help="A store (<key>.zarr f
 
 @cache_app.command("gc")
 def gc_command(
-    cache: Path = typer.Argument(..., help="Cache root folder."),
-    keep: int = typer.Option(2, help="Published versions to keep per store (the current one always stays)."),
+    cache: Annotated[Path, typer.Argument(help="Cache root folder.")],
+    keep: Annotated[int, typer.Option(help="Published versions to keep per store (the current one always stays).")] = 2,
 ) -> None:
     """Delete old published versions, keeping the newest KEEP and every version a reader has open."""
     from featx.cache.versions import version_folders
@@ -91,8 +107,8 @@ def gc_command(
 
 @cache_app.command("push")
 def push_command(
-    source: Path = typer.Argument(..., help="A cache root folder, or one store's pointer (<key>.zarr)."),
-    destination: str = typer.Argument(..., help="Where to publish: s3://bucket/prefix (any fsspec URL)."),
+    source: Annotated[Path, typer.Argument(help="A cache root folder, or one store's pointer (<key>.zarr).")],
+    destination: Annotated[str, typer.Argument(help="Where to publish: s3://bucket/prefix (any fsspec URL).")],
 ) -> None:
     """Upload each store's current version, then its pointer; a re-run resumes an interrupted push."""
     from featx.cache.push import push_store, stores_to_push
@@ -104,7 +120,9 @@ def push_command(
 
 
 @cache_app.command("rm")
-def rm_command(store: Path = typer.Argument(..., help="A store's pointer (<cache>/<dataset>/<backbone>/<key>.zarr).")) -> None:
+def rm_command(
+    store: Annotated[Path, typer.Argument(help="A store's pointer (<cache>/<dataset>/<backbone>/<key>.zarr).")],
+) -> None:
     """Delete a store: every version, its partial build and its lock; refused while it is extracted or read."""
     import shutil
 

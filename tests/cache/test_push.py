@@ -14,7 +14,7 @@ from featx.cache import FeatureStore
 from featx.cache.key import cache_key
 from featx.cache.pointer import PointerError, pointer_name
 from featx.cache.push import push_store, stores_to_push
-from featx.cache.remote import remote_stores
+from featx.cache.remote_cache import remote_stores
 from featx.cache.store import store_dir
 from featx.cache.versions import Versions
 from featx.cli import app

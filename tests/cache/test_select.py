@@ -3,7 +3,9 @@
 import pytest
 
 from featx.cache import FeatureStore, StoreError
+from featx.cache.manifest import MANIFEST, build_manifest
 from featx.cache.select import AmbiguousStore, StoreFacts, StorePick, select_store
+from featx.cache.store import create_array
 from tests.probes.conftest import make_store
 
 
@@ -14,8 +16,13 @@ def variant(root, seed, *, img_size, random_init, patch=False, weights_hash="dea
     attrs = store.attrs
     attrs["backbone"] = {**attrs["backbone"], "img_size": img_size, "random_init": random_init, "weights_hash": weights_hash}
     attrs["patch_grid"] = {layer: [4, 4] for layer in attrs["layers"]} if patch else None
+    for layer in attrs["layers"] if patch else []:  # laid out as the grid says (empty)
+        n, dim = store.n_rows, store.feature_dims[layer]
+        create_array(store.group, f"features/{layer}/patch", shape=(n, 4, 4, dim), chunks=(1, 4, 4, dim),
+                     shards=(store.block_rows, 4, 4, dim), dtype="float16")
     attrs["preprocessing"] = {"intensity": "window", "window": [-1024.0, 600.0], "resample": "bilinear"}
     store.group.attrs["featx"] = attrs
+    store.group.attrs[MANIFEST] = build_manifest(store.path)  # planted provenance, sealed as if published so
     return path
 
 

@@ -20,7 +20,7 @@ def make_index(n=10, task="multilabel"):
 
 
 def create(tmp_path, index, block_rows=4, **kwargs):
-    key, inputs = cache_key(dataset=index.dataset, backbone={"name": "toy"}, weights_hash="h", preprocessing={})
+    key, inputs = cache_key(dataset=index.dataset, backbone={"name": "toy"}, weights_hash="random-init", preprocessing={})
     path = store_dir(tmp_path, index.dataset, "toy") / f"{key}.zarr.partial"
     path.parent.mkdir(parents=True)
     store = FeatureStore.create(path, key=key, key_inputs=inputs, index=index, feature_dims={"block_0": 3, "block_1": 3},

@@ -88,10 +88,32 @@ KILLED_BETWEEN_STEPS = textwrap.dedent("""
 def test_kill_between_publish_and_pointer_switch_is_recovered(tmp_path):
     pointer = publish(tmp_path, 1)
     run = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_STEPS, str(tmp_path)],
-                         env={**os.environ, "PYTHONPATH": os.getcwd()}, capture_output=True, text=True)
+                         env={**os.environ, "PYTHONPATH": os.getcwd()}, capture_output=True, text=True, check=False)
     assert run.returncode == -signal.SIGKILL, run.stderr
     versions = Versions.of(pointer)
     assert versions.numbers() == [1, 2] and versions.current() == 1  # v2 complete, not pointed at
     assert FeatureStore.open(pointer).attrs["version"] == 1  # readers still see a published store
     assert versions.recover() == 2
     assert (FeatureStore.open(pointer).read("cls", "block_0") == 5).all()
+
+
+def test_a_cache_copied_by_a_tool_that_follows_links_is_adopted(tmp_path, caplog):
+    """`cp -rL` turns the pointer into a folder; the next rebuild adopts it instead of refusing."""
+    pointer = publish(tmp_path / "lab", 1)
+    publish(tmp_path / "lab", 2)
+    subprocess.run(["cp", "-rL", str(tmp_path / "lab"), str(tmp_path / "laptop")], check=True)
+    copied = tmp_path / "laptop" / pointer.relative_to(tmp_path / "lab")
+    assert copied.is_dir() and not copied.is_symlink()
+    versions = Versions.of(copied)
+    assert versions.recover() is None and versions.current() == 2  # what extract does first
+    assert copied.is_symlink() and versions.numbers() == [1, 2]  # the second copy of v2 is gone
+    assert "was a second copy of version 2" in caplog.text
+    assert publish(tmp_path / "laptop", 3) == copied and FeatureStore.open(copied).attrs["version"] == 3
+
+    alone = tmp_path / "pointer-only" / "toy" / "toy"  # only the pointer was copied, following the link
+    alone.mkdir(parents=True)
+    subprocess.run(["cp", "-rL", str(pointer), str(alone)], check=True)
+    versions = Versions.of(alone / pointer.name)
+    assert versions.adopt().endswith(f"adopted it as version 2 ({versions.path(2)})")
+    assert versions.current() == 2 and (FeatureStore.open(versions.pointer).read("cls", "block_0") == 2).all()
+    assert publish(tmp_path / "pointer-only", 4) == versions.pointer and versions.numbers() == [2, 3]

@@ -51,3 +51,25 @@ def test_cache_gc_keeps_recent_versions_and_rm_removes_a_store_unless_it_is_read
     removed = runner.invoke(app, ["cache", "rm", str(pointer)])
     assert removed.exit_code == 0, removed.output
     assert not list((tmp_path / "toy" / "toy").iterdir())
+
+
+def test_cache_ls_shows_each_stores_intensity_rule(tmp_path):
+    from featx.cache import FeatureStore, cache_key, store_dir
+
+    rules = {"window[-1024,600]": {"intensity": "window", "window": [-1024.0, 600.0], "resample": "bilinear"},
+             "percentile[5,95]": {"intensity": "percentile", "percentiles": [5.0, 95.0], "resample": "bilinear"},
+             "minmax": {"intensity": "minmax", "resample": "bilinear"}}
+    for preprocessing in rules.values():
+        index = make_index(4)
+        key, inputs = cache_key(dataset="toy", backbone={"name": "toy"}, weights_hash="random-init",
+                                preprocessing=preprocessing)
+        path = store_dir(tmp_path, "toy", "toy") / f"{key}.zarr.partial"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store = FeatureStore.create(path, key=key, key_inputs=inputs, index=index, feature_dims={"block_0": 3},
+                                    block_rows=4, provenance={"preprocessing": preprocessing})
+        store.write_block(0, {"block_0": block_features(store, 0, 1)["block_0"]}, np.zeros(4, bool), [""] * 4)
+        store.publish()
+    listing = runner.invoke(app, ["cache", "ls", str(tmp_path)])
+    assert listing.exit_code == 0 and listing.output.split("\n")[0].split()[-2:] == ["intensity", "size_mib"]
+    shown = {line.split()[-2] for line in listing.output.splitlines()[1:]}
+    assert shown == set(rules)
