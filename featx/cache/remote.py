@@ -159,7 +159,7 @@ class StoreFiles:
         found = self._fs.cat(urls, on_error="return", batch_size=CONCURRENT_FETCHES) if urls else {}
         result: dict[str, bytes | None] = {}
         for name, url in zip(names, urls):
-            value = found.get(url)
+            value = found.get(url, found.get(self._fs._strip_protocol(url)))  # s3fs keys drop "s3://"
             if isinstance(value, FileNotFoundError) or value is None:
                 result[name] = None
             elif isinstance(value, BaseException):

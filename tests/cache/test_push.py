@@ -49,7 +49,7 @@ def bucket(s3_endpoint, monkeypatch, request):
 def publish_version(cache, value: float, n=40):
     """Publish the next version of the one toy store under ``cache`` (features shifted by ``value``)."""
     index = make_index(n)
-    key, inputs = cache_key(dataset=index.dataset, backbone={"name": "toy"}, weights_hash="h", preprocessing={})
+    key, inputs = cache_key(dataset=index.dataset, backbone={"name": "toy"}, weights_hash="random-init", preprocessing={})
     path = store_dir(cache, index.dataset, "toy") / f"{key}.zarr.partial"
     path.parent.mkdir(parents=True, exist_ok=True)
     store = FeatureStore.create(path, key=key, key_inputs=inputs, index=index, feature_dims={"block_0": 3, "block_1": 3},
