@@ -91,13 +91,12 @@ def resolve_url(url: str) -> str | None:
     document is fetched directly (never from a listing cache), so a push that has just
     finished is seen.
     """
-    import fsspec
+    from featx.cache.remote import StoreFiles  # time-outs, retries and messages naming the URL
 
     folder, where = beside(url)
-    filesystem, path = fsspec.core.url_to_fs(where)
-    try:
-        data = filesystem.cat_file(path)
-    except FileNotFoundError:
+    name = where.rsplit("/", 1)[-1]
+    data = StoreFiles(folder).read([name])[name]
+    if data is None or data.lstrip()[:1] == b"<":  # none there, or a web server's page for any path
         return None
     return f"{folder}/{parse(data, where)['path']}"
 

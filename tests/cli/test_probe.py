@@ -41,7 +41,7 @@ def test_cache_ls_shows_size_weights_layers_patch_tokens_and_preprocessing(tmp_p
     listing = runner.invoke(app, ["cache", "ls", str(root)])
     assert listing.exit_code == 0, listing.output
     header, *rows = listing.output.splitlines()
-    for column in ("img_size", "weights", "layers", "patch_tokens", "preprocessing"):
+    for column in ("img_size", "weights", "layers", "patch_tokens", "intensity"):
         assert column in header
     assert any(" 56 " in row and "random-init" in row and "False" in row for row in rows)
     assert any(" 112 " in row and "sha256:cafe1234" in row and "True" in row and "window[-1024,600]" in row for row in rows)
