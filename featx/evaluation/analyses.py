@@ -2,11 +2,12 @@
 
 Called where a run appends its records (``run_probes``, the segmentation runner): the test
 predictions are written beside the results file (:mod:`featx.evaluation.predictions`) and
-named in every test record of the scoring; a classification scoring also gets its
-calibration records (metrics ``brier`` and ``ece``, per class and ``class: null`` for the mean;
-:mod:`featx.evaluation.calibration`) and, where the store has metadata, its subgroup
-records (``subgroup_auroc_macro`` per subgroup, ``subgroup_gap`` per grouping;
-:mod:`featx.evaluation.subgroups`). These metrics are never headline numbers.
+named in every test record of the scoring (``predictions``); the headline record of a
+classification scoring (``metric: auroc_macro``) also holds its calibration (``calibration``:
+Brier and ECE per class and their mean; :mod:`featx.evaluation.calibration`) and, where the
+store has metadata, its subgroups (``subgroups``; :mod:`featx.evaluation.subgroups`). They are
+fields of the existing records, not records of their own, so every reader of numbers sees
+the same records as before.
 """
 
 from __future__ import annotations
@@ -21,54 +22,50 @@ from featx.evaluation.calibration import N_BINS
 from featx.evaluation.features import ProbeData
 from featx.evaluation.metrics import CI_PATIENTS
 
-_NOT_INHERITED = ("metric", "class", "value", "ci_low", "ci_high", "ci", "ci_resamples", "ci_resamples_lost", "ci_low_support",
-                  "seed_mean", "seed_std", "seed_min", "seed_max", "per_seed", "aggregation")
-
-
-def _base(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if k not in _NOT_INHERITED}
-
 
 def _headline(records: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
     return next((r for r in records if r["split"] == "test" and r["metric"] == metric and r.get("class") is None), None)
 
 
-def calibration_records(base: dict[str, Any], labels: np.ndarray, scores: np.ndarray, patients: np.ndarray,
-                        label_names: list[str], *, probabilities: bool, n_boot: int, seed: int) -> list[dict[str, Any]]:
-    """Brier and ECE records (per class, then ``class: null`` for the mean over classes)."""
-    out = []
-    for one in calibration.calibrate(labels, scores, patients, label_names=label_names, n_boot=n_boot, seed=seed):
-        name = None if one.name == "mean" else one.name
-        common = {**base, "class": name, "probabilities": probabilities, "ci": CI_PATIENTS,
-                  "aggregation": "mean_over_classes" if name is None else "class"}
-        out.append({**common, "metric": "brier", "value": one.brier, "ci_low": one.brier_ci[0], "ci_high": one.brier_ci[1]})
-        out.append({**common, "metric": "ece", "value": one.ece, "ci_low": one.ece_ci[0], "ci_high": one.ece_ci[1],
-                    "ece_bins": N_BINS, "ece_binning": "equal_mass",
-                    "reliability": [{"mean_score": m, "observed": o, "n": n} for m, o, n in one.bins]})
-    return out
+def _interval(ci: tuple[float, float]) -> list[float]:
+    return [float(ci[0]), float(ci[1])]
 
 
-def subgroup_records(base: dict[str, Any], labels: np.ndarray, scores: np.ndarray, patients: np.ndarray,
-                     metadata: Any, *, n_boot: int, seed: int) -> list[dict[str, Any]]:
-    """One ``subgroup_auroc_macro`` record per subgroup (too small ones named, value null) and a ``subgroup_gap`` per grouping."""
+def calibration_field(labels: np.ndarray, scores: np.ndarray, patients: np.ndarray, label_names: list[str], *,
+                      probabilities: bool, n_boot: int, seed: int) -> dict[str, Any]:
+    """The ``calibration`` field: Brier and ECE (with intervals and reliability bins) per class and their mean."""
+    found = calibration.calibrate(labels, scores, patients, label_names=label_names, n_boot=n_boot, seed=seed)
+
+    def one(c: calibration.ClassCalibration) -> dict[str, Any]:
+        return {"brier": c.brier, "brier_ci": _interval(c.brier_ci), "ece": c.ece, "ece_ci": _interval(c.ece_ci),
+                "reliability": [{"mean_score": m, "observed": o, "n": n} for m, o, n in c.bins]}
+
+    return {"probabilities": probabilities, "bins": N_BINS, "binning": "equal_mass", "ci": CI_PATIENTS,
+            "mean": one(found[-1]) if found else None, "per_class": {c.name: one(c) for c in found[:-1]}}
+
+
+def subgroups_field(labels: np.ndarray, scores: np.ndarray, patients: np.ndarray, metadata: Any, *,
+                    n_boot: int, seed: int) -> list[dict[str, Any]]:
+    """The ``subgroups`` field: per metadata grouping, each subgroup's macro AUROC (too small ones named) and the gap."""
     out = []
     for grouping in subgroups.score_subgroups(labels, scores, patients, metadata, n_boot=n_boot, seed=seed):
-        for g in grouping.groups:
-            out.append({**base, "metric": "subgroup_auroc_macro", "subgroup_column": g.column, "subgroup": g.group,
-                        "value": g.value, "ci_low": g.ci[0], "ci_high": g.ci[1], "ci": CI_PATIENTS,
-                        "subgroup_rows": g.n_rows, "subgroup_patients": g.n_patients, "too_small": g.too_small or None})
-        out.append({**base, "metric": "subgroup_gap", "subgroup_column": grouping.column, "value": grouping.gap,
-                    "ci_low": grouping.gap_ci[0], "ci_high": grouping.gap_ci[1], "ci": CI_PATIENTS,
-                    "gap_between": list(grouping.gap_between) if grouping.gap_between else None})
+        out.append({
+            "column": grouping.column,
+            "groups": [{"group": g.group, "value": g.value, "ci": _interval(g.ci), "n_rows": g.n_rows, "n_patients": g.n_patients,
+                        "too_small": g.too_small or None} for g in grouping.groups],
+            "gap": grouping.gap, "gap_ci": _interval(grouping.gap_ci),
+            "gap_between": list(grouping.gap_between) if grouping.gap_between else None,
+        })
     return out
 
 
 def classification_extras(out: str | Path | None, records: list[dict[str, Any]], scores: np.ndarray | None, data: ProbeData,
                           *, n_boot: int) -> list[dict[str, Any]]:
-    """``records`` of one classification outcome with its kept predictions named, plus calibration and subgroup records.
+    """``records`` of one classification outcome; its headline test record gains ``predictions``, ``calibration``, ``subgroups``.
 
     ``scores`` are the outcome's test scores, in the order of ``data``'s test rows; without them
-    (a mean over seeds) the records are returned as they are.
+    (a mean over seeds) the records are returned as they are. ``predictions`` (written beside
+    ``out``) goes into every test record of the scoring.
     """
     head = _headline(records, "auroc_macro")
     if scores is None or head is None:
@@ -77,17 +74,18 @@ def classification_extras(out: str | Path | None, records: list[dict[str, Any]],
     labels, patients = data.labels[test], data.patients[test]
     metadata = None if data.metadata is None else data.metadata.iloc[test].reset_index(drop=True)
     probabilities = calibration.are_probabilities(head.get("method"))
+    seed = int(head.get("seed") or 0)
+    fields: dict[str, Any] = {
+        "calibration": calibration_field(labels, scores, patients, list(data.label_names), probabilities=probabilities,
+                                         n_boot=n_boot, seed=seed),
+        "subgroups": subgroups_field(labels, scores, patients, metadata, n_boot=n_boot, seed=seed),
+    }
+    kept: dict[str, Any] = {}
     if out is not None:
-        kept = predictions.TestPredictions("scores", data.ids[test], patients, list(data.label_names), labels=labels,
-                                           scores=np.asarray(scores), metadata=metadata)
-        field = predictions.save(out, kept, probabilities=probabilities)
-        records = [{**r, "predictions": field} if r["split"] == "test" else r for r in records]
-        head = _headline(records, "auroc_macro")
-    base, seed = _base(head), int(head.get("seed") or 0)
-    extra = calibration_records(base, labels, scores, patients, list(data.label_names), probabilities=probabilities,
-                                n_boot=n_boot, seed=seed)
-    extra += subgroup_records(base, labels, scores, patients, metadata, n_boot=n_boot, seed=seed)
-    return records + extra
+        saved = predictions.TestPredictions("scores", data.ids[test], patients, list(data.label_names), labels=labels,
+                                            scores=np.asarray(scores), metadata=metadata)
+        kept["predictions"] = predictions.save(out, saved, probabilities=probabilities)
+    return [{**r, **kept, **(fields if r is head else {})} if r["split"] == "test" else r for r in records]
 
 
 def segmentation_extras(out: str | Path | None, records: list[dict[str, Any]], counts: np.ndarray | None, units: np.ndarray,

@@ -1,9 +1,9 @@
 """The report's calibration table, reliability diagram and subgroup table, from the records that hold the numbers.
 
-Calibration: the ``brier`` / ``ece`` records of each test scoring (``class: null`` = mean over
-classes), equal-mass bins as recorded; scorings whose records say ``probabilities: false``
-(kNN, ML-kNN) are marked as scores, not calibrated probabilities. Subgroups: the
-``subgroup_auroc_macro`` and ``subgroup_gap`` records; a too-small subgroup is shown with its reason.
+Calibration: the ``calibration`` field of each scoring's headline test record (Brier and ECE
+per class and their mean, equal-mass bins as recorded); scorings whose calibration says
+``probabilities: false`` (kNN, ML-kNN) are marked as scores, not calibrated probabilities.
+Subgroups: the ``subgroups`` field of the same record; a too-small subgroup is shown with its reason.
 """
 
 from __future__ import annotations
@@ -17,81 +17,83 @@ from featx.report.figures import Drawn, Figure, Missing, panels, save
 from featx.report.tables import Cell, Table
 
 
-def _newest(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    rows = rows.sort_values("created", na_position="first", kind="stable")
-    return rows.groupby(keys, dropna=False, sort=True).tail(1)
-
-
-def _interval(row: pd.Series) -> str:
-    value, low, high = (row.get(k) for k in ("value", "ci_low", "ci_high"))
-    if value is None or pd.isna(value):
+def _ci(value: float | None, ci: list | None) -> str:
+    if value is None or value != value:
         return "n/a"
     text = f"{float(value):.3f}"
-    if low is not None and high is not None and not (pd.isna(low) or pd.isna(high)):
-        text += f" [{float(low):.3f}, {float(high):.3f}]"
+    if ci and ci[0] is not None and ci[1] is not None and ci[0] == ci[0] and ci[1] == ci[1]:
+        text += f" [{float(ci[0]):.3f}, {float(ci[1]):.3f}]"
     return text
+
+
+def _scorings(records: pd.DataFrame, field: str) -> list[pd.Series]:
+    """The newest headline test record holding ``field`` of each (dataset, setting, model, shots, seed)."""
+    if field not in records or "metric" not in records:
+        return []
+    rows = records[(records["split"] == "test") & (records["metric"] == "auroc_macro") & records["class"].isna()]
+    rows = rows[[isinstance(v, (dict, list)) and len(v) > 0 for v in rows[field]]]
+    if rows.empty:
+        return []
+    rows = rows.sort_values("created", na_position="first", kind="stable")
+    keys = [(r["dataset"], r["setting"], _model(r), str(r["hyperparameters"].get("shots")), str(r["hyperparameters"].get("fewshot_seed")))
+            for _, r in rows.iterrows()]
+    newest = {key: row for key, (_, row) in zip(keys, rows.iterrows())}
+    return [newest[key] for key in sorted(newest, key=lambda k: tuple(str(x) for x in k))]
 
 
 def _model(row: pd.Series) -> str:
     return str(row["backbone"]) + (" (random weights)" if bool(row.get("random_init") or False) else "")
 
 
-def _test(records: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
-    if "metric" not in records:
-        return records.iloc[0:0]
-    rows = records[(records["split"] == "test") & records["metric"].isin(metrics)].copy()
-    if "aggregate" in rows:
-        rows = rows[rows["aggregate"].isna()]
-    return rows.assign(model=[_model(r) for _, r in rows.iterrows()])
+def _setting(row: pd.Series) -> str:
+    hyper = row["hyperparameters"]
+    return str(row["setting"]) + (f" n={hyper['shots']} seed {hyper.get('fewshot_seed')}" if hyper.get("shots") is not None else "")
 
 
 def calibration_tables(records: pd.DataFrame) -> list[Table]:
     """Mean over classes, then per class: Brier and ECE with patient-bootstrap intervals."""
-    rows = _test(records, ("brier", "ece"))
-    if rows.empty:
-        return []
-    rows = rows.assign(klass=rows["class"].fillna("(mean over classes)"))
-    rows = _newest(rows, ["dataset", "setting", "model", "klass", "metric"])
+    found = _scorings(records, "calibration")
+    mean_rows, class_rows = [], []
+    for row in found:
+        cal = row["calibration"]
+        kind = "probabilities" if cal.get("probabilities") else "scores (not calibrated probabilities)"
+        bins = f"{cal.get('bins')} {str(cal.get('binning', '')).replace('_', '-')}"
+        head = [Cell(str(row["dataset"])), Cell(_setting(row)), Cell(_model(row))]
+        if cal.get("mean"):
+            m = cal["mean"]
+            mean_rows.append(head + [Cell(_ci(m["brier"], m["brier_ci"])), Cell(_ci(m["ece"], m["ece_ci"])), Cell(bins), Cell(kind)])
+        for name, c in (cal.get("per_class") or {}).items():
+            class_rows.append(head + [Cell(str(name)), Cell(_ci(c["brier"], c["brier_ci"])), Cell(_ci(c["ece"], c["ece_ci"]))])
+    note = ("Brier: mean squared difference of score and label; ECE: sum over equal-mass bins of (bin share) x "
+            "|observed rate - mean score|; 95% intervals: percentile bootstrap over test patients. kNN and ML-kNN outputs "
+            "are scores, not calibrated probabilities: their calibration is shown, not to be read as a fault.")
     tables = []
-    for title, part in (("Calibration (mean over classes)", rows[rows["class"].isna()]), ("Calibration per class", rows[rows["class"].notna()])):
-        out = []
-        for (dataset, setting, model, klass), group in part.groupby(["dataset", "setting", "model", "klass"], sort=True):
-            by = {r["metric"]: r for _, r in group.iterrows()}
-            ece = by.get("ece")
-            kind = "probabilities" if bool(group["probabilities"].iloc[0]) else "scores (not calibrated probabilities)"
-            bins = f"{int(ece['ece_bins'])} equal-mass" if ece is not None and not pd.isna(ece.get("ece_bins")) else "–"
-            line = [Cell(str(dataset)), Cell(str(setting)), Cell(model)]
-            if klass != "(mean over classes)":
-                line.append(Cell(str(klass)))
-            line += [Cell(_interval(by["brier"]) if "brier" in by else "–"), Cell(_interval(ece) if ece is not None else "–"),
-                     Cell(bins), Cell(kind)]
-            out.append(line)
-        if out:
-            header = ["dataset", "setting", "model"] + (["class"] if "per class" in title else []) + ["Brier [95% CI]", "ECE [95% CI]", "bins", "outputs"]
-            tables.append(Table(title, header, out, [
-                "Brier: mean squared difference of score and label; ECE: sum over equal-mass bins of (bin share) x "
-                "|observed rate - mean score|; 95% intervals: percentile bootstrap over test patients. kNN and ML-kNN "
-                "outputs are scores, not calibrated probabilities: their calibration is shown, not to be read as a fault."]))
+    if mean_rows:
+        tables.append(Table("Calibration (mean over classes)", ["dataset", "setting", "model", "Brier [95% CI]", "ECE [95% CI]",
+                                                                 "bins", "outputs"], mean_rows, [note]))
+    if class_rows:
+        tables.append(Table("Calibration per class", ["dataset", "setting", "model", "class", "Brier [95% CI]", "ECE [95% CI]"],
+                            class_rows))
     return tables
 
 
 def reliability_figure(records: pd.DataFrame, out_dir: Path) -> Figure:
     """Per (dataset, setting), mean score against observed rate per equal-mass bin, one line per model."""
-    key, title = "reliability", "Reliability diagram (all classes pooled, equal-mass bins)"
-    rows = _test(records, ("ece",))
-    if rows.empty:
-        return Missing(key, title, "no calibration records in the results (re-run the probes with this featx)")
-    rows = _newest(rows[rows["class"].isna()], ["dataset", "setting", "model"])
-    groups = list(rows.groupby(["dataset", "setting"], sort=True))
+    key, title = "reliability", "Reliability diagram (every class's scores pooled, equal-mass bins)"
+    found = [r for r in _scorings(records, "calibration") if r["calibration"].get("mean")]
+    if not found:
+        return Missing(key, title, "no calibration in the results (re-run the probes with this featx to record it)")
+    groups: dict[tuple[str, str], list[pd.Series]] = {}
+    for row in found:
+        groups.setdefault((str(row["dataset"]), _setting(row)), []).append(row)
     fig, axes = panels(len(groups))
-    for ax, ((dataset, setting), group) in zip(axes, groups):
+    for ax, ((dataset, setting), rows) in zip(axes, groups.items()):
         ax.plot([0, 1], [0, 1], color="#999", lw=1, ls="--")
-        for _, row in group.iterrows():
-            bins = row.get("reliability") or []
+        for row in rows:
+            bins = row["calibration"]["mean"]["reliability"]
             x = np.array([b["mean_score"] for b in bins], dtype=float)
             y = np.array([b["observed"] for b in bins], dtype=float)
-            label = row["model"] + ("" if bool(row.get("probabilities")) else " (scores)")
-            ax.plot(x, y, marker="o", ms=3, lw=1.2, label=label)
+            ax.plot(x, y, marker="o", ms=3, lw=1.2, label=_model(row) + ("" if row["calibration"].get("probabilities") else " (scores)"))
         ax.set(title=f"{dataset} / {setting}", xlabel="mean score in bin", ylabel="observed rate", xlim=(0, 1), ylim=(0, 1))
         ax.legend(fontsize=7)
     drawn: Drawn = save(fig, out_dir, key, title)
@@ -100,25 +102,20 @@ def reliability_figure(records: pd.DataFrame, out_dir: Path) -> Figure:
 
 
 def subgroup_table(records: pd.DataFrame) -> Table | None:
-    """Per scoring and metadata column: each subgroup's macro AUROC (or why it is too small) and the largest gap."""
-    rows = _test(records, ("subgroup_auroc_macro", "subgroup_gap"))
-    if rows.empty:
-        return None
-    rows = _newest(rows, ["dataset", "setting", "model", "subgroup_column", "metric", "subgroup"])
+    """Per scoring and metadata grouping: each subgroup's macro AUROC (or why it is too small) and the largest gap."""
     out = []
-    for (dataset, setting, model, column), group in rows.groupby(["dataset", "setting", "model", "subgroup_column"], sort=True):
-        parts = []
-        for _, row in group[group["metric"] == "subgroup_auroc_macro"].iterrows():
-            if isinstance(row.get("too_small"), str) and row["too_small"]:
-                parts.append(f"{row['subgroup']}: too small ({row['too_small']})")
-            else:
-                parts.append(f"{row['subgroup']}: {_interval(row)} ({int(row['subgroup_patients'])} patients)")
-        gap = group[group["metric"] == "subgroup_gap"]
-        gap_text = "–"
-        if not gap.empty and not pd.isna(gap.iloc[0]["value"]):
-            between = gap.iloc[0].get("gap_between") or ["?", "?"]
-            gap_text = f"{_interval(gap.iloc[0])} ({between[0]} - {between[1]})"
-        out.append([Cell(str(dataset)), Cell(str(setting)), Cell(model), Cell(str(column)), Cell("; ".join(parts)), Cell(gap_text)])
-    return Table("Subgroups (test macro AUROC per subgroup)", ["dataset", "setting", "model", "grouping", "subgroups [95% CI]", "largest gap [95% CI]"],
-                 out, ["Intervals: one patient bootstrap of the whole test set serves every subgroup; the gap is best minus "
-                       "worst subgroup on the same resamples. Age bands: 0-17, 18-39, 40-59, 60-79, 80+ years."])
+    for row in _scorings(records, "subgroups"):
+        for grouping in row["subgroups"]:
+            parts = [f"{g['group']}: too small ({g['too_small']})" if g.get("too_small")
+                     else f"{g['group']}: {_ci(g['value'], g['ci'])} ({g['n_patients']} patients)" for g in grouping["groups"]]
+            between = grouping.get("gap_between")
+            gap = f"{_ci(grouping['gap'], grouping['gap_ci'])} ({between[0]} - {between[1]})" if between else "–"
+            out.append([Cell(str(row["dataset"])), Cell(_setting(row)), Cell(_model(row)), Cell(grouping["column"]),
+                        Cell("; ".join(parts)), Cell(gap)])
+    if not out:
+        return None
+    return Table("Subgroups (test macro AUROC per subgroup)",
+                 ["dataset", "setting", "model", "grouping", "subgroups [95% CI]", "largest gap [95% CI]"], out,
+                 ["Intervals: one patient bootstrap of the whole test set serves every subgroup; the gap is the best minus the "
+                  "worst scored subgroup on the same resamples. Age bands: 0-17, 18-39, 40-59, 60-79, 80+ years; a subgroup "
+                  "under 10 patients or without a class having positives and negatives is named as too small."])
