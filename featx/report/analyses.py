@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from featx.report.figures import Drawn, Figure, Missing, panels, save
+from featx.report.figures import Drawn, Figure, panels, save
 from featx.report.tables import Cell, Table
 
 
@@ -77,12 +77,12 @@ def calibration_tables(records: pd.DataFrame) -> list[Table]:
     return tables
 
 
-def reliability_figure(records: pd.DataFrame, out_dir: Path) -> Figure:
-    """Per (dataset, setting), mean score against observed rate per equal-mass bin, one line per model."""
+def reliability_figure(records: pd.DataFrame, out_dir: Path) -> Figure | None:
+    """Per (dataset, setting), mean score against observed rate per equal-mass bin, one line per model (None: no calibration recorded)."""
     key, title = "reliability", "Reliability diagram (every class's scores pooled, equal-mass bins)"
     found = [r for r in _scorings(records, "calibration") if r["calibration"].get("mean")]
     if not found:
-        return Missing(key, title, "no calibration in the results (re-run the probes with this featx to record it)")
+        return None
     groups: dict[tuple[str, str], list[pd.Series]] = {}
     for row in found:
         groups.setdefault((str(row["dataset"]), _setting(row)), []).append(row)

@@ -129,8 +129,8 @@ def _write(loaded: Loaded, results: Sequence[str | Path], out: Path, *, metric: 
         decoder_comparison(experiments, figure_dir),
         fewshot_curves(experiments, figure_dir),
         mask_figure(stores, masks, figure_dir, samples),
-        reliability_figure(records, figure_dir),
     ]
+    figures += [f for f in [reliability_figure(records, figure_dir)] if f is not None]
     parts = ["# featx report"]
     if "random" in experiments.headline and experiments.headline["random"].any():
         parts.append("> **RANDOM WEIGHTS**: rows marked '(random weights)' come from randomly initialised backbones: "
