@@ -15,7 +15,7 @@ def with_tested_marks(cells: pd.DataFrame, marks: dict[str, str]) -> pd.DataFram
     return cells.assign(**{MARK: found})
 
 
-def tested_marks(cells: pd.DataFrame) -> pd.DataFrame:
+def apply_tested_marks(cells: pd.DataFrame) -> pd.DataFrame:
     """Replace the interval-overlap ``best`` / ``tied`` marks by the paired tests' where a cell was compared."""
     if cells.empty or MARK not in cells:
         return cells

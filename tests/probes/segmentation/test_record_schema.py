@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from featx.evaluation.compare import compare_predictions
 from featx.evaluation.ledger import LEDGER
 from featx.evaluation.predictions import load
 from featx.evaluation.records import schema_problems
@@ -79,3 +80,7 @@ def test_segmentation_test_reuse_is_caught_across_runs(shapes_2d, tmp_path):
     heads = [r for r in _records(out) if r["split"] == "test" and r["metric"] == "dice_jaccard_mean" and r["aggregation"] == "per_image"]
     assert [r["test_reuse"] for r in heads] == [0, 1, 2]
     assert sum("WARNING" in line and "re-use" in line.lower() for line in said) == 2
+    first, second = (load(r, out) for r in heads[:2])  # two runs' scorings of the same test images pair
+    head, per_class, units = compare_predictions(first, second, n_boot=50)
+    assert head.a == pytest.approx(heads[0]["value"]) and head.b == pytest.approx(heads[1]["value"])
+    assert per_class == [] and units.n_patients == heads[0]["n_test_units"]
