@@ -21,8 +21,8 @@ import numpy as np
 
 from featx.cache.select import AmbiguousStore, StoreFacts, StorePick, select_store
 from featx.cache.store import FeatureStore
-from featx.evaluation.features import ProbeData, ProbeError, load_probe_data
 from featx.evaluation.analyses import classification_extras
+from featx.evaluation.features import ProbeData, ProbeError, load_probe_data
 from featx.evaluation.ledger import LEDGER, TestReuseWarning
 from featx.evaluation.metrics import MetricWarning
 from featx.jobs.checks import CheckError, check_device, folder_is_writable

@@ -21,8 +21,8 @@ from featx.report.figures import (
 )
 from featx.report.html import render_html
 from featx.report.images import decoder_folders, mask_figure, pca_figure
-from featx.report.publish import staged
 from featx.report.marks import with_tested_marks
+from featx.report.publish import staged
 from featx.report.ranks import cross_task_ranks
 from featx.report.records import Loaded, load_results
 from featx.report.tables import (
