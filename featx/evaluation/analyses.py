@@ -27,6 +27,14 @@ def _headline(records: list[dict[str, Any]], metric: str) -> dict[str, Any] | No
     return next((r for r in records if r["split"] == "test" and r["metric"] == metric and r.get("class") is None), None)
 
 
+def _kept(out: str | Path, kept: predictions.TestPredictions, probabilities: bool) -> dict[str, Any]:
+    """``{"predictions": ...}``, or where they could not be written ``{"predictions_not_kept": why}``: the records still go out."""
+    try:
+        return {"predictions": predictions.save(out, kept, probabilities=probabilities)}
+    except OSError as error:
+        return {"predictions_not_kept": f"{predictions.sidecar(out)}: {error.strerror or error}"}
+
+
 def _interval(ci: tuple[float, float]) -> list[float]:
     return [float(ci[0]), float(ci[1])]
 
@@ -84,7 +92,7 @@ def classification_extras(out: str | Path | None, records: list[dict[str, Any]],
     if out is not None:
         saved = predictions.TestPredictions("scores", data.ids[test], patients, list(data.label_names), labels=labels,
                                             scores=np.asarray(scores), metadata=metadata)
-        kept["predictions"] = predictions.save(out, saved, probabilities=probabilities)
+        kept = _kept(out, saved, probabilities)
     return [{**r, **kept, **(fields if r is head else {})} if r["split"] == "test" else r for r in records]
 
 
@@ -98,5 +106,5 @@ def segmentation_extras(out: str | Path | None, records: list[dict[str, Any]], c
         return records
     ids, unit_patients, per_unit = predictions.unit_counts(counts, units, patients)
     kept = predictions.TestPredictions("unit_counts", ids, unit_patients, list(class_names), counts=per_unit)
-    field = predictions.save(out, kept, probabilities=False)
-    return [{**r, "predictions": field} if r["split"] == "test" else r for r in records]
+    field = _kept(out, kept, False)
+    return [{**r, **field} if r["split"] == "test" else r for r in records]

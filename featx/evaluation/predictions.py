@@ -1,9 +1,9 @@
 """Per-sample test predictions kept beside the results file, so any two scorings can be paired later.
 
-Each test scoring writes one compressed ``.npz`` into the folder ``RESULTS.jsonl.predictions/``
-next to its results file, named by the scoring's ``prediction_id``; every test record of that
-scoring carries ``predictions: {id, file, test_set, kind, probabilities}`` (``file`` relative
-to the results file's folder). The file holds the test units' ids and patients, and
+Each test scoring writes one compressed ``<id>.npz`` into the folder ``RESULTS.jsonl.predictions/``
+next to its results file; ``id`` is a hash of its content (an identical re-run writes the same
+file). Every test record of that scoring carries ``predictions: {id, test_set, kind, probabilities}``.
+The file holds the test units' ids and patients, and
 
 * classification (``kind: scores``): the labels ``(n, C)`` and the class scores as float16;
 * segmentation (``kind: unit_counts``): per test unit (image or volume) and foreground class
@@ -17,7 +17,7 @@ were scored on the same test samples, whatever day or machine made them.
 from __future__ import annotations
 
 import hashlib
-import uuid
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,10 +68,12 @@ def sidecar(results: str | Path) -> Path:
 
 
 def save(results: str | Path, predictions: TestPredictions, *, probabilities: bool) -> dict[str, Any]:
-    """Write ``predictions`` beside ``results``; returns the ``predictions`` field of its records."""
+    """Write ``predictions`` beside ``results``; returns the ``predictions`` field of its records.
+
+    An OSError (a full disk, a read-only folder) leaves no partial file and is the caller's to report.
+    """
     folder = sidecar(results)
     folder.mkdir(parents=True, exist_ok=True)
-    pid = uuid.uuid4().hex[:16]
     arrays: dict[str, np.ndarray] = {
         "ids": np.asarray(predictions.ids).astype(str), "patients": np.asarray(predictions.patients).astype(str),
         "class_names": np.asarray(predictions.class_names, dtype=str),
@@ -84,20 +86,33 @@ def save(results: str | Path, predictions: TestPredictions, *, probabilities: bo
     if predictions.metadata is not None and len(predictions.metadata.columns):
         arrays["meta_columns"] = np.asarray([str(c) for c in predictions.metadata.columns], dtype=str)
         arrays["meta_values"] = predictions.metadata.astype(str).to_numpy().astype(str)
+    digest = hashlib.sha256(predictions.kind.encode())
+    for name in sorted(arrays):  # content-addressed: the same predictions, the same file, whichever run wrote them
+        digest.update(name.encode() + np.ascontiguousarray(arrays[name]).tobytes())
+    pid = digest.hexdigest()[:16]
     path = folder / f"{pid}.npz"
-    np.savez_compressed(path, **arrays)
-    return {"id": pid, "file": f"{folder.name}/{path.name}", "test_set": predictions.test_set, "kind": predictions.kind,
-            "probabilities": bool(probabilities)}
+    partial = folder / f"{pid}.npz.{os.getpid()}.partial"
+    try:  # written whole or not at all
+        with partial.open("wb") as handle:
+            np.savez_compressed(handle, **arrays)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return {"id": pid, "test_set": predictions.test_set, "kind": predictions.kind, "probabilities": bool(probabilities)}
 
 
-def load(record: dict[str, Any], results: str | Path | None = None) -> TestPredictions:
-    """The kept predictions of ``record`` (``results``: its results file, where ``file`` is relative to)."""
+def path_of(record: dict[str, Any], results: str | Path) -> Path:
+    """The file holding ``record``'s kept predictions, in the predictions folder of its ``results`` file."""
+    return sidecar(results) / f"{record['predictions']['id']}.npz"
+
+
+def load(record: dict[str, Any], results: str | Path) -> TestPredictions:
+    """The kept predictions of ``record``, read from beside its ``results`` file."""
     field = record.get("predictions")
     who = f"{record.get('backbone')} / {record.get('setting')} on {record.get('dataset')}"
-    if not isinstance(field, dict) or "file" not in field:
+    if not isinstance(field, dict) or "id" not in field:
         raise PredictionsError(f"{who}: the record keeps no test predictions (made before featx kept them); re-run its probe")
-    base = Path(results).parent if results is not None else Path(record.get("results_dir") or ".")
-    path = base / field["file"]
+    path = path_of(record, results)
     if not path.is_file():
         raise PredictionsError(f"{who}: its predictions file {path} is missing; keep the folder {path.parent.name}/ beside the results file")
     with np.load(path, allow_pickle=False) as data:

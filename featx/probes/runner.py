@@ -206,7 +206,7 @@ def run_probes(job: ProbeJob, echo: Callable[[str], None] | None = None, *, writ
                     write_failure(run, out, job, store, [setting], "; ".join(skipped))
                 records = []
                 for outcome in outcomes:  # with the kept test predictions, calibration and subgroups (featx.evaluation.analyses)
-                    records.extend(classification_extras(out, outcome_records(outcome, data.provenance, data, job.seed, job.val_records),
+                    records.extend(classification_extras(job.out, outcome_records(outcome, data.provenance, data, job.seed, job.val_records),
                                                          outcome.test_scores, data, n_boot=job.bootstrap))
                 for message in counted(f"{o.setting}: note: {note}" for o in outcomes for note in o.notes):
                     say(f"{name} / {message}")

@@ -144,7 +144,8 @@ def _write(loaded: Loaded, results: Sequence[str | Path], out: Path, *, metric: 
     markdown, csv, page = out / "report.md", out / "tables.csv", out / "report.html"
     markdown.write_text(text)
     cells_csv(experiments).to_csv(csv, index=False)
-    write_comparisons(out / "comparisons.jsonl", comparisons)
+    if comparisons.rows:
+        write_comparisons(out / "comparisons.jsonl", comparisons)
     page.write_text(render_html(tables=tables, figures=figures, problems=problems, records=records,
                                 sources=[str(r) for r in results], version=__version__, csv_text=csv.read_text()))
     return Report(out, markdown, csv, page, figures, text, problems)

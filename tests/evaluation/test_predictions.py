@@ -17,7 +17,8 @@ def _kept(ids=("a", "b", "c"), labels=((0, 1), (1, 0), (0, 1))) -> TestPredictio
 def test_round_trip_float16_and_metadata(tmp_path):
     results = tmp_path / "r.jsonl"
     field = save(results, _kept(), probabilities=True)
-    assert sidecar(results) == tmp_path / "r.jsonl.predictions" and (tmp_path / field["file"]).is_file()
+    assert sidecar(results) == tmp_path / "r.jsonl.predictions" and (sidecar(results) / f"{field['id']}.npz").is_file()
+    assert save(results, _kept(), probabilities=True) == field  # content-addressed: the same file again
     back = load({"predictions": field}, results)
     assert back.test_set == field["test_set"] == _kept().test_set
     assert back.scores == pytest.approx(_kept().scores, abs=1e-3) and back.ids.tolist() == ["a", "b", "c"]
@@ -33,7 +34,7 @@ def test_missing_predictions_are_named(tmp_path):
     with pytest.raises(PredictionsError, match="keeps no test predictions"):
         load({"backbone": "b", "setting": "knn", "dataset": "d"}, tmp_path / "r.jsonl")
     with pytest.raises(PredictionsError, match="is missing; keep the folder r.jsonl.predictions/"):
-        load({"predictions": {"file": "r.jsonl.predictions/x.npz"}}, tmp_path / "r.jsonl")
+        load({"predictions": {"id": "x"}}, tmp_path / "r.jsonl")
 
 
 def test_unit_counts_sum_the_slices_of_each_volume():

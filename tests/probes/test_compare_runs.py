@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from featx.evaluation.predictions import load
+from featx.evaluation.predictions import load, path_of
 from featx.report.build import build_report
 from featx.report.comparisons import compare_results
 from tests.probes.conftest import make_store
@@ -45,11 +45,11 @@ def _headline(path: Path, setting: str) -> dict:
 
 
 def test_records_of_two_runs_pair_and_the_stronger_backbone_wins(two_runs):
-    root, first, second = two_runs
+    _, first, second = two_runs
     a, b = _headline(first, "linear"), _headline(second, "linear")
     assert a["predictions"]["test_set"] == b["predictions"]["test_set"]
     kept = load(a, first)
-    assert kept.scores.shape == (a["n_test"], 3) and (root / a["predictions"]["file"]).stat().st_size < 20_000
+    assert kept.scores.shape == (a["n_test"], 3) and path_of(a, first).stat().st_size < 20_000
     assert a["calibration"]["probabilities"] is True and _headline(first, "knn")["calibration"]["probabilities"] is False
     found = compare_results([first, second], n_boot=200)
     rows = [r for r in found.rows if r["setting"] == "linear"]

@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from featx.cache.store import FeatureStore
 from featx.evaluation.features import load_probe_data
+from featx.evaluation.predictions import path_of
 from featx.probes.job import ProbeJob
 from featx.probes.runner import run_probes
 from featx.report.build import build_report
@@ -43,7 +44,7 @@ def test_subgroups_in_the_records_equal_sklearn_and_show_in_the_report(with_meta
     assert set(groups) == {"sex", "age_band", "view"}
     data = load_probe_data(FeatureStore.open(path))
     test = data.split == "test"
-    scores = np.load(tmp_path / head["predictions"]["file"])["scores"].astype(float)
+    scores = np.load(path_of(head, out))["scores"].astype(float)
     female = (data.metadata["sex"].to_numpy()[test] == "F")
     expected = np.mean([roc_auc_score(data.labels[test][female, c], scores[female, c]) for c in range(3)])
     f = next(g for g in groups["sex"]["groups"] if g["group"] == "F")

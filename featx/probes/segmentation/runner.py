@@ -90,7 +90,7 @@ def run_segmentation_store(
                 say(f"{name} / {setting}: WARNING: {message}")
             records = []
             for outcome in outcomes:
-                records.extend(with_kept_predictions(out, seg_outcome_records(outcome, data, seed, job.val_records), outcome, data))
+                records.extend(with_kept_predictions(job.out, seg_outcome_records(outcome, data, seed, job.val_records), outcome, data))
             records = finalise({**record, "store": facts, "small_set_warnings": small, **job.record_fields(setting)} for record in records)
             if out is not None:
                 append_jsonl(out, records)
