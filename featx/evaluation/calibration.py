@@ -82,18 +82,18 @@ def calibrate(
     inverse, n_pat = patient_codes(patients)
     out: list[ClassCalibration] = []
     points, boots = [], []
+    classes = []
     for c, name in enumerate(label_names):
         known = np.flatnonzero(np.isfinite(labels[:, c]))
-        if known.size == 0:
-            continue
-        y, p = labels[known, c], scores[known, c]
-        bins = bin_index(p, n_bins)
+        if known.size:
+            classes.append((c, name, known, labels[known, c], scores[known, c], bin_index(scores[known, c], n_bins)))
+    parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in classes]
+    for _, w in patient_bootstrap_weights(inverse, n_pat, max(n_boot, 0), np.random.default_rng(seed)):  # one resample serves every class
+        for i, (_, _, known, y, p, bins) in enumerate(classes):
+            parts[i].append(_weighted(y, p, bins, n_bins, w[:, known]))
+    for (_, name, _, y, p, bins), part in zip(classes, parts):
         point = _weighted(y, p, bins, n_bins, np.ones((1, len(y))))
-        boot = [np.zeros(0), np.zeros(0)]
-        if n_boot > 0:
-            rng = np.random.default_rng(seed)  # the same resamples for every class
-            parts = [_weighted(y, p, bins, n_bins, w[:, known]) for _, w in patient_bootstrap_weights(inverse, n_pat, n_boot, rng)]
-            boot = [np.concatenate([q[i] for q in parts]) for i in range(2)]
+        boot = [np.concatenate([q[i] for q in part]) if part else np.zeros(0) for i in range(2)]
         reliability = [(float(p[bins == b].mean()), float(y[bins == b].mean()), int((bins == b).sum()))
                        for b in range(n_bins) if (bins == b).any()]
         out.append(ClassCalibration(name, float(point[0][0]), percentile_interval(boot[0]), float(point[1][0]),

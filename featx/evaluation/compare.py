@@ -29,10 +29,10 @@ from scipy import stats
 from featx.evaluation.features import ProbeError
 from featx.evaluation.metrics import (
     auroc_per_class,
+    bootstrap,
     patient_bootstrap_weights,
     patient_codes,
     percentile_interval,
-    weighted_auroc,
 )
 from featx.evaluation.predictions import TestPredictions
 
@@ -139,14 +139,10 @@ def paired_auroc(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray,
     labels = np.asarray(labels, dtype=np.float64)
     point_a, point_b = auroc_per_class(labels, scores_a), auroc_per_class(labels, scores_b)
     defined = np.isfinite(point_a)
-    inverse, n_pat = patient_codes(patients)
-    diffs = []
-    for _, weights in patient_bootstrap_weights(inverse, n_pat, n_boot, np.random.default_rng(seed)):
-        boot_a = weighted_auroc(labels, scores_a, weights)[:, defined]
-        boot_b = weighted_auroc(labels, scores_b, weights)[:, defined]
-        ok = np.isfinite(boot_a).all(1) & np.isfinite(boot_b).all(1)
-        diffs.append(np.where(ok, boot_a.mean(1) - boot_b.mean(1), np.nan))
-    d = np.concatenate(diffs) if diffs else np.zeros(0)
+    boot, _, n_pat = bootstrap(labels, [scores_a, scores_b], patients, task="multilabel", n_boot=n_boot, seed=seed)
+    boot_a, boot_b = boot[0][:, defined], boot[1][:, defined]  # the same patient resamples for both
+    ok = np.isfinite(boot_a).all(1) & np.isfinite(boot_b).all(1)
+    d = np.where(ok, boot_a.mean(1) - boot_b.mean(1), np.nan)
     return PairedDifference("auroc_macro", float(point_a[defined].mean()), float(point_b[defined].mean()),
                             percentile_interval(d), bootstrap_p(d), n_boot, n_pat)
 
