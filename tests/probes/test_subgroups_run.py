@@ -19,7 +19,7 @@ from featx.report.build import build_report
 
 @pytest.fixture
 def with_metadata(monkeypatch):
-    """Stores answer ``metadata`` as the sample-index contract says: string columns row-aligned with the index."""
+    """Stores answer ``metadata`` with chosen columns (FeatureStore.metadata: string columns row-aligned with the index)."""
     def metadata(self) -> pd.DataFrame:
         n = self.n_rows
         return pd.DataFrame({"sex": np.where(np.arange(n) % 4 < 2, "F", "M"), "age": (20 + (np.arange(n) * 7) % 70).astype(str),
@@ -33,6 +33,11 @@ def test_metadata_reaches_probe_data_per_volume(with_metadata, store_factory):
     assert list(data.metadata.columns) == ["sex", "age", "view"] and len(data.metadata) == data.n
     assert data.metadata["sex"].tolist()[:2] == ["F", "M"]  # each volume (2 slices) takes its first slice's values
     assert data.subset(np.array([1])).metadata["sex"].tolist() == ["M"]
+
+
+def test_a_store_without_metadata_gives_no_metadata(store_factory):
+    store = FeatureStore.open(store_factory(n_patients=40))
+    assert store.metadata.shape == (store.n_rows, 0) and load_probe_data(store).metadata is None
 
 
 def test_subgroups_in_the_records_equal_sklearn_and_show_in_the_report(with_metadata, store_factory, tmp_path):
