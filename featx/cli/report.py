@@ -24,6 +24,9 @@ def report_command(
         "--masks", help="Predicted-mask folder(s) (what --save-masks wrote; one sub-folder per decoder) for Figure 6."
     )] = None,
     samples: Annotated[int, typer.Option(min=1, help="Samples per store shown in Figures 2 and 6.")] = 4,
+    reference: Annotated[str | None, typer.Option(
+        help="Paired comparisons of each model against this backbone only (default: every pair)."
+    )] = None,
 ) -> None:
     """Print the paper-shaped tables; with --out also write figures, CSV and one HTML page to mail around.
 
@@ -44,7 +47,7 @@ def report_command(
     check_report_folder(out)
     from featx.report.build import build_report
 
-    report = build_report(results, out, metric=metric, stores=store or [], masks=masks or [], samples=samples)
+    report = build_report(results, out, metric=metric, stores=store or [], masks=masks or [], samples=samples, reference=reference)
     typer.echo(report.text)
     typer.echo(f"wrote {report.markdown}, {report.csv}, {report.out / 'figures'}/")
     typer.echo(f"open  {report.html}")

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from featx.cache.store import FeatureStore
 
 
+META_PREFIX = "meta:"  # metadata columns ride along the index under this prefix while rows are chosen
+
+
 class ProbeError(ValueError):
     """A probe cannot run on this input; the message says why and what to do."""
 
@@ -58,6 +61,7 @@ class ProbeData:
     dataset: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)
     n_invalid: int = 0
+    metadata: pd.DataFrame | None = None  # per-unit string columns (age, sex, view ...), row-aligned; None: none kept
 
     def __post_init__(self) -> None:
         n = self.labels.shape[0]
@@ -163,6 +167,7 @@ class ProbeData:
             dataset=self.dataset,
             provenance=dict(self.provenance),
             n_invalid=self.n_invalid,
+            metadata=None if self.metadata is None else self.metadata.iloc[rows].reset_index(drop=True),
         )
 
 
@@ -221,6 +226,10 @@ def load_probe_data(
         raise ProbeError(f"{dataset}: store {store.path} has no valid rows")
     rows = np.flatnonzero(valid)
     index = store.index.iloc[rows].reset_index(drop=True)
+    meta = getattr(store, "metadata", None)  # the sample index's metadata columns, where the store has them
+    meta_columns = [] if meta is None else [str(c) for c in meta.columns]
+    for column in meta_columns:  # carried through the volume mean with the index (a volume takes its first slice's)
+        index[META_PREFIX + column] = meta[column].to_numpy()[rows].astype(str)
     labels = np.asarray(store.labels, dtype=np.float32)[rows]
     all_rows = rows if len(rows) < store.n_rows else None
     blocks = {}
@@ -249,4 +258,5 @@ def load_probe_data(
         dataset=dataset,
         provenance=dict(store.provenance()),
         n_invalid=int((~valid).sum()),
+        metadata=pd.DataFrame({c: index[META_PREFIX + c].to_numpy() for c in meta_columns}) if meta_columns else None,
     )

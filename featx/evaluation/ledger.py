@@ -37,7 +37,8 @@ import numpy as np
 log = logging.getLogger("featx.probes")
 
 SCOPE_KEYS = ("shots", "fewshot_seed")  # hyper-parameters that name a scoring rather than tune it
-VOLATILE_KEYS = ("n_patients",)  # derived from the scope, not chosen
+VOLATILE_KEYS = ("n_patients", "n_units")  # derived from the scope, not chosen
+HEADLINE_METRICS = ("auroc_macro", "dice_jaccard_mean")  # one record per test scoring: classification, segmentation
 
 
 class TestReuseWarning(UserWarning):
@@ -150,13 +151,19 @@ class TestLedger:
     def load_records(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Enter the test scorings behind result records (one per scoring); returns how many.
 
+        A scoring is named by its headline record: ``auroc_macro`` (classification) or
+        ``dice_jaccard_mean`` without a class or an aggregation other than the per-unit one
+        (segmentation).
+
         Records written before the ledger existed are entered from their store key,
         setting, hyper-parameters and seed.
         """
         entered = 0
         for record in records:
-            if record.get("split") != "test" or record.get("metric") != "auroc_macro" or record.get("aggregate"):
+            if record.get("split") != "test" or record.get("metric") not in HEADLINE_METRICS or record.get("aggregate"):
                 continue
+            if record.get("class") is not None or str(record.get("aggregation") or "per_").startswith("all_"):
+                continue  # segmentation writes several dice_jaccard_mean records per scoring; the per-unit one counts
             use = record.get("test_use")
             if isinstance(use, Mapping) and {"where", "what", "fingerprint"} <= set(use):
                 where, what, fingerprint = str(use["where"]), str(use["what"]), str(use["fingerprint"])

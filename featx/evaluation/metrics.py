@@ -358,3 +358,35 @@ def selection_score(labels: np.ndarray, scores: np.ndarray) -> float:
     """The number validation selection maximises: macro AUROC (no interval)."""
     point = auroc_per_class(labels, scores)
     return float(_nanmean_rows(point)) if np.isfinite(point).any() else float("nan")
+
+
+def weighted_auroc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``(B, C)`` AUROC of each class under each row of row ``weights`` ``(B, n)`` (e.g. one patient resample).
+
+    NaN where a class is undefined under those weights or in the whole of ``labels``.
+    """
+    labels = np.asarray(labels, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    out = np.full((weights.shape[0], labels.shape[1]), np.nan)
+    defined = np.isfinite(auroc_per_class(labels, np.zeros_like(labels)))
+    for c, one in enumerate(_prepare(labels, scores, defined)):
+        if one is not None:
+            order, y_sorted, starts = one
+            out[:, c] = _weighted_auc_sorted(y_sorted, starts, weights[:, order])
+    return out
+
+
+def patient_codes(patients: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each row's patient as 0..P-1, and P (the input of :func:`patient_bootstrap_weights`)."""
+    _, inverse = np.unique(np.asarray(patients).astype(str), return_inverse=True)
+    return inverse, int(inverse.max()) + 1 if inverse.size else 0
+
+
+def percentile_interval(values: np.ndarray) -> tuple[float, float]:
+    """The 95% percentile interval of bootstrap ``values`` (NaN ones left out; NaN when none is finite)."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    return float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))

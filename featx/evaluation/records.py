@@ -5,6 +5,7 @@ class, value, 95% bootstrap interval and what it rests on) and where it comes fr
 (store key and path, weights hash, random_init, hyper-parameters of the selected
 configuration, seed, row counts, featx version, UTC creation time); test records also
 carry what the test-use ledger saw (``test_reuse``, ``test_use``). NaN becomes ``null``.
+:func:`schema_problems` checks a probe record against the one schema every setting shares.
 """
 
 from __future__ import annotations
@@ -41,6 +42,27 @@ REQUIRED = (
     "featx_version",
     "created",
 )
+
+# What every probe record carries beyond REQUIRED (fine-tuning records are checked by REQUIRED only), and what
+# every test record adds: one schema for every setting, classification and segmentation alike.
+PROBE_REQUIRED = (*REQUIRED, "label_names", "level", "method", "store", "small_set_warnings")
+TEST_REQUIRED = ("test_reuse", "test_use")
+
+
+def schema_problems(record: dict[str, Any]) -> list[str]:
+    """What a probe record lacks or holds wrongly against the one record schema (empty: it conforms)."""
+    problems = [f"lacks {key!r}" for key in PROBE_REQUIRED if key not in record]
+    if record.get("split") == "test":
+        problems += [f"lacks {key!r}" for key in TEST_REQUIRED if key not in record]
+        use = record.get("test_use")
+        if "test_use" in record and not (isinstance(use, dict) and {"where", "what", "fingerprint"} <= set(use)):
+            problems.append("test_use lacks where / what / fingerprint")
+    for key in ("n_train", "n_test"):
+        if key in record and not (isinstance(record[key], int) and record[key] > 0):
+            problems.append(f"{key} is {record[key]!r}, not a positive count")
+    if "small_set_warnings" in record and not isinstance(record["small_set_warnings"], list):
+        problems.append("small_set_warnings is not a list")
+    return problems
 
 
 # A setting that was asked for and produced nothing is written as a failure record: the report lists it

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from featx.jobs.checks import CheckError, folder_is_writable
 
-REPORT_ENTRIES = frozenset({"report.html", "report.md", "tables.csv", "figures"})
+REPORT_ENTRIES = frozenset({"report.html", "report.md", "tables.csv", "comparisons.jsonl", "figures"})
 
 
 def _first_existing(path: Path) -> Path:

@@ -21,6 +21,7 @@ import numpy as np
 
 from featx.cache.select import AmbiguousStore, StoreFacts, StorePick, select_store
 from featx.cache.store import FeatureStore
+from featx.evaluation.analyses import classification_extras
 from featx.evaluation.features import ProbeData, ProbeError, load_probe_data
 from featx.evaluation.ledger import LEDGER, TestReuseWarning
 from featx.evaluation.metrics import MetricWarning
@@ -204,8 +205,9 @@ def run_probes(job: ProbeJob, echo: Callable[[str], None] | None = None, *, writ
                     run.problems.extend(skipped)
                     write_failure(run, out, job, store, [setting], "; ".join(skipped))
                 records = []
-                for outcome in outcomes:
-                    records.extend(outcome_records(outcome, data.provenance, data, job.seed, job.val_records))
+                for outcome in outcomes:  # with the kept test predictions, calibration and subgroups (featx.evaluation.analyses)
+                    records.extend(classification_extras(job.out, outcome_records(outcome, data.provenance, data, job.seed, job.val_records),
+                                                         outcome.test_scores, data, n_boot=job.bootstrap))
                 for message in counted(f"{o.setting}: note: {note}" for o in outcomes for note in o.notes):
                     say(f"{name} / {message}")
                 facts = asdict(StoreFacts.of(store.attrs))

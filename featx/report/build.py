@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from featx.report.analyses import calibration_tables, reliability_figure, subgroup_table
+from featx.report.comparisons import compare_results, write_comparisons
 from featx.report.experiments import collect
 from featx.report.figures import (
     Drawn,
@@ -19,6 +21,7 @@ from featx.report.figures import (
 )
 from featx.report.html import render_html
 from featx.report.images import decoder_folders, mask_figure, pca_figure
+from featx.report.marks import with_tested_marks
 from featx.report.publish import staged
 from featx.report.ranks import cross_task_ranks
 from featx.report.records import Loaded, load_results
@@ -70,12 +73,14 @@ def build_report(
     stores: Sequence[str | Path] = (),
     masks: Sequence[str | Path] = (),
     samples: int = 4,
+    reference: str | None = None,
 ) -> Report:
     """Write report.md, tables.csv, figures/*.png|svg and report.html as the folder ``out``.
 
     The report is written into a new folder beside ``out`` and switched in whole (see
     :mod:`featx.report.publish`): a failure leaves the earlier report as it was. ``out``
     must be new or hold only an earlier report (checked first, before any work).
+    ``reference``: compare each model against this backbone only (default: every pair).
     """
     from featx.jobs.outputs import check_report_folder
 
@@ -86,7 +91,7 @@ def build_report(
     loaded = load_results(results)
     _check_inputs(stores, masks)
     with staged(out) as stage:
-        report = _write(loaded, results, stage, metric=metric, stores=stores, masks=masks, samples=samples)
+        report = _write(loaded, results, stage, metric=metric, stores=stores, masks=masks, samples=samples, reference=reference)
     return _moved(report, stage, out)
 
 
@@ -101,17 +106,21 @@ def _moved(report: Report, stage: Path, out: Path) -> Report:
 
 
 def _write(loaded: Loaded, results: Sequence[str | Path], out: Path, *, metric: str | None, stores: list[Path],
-           masks: list[Path], samples: int) -> Report:
+           masks: list[Path], samples: int, reference: str | None = None) -> Report:
     """Write the report's files into the (new, empty) folder ``out``."""
     from featx import __version__
 
     records = loaded.frame
     experiments = collect(records, metric)
+    comparisons = compare_results(results, reference=reference)  # paired tests; they also set the best/tie marks
+    experiments.cells = with_tested_marks(experiments.cells, comparisons.marks)
+    experiments.problems.extend(comparisons.problems)
     ranks = cross_task_ranks(experiments.cells)
     tables = section_tables(experiments) + fewshot_tables(experiments)
     for extra in (adaptation_table(experiments), rank_table(ranks)):
         if extra is not None:
             tables.append(extra)
+    tables += comparisons.tables + calibration_tables(records) + [t for t in [subgroup_table(records)] if t is not None]
     figure_dir = out / "figures"
     figures = [
         rank_figure(ranks, figure_dir),
@@ -121,6 +130,7 @@ def _write(loaded: Loaded, results: Sequence[str | Path], out: Path, *, metric: 
         fewshot_curves(experiments, figure_dir),
         mask_figure(stores, masks, figure_dir, samples),
     ]
+    figures += [f for f in [reliability_figure(records, figure_dir)] if f is not None]
     parts = ["# featx report"]
     if "random" in experiments.headline and experiments.headline["random"].any():
         parts.append("> **RANDOM WEIGHTS**: rows marked '(random weights)' come from randomly initialised backbones: "
@@ -134,6 +144,8 @@ def _write(loaded: Loaded, results: Sequence[str | Path], out: Path, *, metric: 
     markdown, csv, page = out / "report.md", out / "tables.csv", out / "report.html"
     markdown.write_text(text)
     cells_csv(experiments).to_csv(csv, index=False)
+    if comparisons.rows:
+        write_comparisons(out / "comparisons.jsonl", comparisons)
     page.write_text(render_html(tables=tables, figures=figures, problems=problems, records=records,
                                 sources=[str(r) for r in results], version=__version__, csv_text=csv.read_text()))
     return Report(out, markdown, csv, page, figures, text, problems)

@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from featx.report.experiments import Experiments, collect, shots_sorted
+from featx.report.marks import apply_tested_marks
 from featx.report.ranks import Ranks, mark_best
 
-LEGEND = ("**bold**: best in its column; ≈: its 95% interval overlaps the best's (a tie); "
+LEGEND = ("**bold**: best in its column; ≈: a tie: not significantly worse than the best by the paired test on the same "
+          "test patients (Holm-corrected, see Paired comparison), or, for results without kept predictions, its 95% "
+          "interval overlaps the best's; "
           "‡: the test split was scored more than once for this number (test_reuse); "
           "conflict: several different runs fall in this cell; they are listed under Problems, not merged.")
 
@@ -72,7 +75,7 @@ def _params(value: object, total: object) -> str:
 
 def section_tables(experiments: Experiments) -> list[Table]:
     """One table per setting (the paper's Tables 3-8 shape): models x datasets, best and ties marked."""
-    cells = mark_best(experiments.cells)
+    cells = apply_tested_marks(mark_best(experiments.cells))
     tables = []
     if cells.empty:
         return tables
@@ -186,7 +189,7 @@ CSV_COLUMNS = ["section", "task", "model", "backbone", "column", "dataset", "sho
 
 def cells_csv(experiments: Experiments) -> pd.DataFrame:
     """Every cell of every table as one long CSV-ready frame, best and ties marked."""
-    parts = [mark_best(f) for f in (experiments.cells, experiments.fewshot) if not f.empty]
+    parts = [apply_tested_marks(mark_best(f)) for f in (experiments.cells, experiments.fewshot) if not f.empty]
     if not parts:
         return pd.DataFrame(columns=CSV_COLUMNS)
     frame = pd.concat(parts, ignore_index=True)

@@ -11,6 +11,7 @@ validation data at all; one outcome per seed and a mean over seeds per n.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import numpy as np
 
 from featx.decoders.models import n_parameters
 from featx.evaluation.features import ProbeError
+from featx.evaluation.ledger import fingerprint_of
 from featx.evaluation.segmentation import SegScored, score_segmentation, volume_order
 from featx.evaluation.selection import Splits
 from featx.probes.segmentation.data import MemoryBatches, SegmentationData, StoreBatches
@@ -95,8 +97,13 @@ def evaluate_decoder(
     lr: float | None = None,
     test_name: Any = None,
     setting_name: str | None = None,
+    hyper_extra: dict[str, Any] | None = None,
 ) -> SegOutcome:
-    """Select the lr on validation (or use ``lr``), retrain on train+val, score test once."""
+    """Select the lr on validation (or use ``lr``), retrain on train+val, score test once.
+
+    ``hyper_extra`` is added to the recorded hyper-parameters before the test scoring is
+    ledgered (few-shot: shots and seed, which name the scoring).
+    """
     layers = data.decoder_layers(setting)
     splits = splits or Splits(data.probe_data())
     dims = [data.dims[layer] for layer in layers]
@@ -131,7 +138,7 @@ def evaluate_decoder(
         kept["pred"] = predict(source, model, inputs.rows, batch_size=options.batch_size, device=device)
         return kept["pred"]
 
-    hyper = {**final.to_dict(), "layers": layers, "selected_on": selected_on, "retrained_on": retrained_on}
+    hyper = {**final.to_dict(), "layers": layers, "selected_on": selected_on, "retrained_on": retrained_on, **(hyper_extra or {})}
     scored = splits.score_test_once(
         test_name or setting, predict_test, setting=setting_name or setting, hyperparameters=hyper, seed=seed,
         scorer=lambda pred: _score(data, test, pred, n_boot, seed, sealed_ok=True),
@@ -143,8 +150,9 @@ def evaluate_decoder(
         n_train=int(len(fit_rows)),
         n_test=int(len(test)),
         val=val_scores,
-        extra={"decoder_parameters": n_parameters(model),
-               "seconds": round(time.perf_counter() - t0, 3), "reader": "memory" if options.in_memory else "store"},
+        extra={"decoder_parameters": n_parameters(model), "n_train_units": int(len(set(data.unit_ids[fit_rows]))),
+               "seconds": round(time.perf_counter() - t0, 3), "reader": "memory" if options.in_memory else "store",
+               **splits.test_use(test_name or setting).as_record()},
         predictions=kept.get("pred"),
         test_positions=test,
     )
@@ -207,12 +215,12 @@ def evaluate_seg_fewshot(
                 split = np.where(base.split == "test", "test", "unused").astype(object)
                 split[rows] = "train"
                 splits = Splits(dataclasses.replace(base, split=split.astype(str)))
+                tag = {"shots": n, "fewshot_seed": run_seed, "n_units": int(len(set(data.unit_ids[rows]))),
+                       "selected_on": "fixed (few-shot: no validation)"}
                 outcome = evaluate_decoder(
                     data, decoder, options=options, splits=splits, device=device, seed=run_seed, n_boot=n_boot,
-                    lr=options.fewshot_lr, test_name=(decoder, n, run_seed), setting_name=f"fewshot-{decoder}",
+                    lr=options.fewshot_lr, test_name=(decoder, n, run_seed), setting_name=f"fewshot-{decoder}", hyper_extra=tag,
                 )
-                tag = {"shots": n, "fewshot_seed": run_seed, "n_units": int(len(set(data.unit_ids[rows])))}
-                outcome.hyperparameters = {**outcome.hyperparameters, **tag, "selected_on": "fixed (few-shot: no validation)"}
                 outcome.extra = {**outcome.extra, "shots": n, "fewshot_seed": run_seed}
                 outcomes.append(outcome)
                 runs.append(outcome)
@@ -229,6 +237,9 @@ def evaluate_seg_fewshot(
                     n_test=runs[0].n_test,
                     extra={
                         "aggregate": "mean_over_seeds", "n_seeds": len(runs), "shots": n,
+                        "test_reuse": max(int(r.extra.get("test_reuse", 0)) for r in runs),
+                        "test_use": {**runs[0].extra["test_use"], "what": f"fewshot-{decoder}" + json.dumps({"shots": n}),
+                                     "fingerprint": fingerprint_of(hyper, seed)},
                         "macro_std": float(np.nanstd(headline, ddof=1)) if len(runs) > 1 else 0.0,
                         "macro_min": float(np.nanmin(headline)), "macro_max": float(np.nanmax(headline)),
                         "macro_per_seed": [float(v) for v in headline],
