@@ -37,7 +37,7 @@ def _load_builtins() -> None:
     _BUILTINS_LOADED = True
     # importing the family modules runs their @register_backbone decorators
     from featx.backbones import (  # noqa: F401
-        biomedclip, cnn, dinov2, dinov3, msn, openclip, rad_dino, sam, siglip2, timm_vit,
+        biomedclip, cnn, dinov2, dinov3, msn, openclip, rad_dino, sam, siglip2, timm_vit, volumetric,
     )
 
 
