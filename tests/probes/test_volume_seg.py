@@ -10,9 +10,10 @@ from tests.volume_data import planted_volumes, tiny_prep
 
 def test_decoder_from_cached_maps_beats_the_mean_mask_clearly(tmp_path):
     index = planted_volumes(tmp_path / "raw", 15, always=True, seed=3)
-    store = extract_volumes(index, SEGRES, tiny_prep(shape=(32, 32, 32)), tmp_path / "cache", feature_maps=True).store
-    assert store.read_masks(np.arange(15)).shape == (15, 32, 32, 32) and store.read_masks([0]).sum() > 0
-    outcome = run_volume_segmentation(store, epochs=80, n_boot=50)
+    prep = tiny_prep(tile=16, shape=(16, 16, 16), spacing=(4.0, 4.0, 4.0))
+    store = extract_volumes(index, SEGRES, prep, tmp_path / "cache", feature_maps=True).store
+    assert store.read_masks(np.arange(15)).shape == (15, 16, 16, 16) and store.read_masks([0]).sum() > 0
+    outcome = run_volume_segmentation(store, epochs=60, n_boot=50)
     assert outcome.test.unit == "volume" and outcome.test.n_units == 3
     assert outcome.test.headline > outcome.baseline.headline + 0.3, (outcome.test.values, outcome.baseline.values)
     by = {(r["setting"], r["metric"], r["aggregation"]) for r in outcome.records if "class" not in r}
