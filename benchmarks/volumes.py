@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from dry_run import add_dry_run, shrink  # benchmarks/dry_run.py, beside this script
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

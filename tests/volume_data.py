@@ -54,5 +54,6 @@ def planted_volumes(root: Path, n: int, *, shape=(30, 30, 30), spacing=(2.0, 2.0
 
 def tiny_prep(**kw) -> VolumePrep:
     """Soft-tissue window, 2 mm, a 32-voxel tile over a 64-voxel volume (8 tiles)."""
-    base = dict(tile=32, shape=(64, 64, 64), spacing=(2.0, 2.0, 2.0), windows=((-100.0, 300.0),), overlap=0.5)
+    base = {"tile": 32, "shape": (64, 64, 64), "spacing": (2.0, 2.0, 2.0), "windows": ((-100.0, 300.0),),
+            "overlap": 0.5}
     return VolumePrep(**{**base, **kw})

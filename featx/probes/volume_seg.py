@@ -129,8 +129,8 @@ def run_volume_segmentation(store: FeatureStore, *, lrs: tuple[float, ...] = (1e
         if value > best:
             chosen, best, model = lr, value, candidate
     assert model is not None
-    scoring = dict(units=data.ids[test], patients=data.patients[test], class_names=data.class_names, unit="volume",
-                   n_boot=n_boot, seed=seed)
+    scoring = {"units": data.ids[test], "patients": data.patients[test], "class_names": data.class_names,
+               "unit": "volume", "n_boot": n_boot, "seed": seed}
     test_scored = score_segmentation(predict(model, data, test), data.masks[test], **scoring)
     prior = np.broadcast_to(mean_mask(data, train), data.masks[test].shape)
     baseline = score_segmentation(np.ascontiguousarray(prior), data.masks[test], **scoring)

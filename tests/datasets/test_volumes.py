@@ -5,7 +5,14 @@ import pytest
 
 from featx.datasets.index import DatasetError
 from featx.datasets.volumes import (
-    VolumePrep, crop_pad, intensity, merge_tiles, prepare_volume, read_canonical, tile_grid, tile_starts,
+    VolumePrep,
+    crop_pad,
+    intensity,
+    merge_tiles,
+    prepare_volume,
+    read_canonical,
+    tile_grid,
+    tile_starts,
 )
 from tests.volume_data import write_nifti
 
@@ -30,7 +37,7 @@ def test_multi_window_ct_gives_one_channel_per_window_and_mri_clips_percentiles(
     prep = VolumePrep(tile=8, windows=((-1000.0, 0.0), (0.0, 1000.0)), spacing=None)
     out = intensity(volume, prep)
     assert out.shape == (2, 10, 10, 10) and prep.channels == 2
-    assert out[0].max() == 1.0 and out[1][volume <= 0].max() == 0.0 and 0 <= out.min() and out.max() <= 1
+    assert out[0].max() == 1.0 and out[1][volume <= 0].max() == 0.0 and out.min() >= 0 and out.max() <= 1
     mri = VolumePrep(tile=8, windows=(), mri_clip=(10.0, 90.0), spacing=None)
     scaled = intensity(volume, mri)
     assert scaled.shape == (1, 10, 10, 10) and (scaled == 0).mean() == pytest.approx(0.1, abs=0.01)
