@@ -6,8 +6,9 @@ cross-entropy; the learning rate is chosen on the validation volumes (macro Dice
 :func:`featx.evaluation.segmentation.selection_dice`), then the chosen decoder is scored once on
 the test volumes with the 2D decoders' metrics (:func:`featx.evaluation.segmentation.score_segmentation`,
 ``unit="volume"``: Dice / Jaccard per volume and over all voxels, patient bootstrap) and written as
-the same records (:func:`featx.evaluation.records.seg_scored_records`). The mean-mask baseline
-(each voxel the class most frequent there over the train masks) is scored the same way.
+the same records (:func:`featx.evaluation.records.seg_scored_records`), entered in the test-use ledger
+(another hyper-parameter set scored on the same store's test warns and is marked ``test_reuse``). The
+mean-mask baseline (each voxel the class most frequent there over the train masks) is scored the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 
 from featx.cache.store import FeatureStore
 from featx.decoders.volume import VolumeLinearDecoder
+from featx.evaluation import ledger
 from featx.evaluation.features import ProbeError
 from featx.evaluation.records import make_base, seg_scored_records
 from featx.evaluation.segmentation import SegScored, confusion_counts, score_segmentation, selection_dice
@@ -113,7 +115,7 @@ def mean_mask(data: VolumeSegData, rows: np.ndarray) -> np.ndarray:
 
 
 def run_volume_segmentation(store: FeatureStore, *, lrs: tuple[float, ...] = (1e-2, 3e-2), epochs: int = 100,
-                            seed: int = 0, n_boot: int = 200) -> VolumeSegOutcome:
+                            seed: int = 0, n_boot: int = 200, allow_test_reuse: bool = False) -> VolumeSegOutcome:
     """Train (train split), select the learning rate (val), score once on test; with the mean-mask baseline."""
     data = VolumeSegData.from_store(store)
     train, val, test = data.rows("train"), data.rows("val"), data.rows("test")
@@ -135,11 +137,15 @@ def run_volume_segmentation(store: FeatureStore, *, lrs: tuple[float, ...] = (1e
     prior = np.broadcast_to(mean_mask(data, train), data.masks[test].shape)
     baseline = score_segmentation(np.ascontiguousarray(prior), data.masks[test], **scoring)
     records = []
+    where = ledger.where_of(data.provenance, data.ids[test], data.patients[test], np.zeros((len(test), 0)))
     for setting, scored, hyper in ((SETTING, test_scored, {"decoder": "linear3d", "lr": chosen, "epochs": epochs}),
                                    (BASELINE, baseline, {"decoder": "mean_mask"})):
+        grid = {**hyper, "lr_grid": list(lrs)} if setting == SETTING else hyper
+        use = ledger.LEDGER.record(where, ledger.what_of(setting, grid), ledger.fingerprint_of(grid, seed),
+                                   allow_reuse=allow_test_reuse)
         base = make_base(provenance=data.provenance, setting=setting, split="test", hyperparameters=hyper, seed=seed,
                          n_train=len(train), n_test=len(test), label_names=data.class_names,
                          extra={"method": hyper["decoder"], "level": "volume", "n_test_units": scored.n_units,
-                                "n_classes": n_classes, "layers": list(data.maps)})
+                                "n_classes": n_classes, "layers": list(data.maps), **use.as_record()})
         records.extend(seg_scored_records(scored, base))
     return VolumeSegOutcome(test=test_scored, baseline=baseline, lr=chosen, records=records)

@@ -1,7 +1,9 @@
 """The light 3D decoder on cached 3D feature maps beats the mean-mask baseline, scored as the 2D decoders."""
 
 import numpy as np
+import pytest
 
+from featx.evaluation.ledger import TestReuseWarning
 from featx.pipeline.volume_extract import extract_volumes
 from featx.probes.volume_seg import BASELINE, SETTING, run_volume_segmentation
 from tests.pipeline.test_volume_extract import SEGRES
@@ -22,3 +24,8 @@ def test_decoder_from_cached_maps_beats_the_mean_mask_clearly(tmp_path):
     record = next(r for r in outcome.records if r["setting"] == SETTING and r["metric"] == "dice_jaccard_mean")
     assert record["level"] == "volume" and record["store_key"] == store.key and record["split"] == "test"
     assert record["ci_low"] <= record["value"] <= record["ci_high"] and record["hyperparameters"]["lr"] in (1e-2, 3e-2)
+    assert record["test_reuse"] == 0
+    # the sealed test, ledgered: other hyper-parameters on the same test split warn and are marked
+    with pytest.warns(TestReuseWarning, match="TEST SPLIT RE-USED"):
+        again = run_volume_segmentation(store, lrs=(3e-2,), epochs=2, n_boot=0)
+    assert next(r for r in again.records if r["setting"] == SETTING)["test_reuse"] == 1
