@@ -1,7 +1,8 @@
 """Volume rows: a 3D encoder over whole volumes -> one feature-store row per volume.
 
-For every volume: :func:`featx.datasets.volumes.prepare_volume` (RAS, spacing, HU windows or MRI
-clip, crop/pad to the fixed shape), then the encoder over overlapping tiles on the stride grid
+For every volume: its preprocessed pixels (RAS, spacing, HU windows or MRI clip, crop/pad to the fixed
+shape) from the volume pixel store (:mod:`featx.cache.volume_pixels`, built on first use and shared
+by every 3D backbone), then the encoder over overlapping tiles on the stride grid
 (:func:`featx.datasets.volumes.tile_grid`), each stage's tile maps merged into one map of the whole
 volume (:func:`featx.datasets.volumes.merge_tiles`, every voxel counted once), and per stage
 
@@ -30,9 +31,10 @@ from featx.backbones.device import resolve_device
 from featx.backbones.request import BackboneRequest
 from featx.cache.key import cache_key
 from featx.cache.store import PARTIAL_SUFFIX, PUBLISHED_SUFFIX, FeatureStore, StoreError, store_dir
+from featx.cache.volume_pixels import volume_pixels
 from featx.datasets.index import DatasetError, SampleIndex
 from featx.datasets.stamps import row_stamps
-from featx.datasets.volumes import VolumePrep, merge_tiles, prepare_volume, tile_grid
+from featx.datasets.volumes import VolumePrep, merge_tiles, tile_grid
 
 log = logging.getLogger(__name__)
 
@@ -92,20 +94,19 @@ def extract_volumes(index: SampleIndex, request: BackboneRequest, prep: VolumePr
         store = FeatureStore.open(published)
         return VolumeRun(store, 0, 0, time.perf_counter() - start, 0.0)
     stamps = row_stamps(index.table)
+    pixels = volume_pixels(index, prep, cache_root, stamps)
     store = _open_or_create(folder / f"{key}{PARTIAL_SUFFIX}", key, inputs, index, stamps, backbone, prep, strides,
                             feature_maps, block_rows)
     starts = tile_grid(prep.shape, prep.tile, prep.overlap, max(strides.values()))
     n_volumes = n_tiles = 0
     forward = 0.0
-    table = index.table
     for block in store.pending_blocks():
         rows = range(*store.block_slice(block).indices(store.n_rows))
         features = {layer: {"cls": [], "pooled": [], "patch": []} for layer in backbone.layer_names}
         failed, errors, masks = [], [], []
         for row in rows:
-            sample = table.iloc[row]
             try:
-                image, mask = prepare_volume(sample["source"], prep, sample["mask_source"] or None)
+                image, mask = pixels.read(row)
             except DatasetError as exc:
                 image, mask = None, None
                 errors.append(str(exc))

@@ -82,3 +82,26 @@ def test_slice_rows_are_refused(planted):
     table.loc[0, "slice_index"] = 3
     with pytest.raises(DatasetError, match="one row per volume"):
         extract_volumes(index.__class__(**{**index.__dict__, "table": table}), SEGRES, planted[1], planted[2])
+
+
+def test_a_second_3d_backbone_reads_the_volume_pixel_store_not_the_files(tmp_path, monkeypatch):
+    from featx.cache import volume_pixels
+    from tests.volume_data import TINY_SWIN
+
+    index = planted_volumes(tmp_path / "raw", 3)
+    (tmp_path / "raw" / "vol2.nii.gz").write_bytes(b"not a volume")  # an unreadable file: a failed row
+    index = index.__class__(**{**index.__dict__, "table": index.table.copy()})
+    prep = tiny_prep(shape=(32, 32, 32))
+    first = extract_volumes(index, SEGRES, prep, tmp_path / "cache").store
+    assert first.valid.tolist() == [True, True, False] and "vol2.nii.gz" in first.failures()["error"][0]
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded and resampled again")
+
+    monkeypatch.setattr(volume_pixels, "prepare_volume", no_decoding)
+    swin = BackboneRequest("swinunetr3d", 32, random_init=True, n_last=1, model_overrides=tuple(
+        (k, tuple(v) if isinstance(v, list) else v) for k, v in TINY_SWIN.items()))
+    second = extract_volumes(index, swin, replace(prep, overlap=0.0), tmp_path / "cache").store
+    assert second.backbone_name == "swinunetr3d" and second.valid.tolist() == [True, True, False]
+    with pytest.raises(AssertionError, match="decoded and resampled again"):  # another window: other pixels
+        extract_volumes(index, swin, replace(prep, windows=((-50.0, 50.0),)), tmp_path / "cache")
