@@ -9,10 +9,10 @@ deepest ones.
 * ``swinunetr3d``: ``monai.networks.nets.swin_unetr.SwinTransformer`` (SwinUNETR's ``swinViT``),
   5 stages at strides 2, 4, 8, 16, 32 with widths ``feature_size * (1, 2, 4, 8, 16)``; each stage
   through the parameter-free layer norm SwinUNETR applies (``normalize=True``). Checkpoints in the
-  published SwinUNETR layout load: a full SwinUNETR state dict (MONAI, SuPreM's
-  ``supervised_suprem_swinunetr_2100.pth`` under ``net``/``state_dict``, VoCo's
-  ``VoCo_*_SSL_head.pt``/fine-tuned SwinUNETR) with keys ``[module.][backbone.]swinViT.<name>``
-  maps to this encoder's ``<name>``; everything outside ``swinViT.`` (``encoder1..10``,
+  published SwinUNETR layout load: a full SwinUNETR state dict (MONAI's; SuPreM / VoCo releases wrap it
+  in ``net`` / ``state_dict`` and ``module.`` / ``backbone.`` prefixes) with keys
+  ``[module.][backbone.]swinViT.<name>`` maps to this encoder's ``<name>`` (SwinUNETR v1; v2's extra
+  ``layers*c`` blocks are refused); everything outside ``swinViT.`` (``encoder1..10``,
   ``decoder1..5``, ``out``, SSL heads) is the decoder or a head and is dropped by that rule.
 * ``segresnet3d``: the encoder of ``monai.networks.nets.SegResNet`` (``convInit`` + ``down_layers``),
   stages at strides 1, 2, 4, 8 (``blocks_down`` sets their number) with widths
