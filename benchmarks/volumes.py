@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     fwd_rate, ext_rate = args.n / forward, run.volumes_per_second
     print(f"{'backbone':<14} {'tile':>4} {'shape':>12} {'tiles/vol':>9} {'forward vol/s':>13} "
           f"{'extract vol/s':>13} {'ratio':>6}")
-    print(f"{args.backbone:<14} {t:>4} {'x'.join(map(str, args.shape)):>12} {len(starts):>9} {fwd_rate:>13.2f} "
-          f"{ext_rate:>13.2f} {ext_rate / fwd_rate:>6.2f}")
+    print(f"{args.backbone:<14} {t:>4} {'x'.join(map(str, args.shape)):>12} {len(starts):>9} {fwd_rate:>13.3g} "
+          f"{ext_rate:>13.3g} {ext_rate / fwd_rate:>6.2f}")
     print(f"device {args.device}, float32, random weights{', tiny architecture' if args.tiny else ''}, "
           f"{args.n} volumes, batch {args.batch}{', 3D maps stored' if args.maps else ''}")
 
