@@ -114,7 +114,7 @@ def mean_mask(data: VolumeSegData, rows: np.ndarray) -> np.ndarray:
     return counts.argmax(0).astype(np.uint8)
 
 
-def run_volume_segmentation(store: FeatureStore, *, lrs: tuple[float, ...] = (1e-2, 3e-2), epochs: int = 100,
+def run_volume_segmentation(store: FeatureStore, *, lrs: tuple[float, ...] = (3e-2, 1e-1), epochs: int = 100,
                             seed: int = 0, n_boot: int = 200, allow_test_reuse: bool = False) -> VolumeSegOutcome:
     """Train (train split), select the learning rate (val), score once on test; with the mean-mask baseline."""
     data = VolumeSegData.from_store(store)
