@@ -8,6 +8,7 @@ served by the generic timm family, so users are never limited to the paper's lis
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
 
 from featx.backbones.base import BackboneDef, BackboneError
@@ -30,6 +31,11 @@ def register_backbone(name: str) -> Callable[[Factory], Factory]:
     return decorate
 
 
+for _name in ("swinunetr3d", "segresnet3d"):  # the 3D encoders: featx.backbones.volumetric, imported on first use
+    register_backbone(_name)(lambda name=_name: importlib.import_module("featx.backbones.volumetric").definition(name))
+del _name
+
+
 def _load_builtins() -> None:
     global _BUILTINS_LOADED
     if _BUILTINS_LOADED:
@@ -37,7 +43,7 @@ def _load_builtins() -> None:
     _BUILTINS_LOADED = True
     # importing the family modules runs their @register_backbone decorators
     from featx.backbones import (  # noqa: F401
-        biomedclip, cnn, dinov2, dinov3, msn, openclip, rad_dino, sam, siglip2, timm_vit, volumetric,
+        biomedclip, cnn, dinov2, dinov3, msn, openclip, rad_dino, sam, siglip2, timm_vit,
     )
 
 

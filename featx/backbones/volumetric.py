@@ -32,7 +32,6 @@ import torch
 from torch import nn
 
 from featx.backbones.base import BackboneDef, BackboneError, BackboneSpec
-from featx.backbones.registry import register_backbone
 from featx.backbones.weights import WeightsError
 
 IDENTITY_MEAN = (0.0, 0.0, 0.0)
@@ -232,11 +231,6 @@ class SegResNetDef(VolumeDef):
         return out
 
 
-@register_backbone("swinunetr3d")
-def _swinunetr() -> BackboneDef:
-    return SwinUNETRDef()
-
-
-@register_backbone("segresnet3d")
-def _segresnet() -> BackboneDef:
-    return SegResNetDef()
+def definition(name: str) -> BackboneDef:
+    """The definition of 3D encoder ``name`` (the registry calls this on first use)."""
+    return {"swinunetr3d": SwinUNETRDef, "segresnet3d": SegResNetDef}[name]()
