@@ -56,7 +56,7 @@ def backbone_set(which: str) -> list[str]:
     """The registered names of one set: ``paper`` (the paper's families), ``new`` (issue 16) or ``all``."""
     from featx.backbones import list_backbones
 
-    names = list_backbones()
+    names = [n for n in list_backbones() if not n.endswith("3d")]  # 3D encoders: benchmarks/volumes.py
     if which == "all":
         return names
     new = [n for n in names if n.startswith(NEW_PREFIXES)]

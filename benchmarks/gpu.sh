@@ -60,8 +60,10 @@ step finetune-params 15 benchmarks/finetune.py --count-only dinov2_vitg14
 step finetune-seg 15 benchmarks/finetune.py --device cuda --tasks segmentation --backbones dinov2_vits14 \
   --size 448 --batch 16 --steps 20 --warmup 3
 # segmentation decoders: training from the store vs from memory (>= 0.8), fp16 vs int8 bytes and Dice
-step segmentation 60 benchmarks/segmentation.py --device cuda --n 96 --grid 32 --dim 1024 --size 448 \
+step segmentation 50 benchmarks/segmentation.py --device cuda --n 96 --grid 32 --dim 1024 --size 448 \
   --unet-dim 1024 --epochs 2 --batch 16 --formats float16 int8
+# one 3D encoder (SwinUNETR's Swin-ViT, feature size 48): volumes/s forward-only vs extraction (8 tiles of 96^3 per volume)
+step volumes 15 benchmarks/volumes.py --device cuda --backbone swinunetr3d --tile 96 --shape 160 160 160 --n 4 --batch 4
 
 {
   printf '%-24s %6s %7s %7s\n' step exit seconds limit

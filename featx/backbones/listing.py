@@ -11,6 +11,7 @@ from typing import Any
 
 from featx.backbones.registry import check_backbone_name, get_entry
 from featx.backbones.spec import BackboneEntry
+from featx.backbones.volume_specs import VOLUME_FACTS
 
 __all__ = ["describe_backbone"]
 
@@ -24,6 +25,8 @@ def describe_backbone(name: str, sizes: tuple[int, ...] = (224, 448), n_last: in
     Instant for the built-in names (read from their table rows); timm names and plug-ins are
     built on the meta device. An unknown name is a :class:`~featx.backbones.spec.BackboneError`.
     """
+    if name in VOLUME_FACTS:
+        return _describe_volume(name, sizes)
     entry = get_entry(name)
     if entry is None:
         check_backbone_name(name)
@@ -31,6 +34,19 @@ def describe_backbone(name: str, sizes: tuple[int, ...] = (224, 448), n_last: in
 
         return measure_backbone(name, sizes=sizes, n_last=n_last)
     return _describe_entry(entry, tuple(sizes), n_last)
+
+
+def _describe_volume(name: str, sizes: tuple[int, ...]) -> dict[str, Any]:
+    """A 3D encoder's facts: its spec and stages (its grids are 3D: 'featx backbones' shows none)."""
+    facts = VOLUME_FACTS[name]
+    spec = facts["spec"]
+    return {
+        "name": spec.name, "family": spec.family, "description": spec.description, "params_m": None,
+        "feature_dim": facts["feature_dim"], "layers": facts["layers"], "patch_size": spec.patch_size,
+        "native_size": spec.native_size, "mean": list(spec.mean), "std": list(spec.std),
+        "has_cls_token": spec.has_cls_token, "cls_policy": "mean of the last stage", "provenance": spec.provenance,
+        "licence": spec.licence, "patch_grid": {str(size): None for size in sizes}, "weights_found": None,
+    }
 
 
 def _grid_side(entry: BackboneEntry, size: int) -> int | None:

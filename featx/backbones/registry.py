@@ -66,6 +66,10 @@ for _entry in ENTRIES:
     _register_entry(_entry)
 del _entry
 
+for _name in ("swinunetr3d", "segresnet3d"):  # the 3D encoders: featx.backbones.volumetric, imported on first use
+    register_backbone(_name)(lambda name=_name: importlib.import_module("featx.backbones.volumetric").definition(name))
+del _name
+
 
 def list_backbones() -> list[str]:
     """The registered backbone names (the paper's 13 families and variants), sorted.

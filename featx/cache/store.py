@@ -267,8 +267,8 @@ class FeatureStore(BlockRows):
         feature_dims: Mapping[str, int],
         block_rows: int,
         stamps: np.ndarray | None = None,
-        patch_grid: Mapping[str, tuple[int, int]] | None = None,
-        mask_size: int | None = None,
+        patch_grid: Mapping[str, tuple[int, ...]] | None = None,
+        mask_size: int | tuple[int, ...] | None = None,
         provenance: Mapping[str, Any] | None = None,
         patch_format: str = "float16",
     ) -> FeatureStore:
@@ -277,7 +277,8 @@ class FeatureStore(BlockRows):
         ``stamps`` holds one fingerprint per row of the files it was read from (see
         featx.datasets.stamps): a later extraction reuses a row only if it is unchanged.
         Without them ("" per row) no row is ever reused. ``patch_grid`` names the layers
-        that carry patch tokens (all, or some of them), stored in ``patch_format``.
+        that carry patch tokens (all, or some of them), stored in ``patch_format``; a 3-entry grid
+        (d, h, w) stores a volume's 3D feature map. ``mask_size`` is an edge (square masks) or a shape.
         """
         if patch_format not in PATCH_FORMATS:
             raise StoreError(f"unknown patch-token format {patch_format!r}; expected one of {PATCH_FORMATS}")
@@ -322,41 +323,44 @@ class FeatureStore(BlockRows):
                     dimension_names=("sample", "feature"),
                 )
             if patch_grid is not None and layer in patch_grid:
-                h, w = patch_grid[layer]
+                grid = tuple(int(g) for g in patch_grid[layer])
+                axes = ("z", "y", "x")[-len(grid):]
                 int8 = patch_format == "int8"
                 create_array(
                     group,
                     f"features/{layer}/patch",
-                    shape=(n, h, w, dim),
-                    chunks=(1, h, w, dim),
-                    shards=(rows, h, w, dim),
+                    shape=(n, *grid, dim),
+                    chunks=(1, *grid, dim),
+                    shards=(rows, *grid, dim),
                     dtype=np.int8 if int8 else np.float16,
                     fill_value=0 if int8 else np.nan,
-                    dimension_names=("sample", "y", "x", "feature"),
+                    dimension_names=("sample", *axes, "feature"),
                     compress=int8,  # int8 is the compact format: zstd takes a further 4%
                 )
                 if int8:
                     create_array(
                         group,
                         f"features/{layer}/patch_scale",
-                        shape=(n, h, w),
-                        chunks=(1, h, w),
-                        shards=(rows, h, w),
+                        shape=(n, *grid),
+                        chunks=(1, *grid),
+                        shards=(rows, *grid),
                         dtype=np.float16,
                         fill_value=np.nan,
-                        dimension_names=("sample", "y", "x"),
+                        dimension_names=("sample", *axes),
                     )
         if mask_size is not None:
+            mask_shape = (mask_size, mask_size) if isinstance(mask_size, int) else tuple(int(m) for m in mask_size)
             create_array(
                 group,
                 "masks",
-                shape=(n, mask_size, mask_size),
-                chunks=(1, mask_size, mask_size),
-                shards=(rows, mask_size, mask_size),
+                shape=(n, *mask_shape),
+                chunks=(1, *mask_shape),
+                shards=(rows, *mask_shape),
                 dtype=np.uint8,
                 fill_value=0,
-                dimension_names=("sample", "y", "x"),
+                dimension_names=("sample", *("z", "y", "x")[-len(mask_shape):]),
             )
+            mask_size = mask_size if isinstance(mask_size, int) else list(mask_shape)
         group.attrs["featx"] = {
             "schema": SCHEMA_VERSION,
             "key": key,
@@ -460,9 +464,9 @@ class FeatureStore(BlockRows):
         return {layer: int(dim) for layer, dim in (self.attrs.get("feature_dims") or {}).items()}
 
     @property
-    def patch_grid(self) -> dict[str, tuple[int, int]]:
-        """The patch-token grid (h, w) per layer that stores patch tokens (empty without them)."""
-        return {layer: (int(h), int(w)) for layer, (h, w) in (self.attrs.get("patch_grid") or {}).items()}
+    def patch_grid(self) -> dict[str, tuple[int, ...]]:
+        """The patch-token grid (h, w), or a volume's (d, h, w), per layer that stores them (empty without them)."""
+        return {layer: tuple(int(g) for g in grid) for layer, grid in (self.attrs.get("patch_grid") or {}).items()}
 
     @property
     def preprocessing(self) -> dict[str, Any]:
@@ -558,7 +562,7 @@ class FeatureStore(BlockRows):
         return select_rows(self.group[f"features/{layer}/{kind}"], slice(None) if rows is None else rows, np.float32)
 
     def read_patch(self, layer: str, rows: np.ndarray | slice, dtype: type | None = np.float32) -> np.ndarray:
-        """``(n, h, w, D)`` patch tokens of ``rows``, in ``dtype`` (None: float16, int8 stores decoded)."""
+        """``(n, h, w, D)`` patch tokens (volumes: ``(n, d, h, w, D)`` maps) of ``rows``, in ``dtype`` (None: float16, int8 stores decoded)."""
         name = f"features/{layer}/patch"
         if not self._has(name):
             raise StoreError(f"{self.path}: patch tokens were not stored (extract with --patch-tokens)")
@@ -583,7 +587,7 @@ class FeatureStore(BlockRows):
         return features, (self.read_masks(rows) if "masks" in self.group else None)
 
     def read_masks(self, rows: np.ndarray | slice) -> np.ndarray:
-        """``(n, S, S)`` uint8 masks of ``rows`` at the extraction resolution."""
+        """``(n, S, S)`` uint8 masks of ``rows`` at the extraction resolution (volumes: ``(n, D, H, W)``)."""
         if not self._has("masks"):
             raise StoreError(f"{self.path}: no masks stored (not a segmentation dataset)")
         return self._per_row("masks", rows)

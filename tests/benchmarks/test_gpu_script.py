@@ -27,3 +27,4 @@ def test_dry_run_runs_every_step_through_and_tabulates_them(tmp_path):
     assert "segmentation (seg_unet decoder" in seg and re.search(r"dinov2_vits14\s+bitfit\s+[\d,]+\s+[\d,]+", seg)
     assert "ratio" in (tmp_path / "segmentation.txt").read_text()
     assert re.search(r"^knn \{", (tmp_path / "probes.txt").read_text(), flags=re.M)
+    assert re.search(r"^swinunetr3d\s+32\s+64x64x64\s+8\s", (tmp_path / "volumes.txt").read_text(), flags=re.M)
