@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from dry_run import add_dry_run, shrink  # benchmarks/dry_run.py, beside this script
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -186,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
           f"warmup={args.warmup} iters={args.iters} n_last={args.n_last} patch_tokens={args.patch_tokens}; {note}"
           + ("; TINY architectures" if args.tiny else ""))
     print(f"{'name':<26} {'size':>5} {'params(M)':>10} {'images/s':>10} {'grid':>7}  weights")
-    out_file = open(args.json_out, "a") if args.json_out else None
+    out_file = open(args.json_out, "a") if args.json_out else None  # noqa: SIM115 - appended to per row, closed below
     failures = 0
     for name in names:
         for size in args.sizes:

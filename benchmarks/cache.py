@@ -49,8 +49,8 @@ def main() -> None:
         times: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
         for _ in range(args.repeats):  # interleaved, so load on a shared machine hits both alike
             for checksums, array in arrays.items():
-                write = timed(lambda: array.__setitem__(slice(None), features))
-                read = timed(lambda: np.asarray(array[:]))
+                write = timed(lambda array=array: array.__setitem__(slice(None), features))
+                read = timed(lambda array=array: np.asarray(array[:]))
                 times[checksums].append((write, read))
         for array in arrays.values():
             np.testing.assert_array_equal(np.asarray(array[:]), features)

@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from dry_run import add_dry_run, shrink  # benchmarks/dry_run.py, beside this script
 
 
@@ -101,9 +100,9 @@ def forward_only(args: argparse.Namespace, backbone, n_batches: int) -> float:
 def extraction(args: argparse.Namespace, backbone, csv: Path, cache: Path, pixels: bool = False):
     """The ExtractResult of a full `extract` over the CSV into ``cache`` (from its pixel store if ``pixels``)."""
     from featx.datasets import build_index
+    from featx.datasets.preprocess import PreprocessConfig
     from featx.pipeline.extract import extract
     from featx.pipeline.pixel_feed import PixelCache
-    from featx.datasets.preprocess import PreprocessConfig
 
     index = build_index("csv", csv, modality="xray")
     return extract(
@@ -122,8 +121,8 @@ def extraction(args: argparse.Namespace, backbone, csv: Path, cache: Path, pixel
 def build_pixels(args: argparse.Namespace, csv: Path, cache: Path):
     """Build the pixel store of the CSV in ``cache`` (all cores unless --decode-workers): its build result."""
     from featx.datasets import build_index
-    from featx.pipeline.pixel_build import build_pixel_store
     from featx.datasets.preprocess import PreprocessConfig
+    from featx.pipeline.pixel_build import build_pixel_store
 
     index = build_index("csv", csv, modality="xray")
     return build_pixel_store(index, PreprocessConfig.for_modality("xray", args.size), cache,

@@ -36,16 +36,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from dry_run import add_dry_run, shrink  # benchmarks/dry_run.py, beside this script
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from featx.probes import knn as knn_mod  # noqa: E402
 from featx.evaluation.features import ProbeData  # noqa: E402
 from featx.evaluation.metrics import score  # noqa: E402
-from featx.probes.protocol import evaluate_knn, evaluate_linear, knn_neighbours  # noqa: E402
 from featx.evaluation.selection import Splits  # noqa: E402
+from featx.probes import knn as knn_mod  # noqa: E402
+from featx.probes.protocol import evaluate_knn, evaluate_linear, knn_neighbours  # noqa: E402
 
 NIH_PREVALENCE = [0.103, 0.025, 0.119, 0.177, 0.052, 0.056, 0.013, 0.047, 0.042, 0.021, 0.022, 0.015, 0.030, 0.002]
 NIH_ROWS, NIH_PATIENTS = 112_120, 30_805

@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from dry_run import add_dry_run, shrink  # benchmarks/dry_run.py, beside this script
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -71,8 +70,8 @@ def write_store(folder: Path, *, n: int, grid: int, dim: int, size: int, n_layer
     kwargs = {"patch_format": patch_format} if patch_format != "float16" else {}
     store = FeatureStore.create(
         folder / "synthetic.zarr.partial", key=f"synthetic-{patch_format}", key_inputs={"patch_format": patch_format},
-        index=index, feature_dims={layer: dim for layer in layers}, block_rows=block_rows,
-        patch_grid={layer: (grid, grid) for layer in layers}, mask_size=size,
+        index=index, feature_dims=dict.fromkeys(layers, dim), block_rows=block_rows,
+        patch_grid=dict.fromkeys(layers, (grid, grid)), mask_size=size,
         provenance={"backbone": {"name": "synthetic", "random_init": True, "img_size": size}}, **kwargs,
     )
     directions = rng.normal(size=(n_layers, 3, dim)).astype(np.float32)

@@ -7,8 +7,6 @@ Exit statuses are documented in :mod:`featx.cli.errors`.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import click
 import typer
 from typer.core import TyperGroup
@@ -23,6 +21,7 @@ from featx.cli.extract import extract_command
 from featx.cli.finetune import finetune_command
 from featx.cli.probe import probe_command
 from featx.cli.report import report_command
+
 
 class FeatxGroup(TyperGroup):
     """The featx command group: an expected error prints one line and exits 1, in tests as from the shell."""
@@ -62,7 +61,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _main_options(
-    version: Optional[bool] = typer.Option(
+    version: bool | None = typer.Option(
         None, "--version", callback=_print_version, is_eager=True, help="Print featx's version and exit."
     ),
 ) -> None:

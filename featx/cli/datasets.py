@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
 
@@ -34,16 +34,17 @@ def datasets_main(ctx: typer.Context) -> None:
 
 @datasets_app.command("check")
 def check(
-    name: str = typer.Argument(..., help="adapter name (see `featx datasets`)"),
-    root: Path = typer.Argument(..., help="dataset folder as downloaded (a CSV file for `csv`)"),
-    option: Optional[list[str]] = typer.Option(
-        None, "--option", "-o", help="adapter option key=value, repeatable (e.g. -o uncertainty=u_ones)"
-    ),
-    split_file: Optional[Path] = typer.Option(None, "--split-file", help="CSV of id,split replacing the adapter's split"),
-    decode: int = typer.Option(0, "--decode", help="also decode N samples spread over the dataset (-1: all)"),
-    export_split: Optional[Path] = typer.Option(None, "--export-split", help="write the split in use to this CSV"),
-    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
-    strict: bool = typer.Option(False, "--strict", help="exit with status 1 if any file is quarantined"),
+    name: Annotated[str, typer.Argument(help="adapter name (see `featx datasets`)")],
+    root: Annotated[Path, typer.Argument(help="dataset folder as downloaded (a CSV file for `csv`)")],
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-o", help="adapter option key=value, repeatable (e.g. -o uncertainty=u_ones)")] = None,
+    split_file: Annotated[Path | None, typer.Option(
+        "--split-file", help="CSV of id,split replacing the adapter's split")] = None,
+    decode: Annotated[int, typer.Option("--decode", help="also decode N samples spread over the dataset (-1: all)")] = 0,
+    export_split: Annotated[Path | None, typer.Option(
+        "--export-split", help="write the split in use to this CSV")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="exit with status 1 if any file is quarantined")] = False,
 ) -> None:
     """Validate a download: counts per split, labels per class, patients, missing or odd files."""
     from featx.datasets.check import check_dataset, parse_options

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 import pandas as pd
 
 from featx.datasets.index import DatasetError, check_patient_level

@@ -21,12 +21,12 @@ from torch.utils.data import DataLoader
 from featx.cache.pixels import PixelStore
 from featx.cache.store import StoreError
 from featx.datasets.index import SampleIndex
+from featx.datasets.preprocess import PreprocessConfig
+from featx.datasets.stamps import row_stamps
 from featx.evaluation.features import ProbeData
 from featx.evaluation.selection import SealedSplitError, Splits
 from featx.finetune.config import FinetuneError
-from featx.datasets.preprocess import PreprocessConfig
 from featx.pipeline.reader import SampleDataset
-from featx.datasets.stamps import row_stamps
 
 
 class SealedMasks:

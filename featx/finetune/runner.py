@@ -24,7 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from featx.backbones import load_backbone
+from featx.backbones.device import resolve_device
 from featx.datasets.index import SampleIndex
+from featx.datasets.preprocess import PreprocessConfig
 from featx.decoders.loss import segmentation_loss
 from featx.decoders.models import decoder_blocks
 from featx.evaluation.metrics import selection_score
@@ -38,16 +40,14 @@ from featx.evaluation.records import (
     seg_scored_records,
 )
 from featx.finetune.config import FinetuneConfig, FinetuneError, fingerprint
-from featx.finetune.job import FinetuneJob
-from featx.jobs.outputs import check_results_file
 from featx.finetune.data import Pixels, load_pixels, require_splits, sealed_rows, sealed_units
+from featx.finetune.job import FinetuneJob
 from featx.finetune.methods import Classifier, apply_method, load_trainable_state, parameter_counts
 from featx.finetune.scratch import build_scratch
 from featx.finetune.segment import check_volumes, fit_segmentation
 from featx.finetune.segmenter import Segmenter, check_decoder_depth
 from featx.finetune.train import TrainResult, train, world
-from featx.backbones.device import resolve_device
-from featx.datasets.preprocess import PreprocessConfig
+from featx.jobs.outputs import check_results_file
 
 RUN_FILE = "run.json"
 

@@ -16,9 +16,9 @@ from featx.backbones.request import BackboneRequest
 from featx.cache.pixels import PixelStore
 from featx.cache.store import FeatureStore
 from featx.datasets.index import SampleIndex
+from featx.datasets.preprocess import PreprocessConfig
 from featx.pipeline.extract import BlockRunner, Reuse, run_blocks
 from featx.pipeline.pixel_feed import PixelCache
-from featx.datasets.preprocess import PreprocessConfig
 
 
 def _run_task(

@@ -26,17 +26,17 @@ from featx.backbones.device import resolve_device
 from featx.cache.key import cache_key
 from featx.cache.lineage import check_continues
 from featx.cache.lock import exclusive_lock
-from featx.cache.space import full_disk_explained
 from featx.cache.pixels import PixelStore
+from featx.cache.space import full_disk_explained
 from featx.cache.store import PARTIAL_SUFFIX, PUBLISHED_SUFFIX, FeatureStore, StoreError, store_dir
 from featx.cache.versions import Versions
 from featx.datasets.index import SampleIndex
+from featx.datasets.preprocess import PreprocessConfig
+from featx.datasets.stamps import row_stamps
 from featx.pipeline.mapper import DeviceMapper
 from featx.pipeline.pace import measure_rows_per_second, paced_block_rows
 from featx.pipeline.pixel_feed import PixelCache, PixelFeed
-from featx.datasets.preprocess import PreprocessConfig
 from featx.pipeline.reader import BlockBatchSampler, SampleDataset
-from featx.datasets.stamps import row_stamps
 from featx.pipeline.timing import StageTimes
 from featx.pipeline.writer import Batch, BlockWriter
 

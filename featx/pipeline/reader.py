@@ -13,8 +13,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from featx.datasets.readers import load_sample
 from featx.datasets.preprocess import PreprocessConfig, resize_mask, to_model_input
+from featx.datasets.readers import load_sample
 
 
 class SampleDataset(Dataset):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
 from dataclasses import dataclass, fields
+from typing import TypeVar
 
 STAGES = ("read", "transfer", "compute", "write")
 T = TypeVar("T")

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from featx.evaluation.features import ProbeData, ProbeError
+from featx.evaluation.selection import Splits
 from featx.probes.linear import LinearConfig
 from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear
-from featx.evaluation.selection import Splits
 
 
 class ShotsError(ProbeError):

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from featx.probes import knn as knn_mod
-from featx.probes import linear as linear_mod
 from featx.evaluation.features import ProbeError
 from featx.evaluation.metrics import Scored, score, selection_score
+from featx.evaluation.selection import Splits
+from featx.probes import knn as knn_mod
+from featx.probes import linear as linear_mod
 from featx.probes.ann import ApproxIndex
 from featx.probes.mlknn import MLkNN
-from featx.evaluation.selection import Splits
 
 log = logging.getLogger("featx.probes")
 

@@ -25,11 +25,6 @@ from featx.evaluation.analyses import classification_extras
 from featx.evaluation.features import ProbeData, ProbeError, load_probe_data
 from featx.evaluation.ledger import LEDGER, TestReuseWarning
 from featx.evaluation.metrics import MetricWarning
-from featx.jobs.checks import CheckError, check_device, folder_is_writable
-from featx.jobs.outputs import check_results_file
-from featx.probes.ann import ApproxIndex
-from featx.probes.job import ProbeJob
-from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear
 from featx.evaluation.records import (
     append_jsonl,
     check_label_names,
@@ -40,6 +35,11 @@ from featx.evaluation.records import (
     scored_records,
 )
 from featx.evaluation.selection import Splits, check_patient_split
+from featx.jobs.checks import CheckError, check_device, folder_is_writable
+from featx.jobs.outputs import check_results_file
+from featx.probes.ann import ApproxIndex
+from featx.probes.job import ProbeJob
+from featx.probes.protocol import Outcome, evaluate_knn, evaluate_linear
 from featx.probes.smallsets import small_set_warnings
 
 log = logging.getLogger("featx.probes")

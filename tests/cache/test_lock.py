@@ -39,9 +39,9 @@ def test_a_second_writer_is_told_the_holders_pid_and_host(tmp_path):
     holder = hold(lock)
     try:
         assert is_locked(lock)
-        with pytest.raises(StoreError, match=f"another extraction .*pid {holder.pid} on {socket.gethostname()}"):
-            with exclusive_lock(lock):
-                pass
+        with pytest.raises(StoreError, match=f"another extraction .*pid {holder.pid} on {socket.gethostname()}"), \
+                exclusive_lock(lock):
+            pass
     finally:
         holder.kill()
         holder.wait()

@@ -19,9 +19,9 @@ def test_int8_codes_are_within_half_a_step_of_each_token():
 
 def test_extract_int8_for_the_last_block_only_is_close_to_float16_under_another_key(tmp_path):
     from featx.datasets import build_index
+    from featx.datasets.preprocess import PreprocessConfig
     from featx.demo.data import make_shapes_task
     from featx.pipeline.extract import extract
-    from featx.datasets.preprocess import PreprocessConfig
     from tests.conftest import tiny_backbone
 
     index = build_index("msd", make_shapes_task(tmp_path / "d", n_volumes=4, size=28, n_slices=2), val_fraction=0.25, test_fraction=0.25)

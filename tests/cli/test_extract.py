@@ -4,7 +4,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-
 from typer.testing import CliRunner
 
 from featx.cache import FeatureStore

@@ -232,7 +232,7 @@ def make_chexpert(root: Path, n_patients: int = 8, n_valid_patients: int = 2, si
                     continue
                 rel = f"{folder}/{split}/patient{p:05d}/study1/{view}"
                 write_jpeg(root / split / f"patient{p:05d}" / "study1" / view, pattern(p % 2, size, seed=p))
-                row = {c: "" for c in CHEXPERT_COLUMNS}
+                row = dict.fromkeys(CHEXPERT_COLUMNS, "")
                 row.update({"Path": rel, "Sex": "Female", "Age": "60", "Frontal/Lateral": kind,
                             "AP/PA": "AP" if kind == "Frontal" else ""})
                 for j, name in enumerate(["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]):

@@ -3,7 +3,6 @@ import pytest
 
 from featx.cache import FeatureStore
 from featx.evaluation.features import ProbeData, ProbeError, block_names, load_probe_data
-
 from tests.probes.conftest import planted
 
 

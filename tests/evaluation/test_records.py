@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from featx.evaluation.metrics import score, score_over_seeds
-from featx.evaluation.records import REQUIRED, LabelMismatchError, append_jsonl, check_label_names, make_base, read_jsonl, scored_records
+from featx.evaluation.records import (
+    REQUIRED,
+    LabelMismatchError,
+    append_jsonl,
+    check_label_names,
+    make_base,
+    read_jsonl,
+    scored_records,
+)
 
 
 def _records():

@@ -7,7 +7,6 @@ import pytest
 from featx.evaluation.features import ProbeError
 from featx.evaluation.ledger import TestReuseWarning
 from featx.evaluation.selection import NoValidationSplit, PatientLeakError, SealedSplitError, Splits, TestAlreadyScored
-
 from tests.probes.conftest import planted_data
 
 

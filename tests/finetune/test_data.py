@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from featx.datasets import build_index
+from featx.datasets.preprocess import PreprocessConfig
+from featx.evaluation.selection import SealedSplitError
 from featx.finetune.config import FinetuneError
 from featx.finetune.data import as_rgb, load_pixels, require_splits, sealed_units
-from featx.evaluation.selection import SealedSplitError
-from featx.datasets.preprocess import PreprocessConfig
 from featx.pipeline.reader import SampleDataset
 
 from .conftest import SIZE, planted_csv, planted_shapes_msd

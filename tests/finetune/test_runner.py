@@ -1,6 +1,5 @@
 """A fine-tuning run end to end: planted signal learned, records complete, bad input refused early."""
 
-import os
 
 import pytest
 import torch
@@ -76,8 +75,8 @@ def test_decoder_mismatches_and_absent_gpu_are_clear_errors_before_anything_runs
 
 
 def test_segmentation_fine_tuning_records_as_the_probes_and_the_pixel_store_gives_the_same_result(tmp_path, shapes_index):
-    from featx.pipeline.pixel_build import build_pixel_store
     from featx.datasets.preprocess import PreprocessConfig
+    from featx.pipeline.pixel_build import build_pixel_store
 
     config = FinetuneConfig(method="bitfit", epochs=2, batch_size=8, head_lr=3e-2, backbone_lr=1e-2)
     kwargs = dict(backbone="dinov2_vits14", size=SIZE, config=config, random_init=True, model_overrides=SEG_VIT,

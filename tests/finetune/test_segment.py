@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from featx.backbones import load_backbone
+from featx.datasets.preprocess import PreprocessConfig
 from featx.decoders.loss import segmentation_loss
 from featx.evaluation.segmentation import confusion_counts, selection_dice
 from featx.finetune.config import FinetuneConfig
@@ -12,7 +13,6 @@ from featx.finetune.data import load_pixels, sealed_rows
 from featx.finetune.methods import apply_method
 from featx.finetune.segment import fit_segmentation
 from featx.finetune.segmenter import Segmenter
-from featx.datasets.preprocess import PreprocessConfig
 
 from .conftest import SEG_VIT, SIZE
 

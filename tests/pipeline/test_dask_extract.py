@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 from distributed import get_task_stream
 
+from featx.backbones.request import BackboneRequest
 from featx.cache import FeatureStore
 from featx.datasets import build_index
-from featx.backbones.request import BackboneRequest
+from featx.datasets.preprocess import PreprocessConfig
 from featx.pipeline.dask_extract import dask_runner
 from featx.pipeline.extract import extract
-from featx.datasets.preprocess import PreprocessConfig
 from tests.conftest import TINY_SIZE, TINY_VIT
 from tests.pipeline.test_extract import store_arrays
 
@@ -16,9 +16,9 @@ from tests.pipeline.test_extract import store_arrays
 def client():
     import distributed
 
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as client:
-            yield client
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        yield client
 
 
 def test_blocks_spread_over_a_dask_cluster_give_the_same_store(demo_data, tmp_path, client):

@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-
 from typer.testing import CliRunner
 
 from featx.cache import FeatureStore, StoreError
 from featx.cli import app, main
 from featx.datasets import build_index
-from featx.pipeline.extract import extract
 from featx.datasets.preprocess import PreprocessConfig
+from featx.pipeline.extract import extract
 from tests.conftest import TINY_SIZE, tiny_backbone, tiny_extract_args
 
 

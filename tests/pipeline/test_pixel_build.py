@@ -11,8 +11,8 @@ import zarr
 
 from featx.cache.pixels import PixelStore
 from featx.datasets import build_index
-from featx.pipeline.pixel_build import build_pixel_store, plan_units
 from featx.datasets.preprocess import PreprocessConfig
+from featx.pipeline.pixel_build import build_pixel_store, plan_units
 from tests.datasets.fixtures import write_nifti, write_png
 
 

@@ -6,10 +6,10 @@ import featx.datasets.readers as readers
 from featx.cache import FeatureStore
 from featx.cache.pixels import PixelStore
 from featx.datasets import build_index
+from featx.datasets.preprocess import PreprocessConfig
 from featx.pipeline.extract import extract
 from featx.pipeline.pixel_build import build_pixel_store
 from featx.pipeline.pixel_feed import PixelCache, PixelDataset, device_batch
-from featx.datasets.preprocess import PreprocessConfig
 from tests.conftest import TINY_SIZE, TINY_VIT, tiny_backbone
 from tests.datasets.fixtures import make_msd
 from tests.pipeline.test_extract import store_arrays

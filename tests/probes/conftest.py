@@ -112,7 +112,7 @@ def make_store(
         table["slice_axis"] = 2
     names = label_names or [f"c{i}" for i in range(p["labels"].shape[1])]
     index = SampleIndex(dataset=dataset, task=task, modality="xray", label_names=names, table=table, labels=p["labels"])
-    dims = {layer: dim for layer in p["layers"]}
+    dims = dict.fromkeys(p["layers"], dim)
     folder = root / dataset / backbone
     folder.mkdir(parents=True, exist_ok=True)
     key = f"k{seed}{task[:2]}{int(volumes)}{int(drop_val)}"

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from featx.probes.fewshot import ShotsError, eligible_patients, evaluate_fewshot, sample_rows
 from featx.evaluation.features import ProbeData
+from featx.probes.fewshot import ShotsError, eligible_patients, evaluate_fewshot, sample_rows
 
 from .conftest import planted_data
 

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from featx.probes.linear import LinearConfig, LogisticProbe, TorchGrid, fit_predict, protocol_grid
 from featx.evaluation.metrics import selection_score
+from featx.probes.linear import LinearConfig, LogisticProbe, TorchGrid, fit_predict, protocol_grid
 
 from .conftest import planted
 

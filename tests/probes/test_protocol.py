@@ -3,8 +3,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from featx.evaluation.features import ProbeError
-from featx.probes.protocol import evaluate_knn, evaluate_linear, knn_neighbours
 from featx.evaluation.selection import NoValidationSplit, Splits
+from featx.probes.protocol import evaluate_knn, evaluate_linear, knn_neighbours
 
 from .conftest import noise_data, planted_data
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from featx.datasets.adapters._common import finish, find_dir, sort_rows, systematic_split
+from featx.datasets.adapters._common import find_dir, finish, sort_rows, systematic_split
 from featx.datasets.index import DatasetError, Problem, SampleIndex
 from featx.datasets.readers import image_file_shape
 from featx.datasets.registry import register_dataset

@@ -8,7 +8,14 @@ shared helpers.
 """
 
 from featx.probes.segmentation.data import MemoryBatches, SegmentationData, StoreBatches, open_segmentation
-from featx.probes.segmentation.protocol import LRS, SEG_SETTINGS, SegOptions, SegOutcome, evaluate_decoder, evaluate_seg_fewshot
+from featx.probes.segmentation.protocol import (
+    LRS,
+    SEG_SETTINGS,
+    SegOptions,
+    SegOutcome,
+    evaluate_decoder,
+    evaluate_seg_fewshot,
+)
 from featx.probes.segmentation.train import TrainConfig, fit, predict
 
 __all__ = [

@@ -27,7 +27,6 @@ from featx.evaluation.features import ProbeData, ProbeError
 from featx.evaluation.selection import SealedSplitError
 
 
-
 def patch_layers(store: FeatureStore) -> list[str]:
     """Layers of ``store`` that carry patch tokens, shallow to deep."""
     return [layer for layer in store.layers if f"features/{layer}/patch" in store.group]

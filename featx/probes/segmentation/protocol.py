@@ -25,11 +25,10 @@ from featx.evaluation.features import ProbeError
 from featx.evaluation.ledger import fingerprint_of
 from featx.evaluation.segmentation import SegScored, score_segmentation, volume_order
 from featx.evaluation.selection import Splits
+from featx.probes.job import SEG_LRS as LRS
+from featx.probes.job import ProbeJob
 from featx.probes.segmentation.data import MemoryBatches, SegmentationData, StoreBatches
 from featx.probes.segmentation.train import TrainConfig, fit, predict
-
-from featx.probes.job import SEG_LRS as LRS
-from featx.probes.job import SEG_SETTINGS, ProbeJob
 
 
 @dataclass(frozen=True)

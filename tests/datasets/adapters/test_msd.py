@@ -22,7 +22,7 @@ def test_tasks(tmp_path, task, modality, labels, name, expected_modality):
     t = idx.table
     assert len(idx) == 6 * 4 and t["volume_id"].nunique() == 6  # the ._ file and imagesTs are ignored
     assert (t["mask_reader"] == "nifti").all() and set(t["split"]) == {"train", "val", "test"}
-    for vol, group in t.groupby("volume_id", sort=False):
+    for _, group in t.groupby("volume_id", sort=False):
         assert group["slice_index"].tolist() == [0, 1, 2, 3]
     image, mask = load_sample(t.iloc[0].to_dict())
     assert image.shape == mask.shape == (16, 12) and mask.max() >= 1

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from featx.demo.data import _disk, ellipse, make_shapes_task
+from featx.demo.data import _disk, make_shapes_task
 
 SEG_VIT = {"depth": 5, "embed_dim": 32, "num_heads": 2}  # 5 blocks: the U-Net's bottleneck + 4 skips
 SEG_SIZE = 56  # a 4 x 4 patch grid (the U-Net decodes at 64 x 64)
@@ -41,8 +41,8 @@ def make_shapes_montgomery(root: Path, n_images: int = 40, size: int = 56, seed:
 def extract_seg(index, cache: Path, *, n_last: int = 5):
     from featx.backbones import load_backbone
     from featx.cache import FeatureStore
-    from featx.pipeline.extract import extract
     from featx.datasets.preprocess import PreprocessConfig
+    from featx.pipeline.extract import extract
 
     backbone = load_backbone("dinov2_vits14", img_size=SEG_SIZE, random_init=True, n_last=n_last, patch_tokens=True,
                              model_overrides=SEG_VIT)

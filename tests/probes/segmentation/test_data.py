@@ -5,8 +5,8 @@ import pytest
 
 from featx.cache import FeatureStore
 from featx.evaluation.features import ProbeError
-from featx.probes.segmentation.data import MemoryBatches, StoreBatches, batch_order, open_segmentation
 from featx.evaluation.selection import SealedSplitError
+from featx.probes.segmentation.data import MemoryBatches, StoreBatches, batch_order, open_segmentation
 
 
 def test_store_rows_split_and_layers(shapes_3d):

@@ -4,8 +4,8 @@ import nibabel as nib
 import numpy as np
 from PIL import Image
 
-from featx.datasets.readers import load_canonical_volume, volume_slice
 from featx.datasets.preprocess import resize_mask
+from featx.datasets.readers import load_canonical_volume, volume_slice
 from featx.probes.segmentation.data import open_segmentation
 from featx.probes.segmentation.masks_out import save_masks, volume_to_source
 
@@ -53,6 +53,6 @@ def test_save_masks_2d_writes_pngs_at_the_source_size(tmp_path):
     pred = data.read_masks(test, sealed_ok=True)
     files = save_masks(data, test, pred, tmp_path / "out")
     assert len(files) == len(test)
-    for path, p in zip(files, test):
+    for path in files:
         written = np.asarray(Image.open(path))
         assert written.shape == (28, 28) and written.dtype == np.uint8 and set(np.unique(written)) <= {0, 1, 2}

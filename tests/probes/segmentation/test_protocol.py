@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from featx.probes.segmentation import SegOptions, evaluate_decoder, evaluate_seg_fewshot, open_segmentation
-from featx.probes.segmentation.records import seg_outcome_records
 from featx.evaluation.records import finalise
 from featx.evaluation.selection import SealedSplitError, Splits, TestAlreadyScored
+from featx.probes.segmentation import SegOptions, evaluate_decoder, evaluate_seg_fewshot, open_segmentation
+from featx.probes.segmentation.records import seg_outcome_records
 from tests.probes.segmentation.conftest import mean_mask_dice
 
 
