@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from featx.report.experiments import collect
+from featx.report.failures import failures_table, load_failures, open_failures
 from featx.report.figures import Drawn, Figure, Missing, decoder_comparison, fewshot_curves, linear_bars, rank_figure
 from featx.report.html import render_html
 from featx.report.images import decoder_folders, mask_figure, pca_figure
 from featx.report.ranks import cross_task_ranks
 from featx.report.records import load_records
-from featx.report.tables import LEGEND, adaptation_table, cells_csv, fewshot_tables, rank_table, section_tables, to_markdown
+from featx.report.tables import (LEGEND, adaptation_table, cells_csv, fewshot_tables, hyperparameter_table, rank_table,
+                                 section_tables, to_markdown)
 
 
 @dataclass
@@ -66,10 +68,11 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     experiments = collect(records, metric)
     ranks = cross_task_ranks(experiments.cells)
-    tables = section_tables(experiments) + fewshot_tables(experiments)
-    for extra in (adaptation_table(experiments), rank_table(ranks)):
+    tables = section_tables(experiments, records) + fewshot_tables(experiments)
+    for extra in (adaptation_table(experiments), rank_table(ranks), hyperparameter_table(experiments, records)):
         if extra is not None:
             tables.append(extra)
+    failed = failures_table(open_failures(load_failures(results), records))
     figure_dir = out / "figures"
     figures = [
         rank_figure(ranks, figure_dir),
@@ -85,12 +88,13 @@ def build_report(
                      "not a model comparison.")
     if experiments.problems:
         parts.append("## Problems\n\n" + "\n".join(f"- {p}" for p in experiments.problems))
+    parts += [to_markdown(failed)]
     parts += ["## Tables"] + ([to_markdown(t) for t in tables] or ["No test-split headline results to tabulate."])
     parts += [LEGEND, "## Figures"] + [_figure_markdown(f, out) for f in figures]
     text = "\n\n".join(parts) + "\n"
     markdown, csv, page = out / "report.md", out / "tables.csv", out / "report.html"
     markdown.write_text(text)
     cells_csv(experiments).to_csv(csv, index=False)
-    page.write_text(render_html(tables=tables, figures=figures, problems=experiments.problems, records=records,
+    page.write_text(render_html(tables=tables, figures=figures, problems=experiments.problems, records=records, failed=failed,
                                 sources=[str(r) for r in results], version=__version__, csv_text=csv.read_text()))
     return Report(out, markdown, csv, page, figures, text, experiments.problems)

@@ -15,7 +15,7 @@ OPTIONAL_FIELDS = ("ci_low", "ci_high", "class", "random_init", "hyperparameters
 
 def load_records(paths: Iterable[str | Path]) -> pd.DataFrame:
     """All records of the given JSONL files as one frame; a malformed line or an empty file is an error naming it."""
-    records = []
+    records, seen = [], 0
     for path in paths:
         path = Path(path)
         if not path.is_file():
@@ -30,16 +30,19 @@ def load_records(paths: Iterable[str | Path]) -> pd.DataFrame:
                 raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
             if not isinstance(record, dict):
                 raise ValueError(f"{path}:{number}: not a JSON object")
+            found += 1
+            if record.get("record_type") == "failure":  # a setting that produced nothing: featx.report.failures
+                continue
             missing = [f for f in REQUIRED_FIELDS if f not in record]
             if missing:
                 raise ValueError(f"{path}:{number}: record lacks fields {missing}")
             records.append(record)
-            found += 1
         if not found:
             raise ValueError(f"{path}: no result records in this file; write some with `featx probe ... --out {path}`")
-    if not records:
+        seen += found
+    if not seen:
         raise ValueError("no results files given")
-    frame = pd.DataFrame.from_records(records)
+    frame = pd.DataFrame.from_records(records, columns=None if records else list(REQUIRED_FIELDS))
     for column in OPTIONAL_FIELDS:
         if column not in frame:
             frame[column] = None
