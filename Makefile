@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test bench venv clean browser
+.PHONY: demo test lint bench venv clean browser
 
 venv: $(VENV)/.installed
 
@@ -19,8 +19,11 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(BIN)/featx demo --out $(DEMO_OUT)
 
-test: venv browser
+test: venv browser lint
 	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check featx tests benchmarks
 
 # Best effort: Debian's chromium for the report's headless-browser test (skipped without it). Never fails `make test`.
 browser:

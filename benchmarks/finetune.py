@@ -89,9 +89,6 @@ def measure(name: str, task: str, method: str, args: argparse.Namespace, device:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**30 if on_gpu else float("nan")
-    del model, optimiser
-    if on_gpu:
-        torch.cuda.empty_cache()
     return {"backbone": name, "task": task, "method": method, "trainable": trainable, "total": total,
             "steps_per_s": args.steps / seconds, "images_per_s": args.steps * args.batch / seconds, "peak_gib": peak}
 
@@ -146,6 +143,8 @@ def main() -> None:
             for method in args.methods:
                 try:
                     row = measure(name, task, method, args, device)
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()  # the model and optimiser went with measure's frame
                 except torch.cuda.OutOfMemoryError as error:
                     print(f"{name:16s} {method:7s} out of memory at batch {args.batch}: {str(error).splitlines()[0]}")
                     torch.cuda.empty_cache()
