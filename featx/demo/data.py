@@ -82,7 +82,7 @@ def xray_image(
 
 
 def ct_volume(lesion: bool, shape: tuple[int, int, int], rng: np.random.Generator) -> np.ndarray:
-    """One chest-CT-like volume in Hounsfield units, ground-glass blobs if ``lesion``."""
+    """One chest-CT-like volume in Hounsfield units: vessels, and ground-glass blobs if ``lesion``."""
     nx, ny, nz = shape
     volume = np.full(shape, -1000.0, dtype=np.float32)
     body = _disk((nx, ny), nx / 2, ny / 2, 0.45 * nx, 0.38 * ny)
@@ -91,15 +91,17 @@ def ct_volume(lesion: bool, shape: tuple[int, int, int], rng: np.random.Generato
         plane = volume[:, :, z]
         plane[body] = 40.0
         plane[lungs] = -850.0
-    if lesion:  # graded: one to three blobs, small to large, faint to dense
-        for _ in range(int(rng.integers(1, 4))):
-            cx = rng.choice([0.3, 0.7]) * nx + rng.uniform(-0.05, 0.05) * nx
-            cy = rng.uniform(0.35, 0.65) * ny
-            radius = rng.uniform(0.03, 0.08) * nx
-            density = rng.uniform(-800.0, -450.0)
-            for z in range(nz):
-                volume[:, :, z][_disk((nx, ny), cx, cy, radius, radius) & lungs] = density
-    volume += rng.normal(0, 60.0, size=shape).astype(np.float32)
+    # graded: a lesion volume has one or two ground-glass blobs, small to large, faint to dense; every
+    # volume has up to three vessels in cross-section (small, fainter), which the smallest lesions resemble
+    blobs = [(rng.uniform(0.015, 0.035), rng.uniform(-760.0, -600.0)) for _ in range(int(rng.integers(0, 4)))]
+    if lesion:
+        blobs += [(rng.uniform(0.015, 0.06), rng.uniform(-780.0, -500.0)) for _ in range(int(rng.integers(1, 3)))]
+    for radius, density in blobs:
+        cx = rng.choice([0.3, 0.7]) * nx + rng.uniform(-0.05, 0.05) * nx
+        cy = rng.uniform(0.35, 0.65) * ny
+        for z in range(nz):
+            volume[:, :, z][_disk((nx, ny), cx, cy, radius * nx, radius * nx) & lungs] = density
+    volume += rng.normal(0, 80.0, size=shape).astype(np.float32)
     return volume
 
 

@@ -8,13 +8,21 @@ from pathlib import Path
 
 from featx.report.experiments import collect
 from featx.report.failures import failures_table, load_failures, open_failures
-from featx.report.figures import Drawn, Figure, Missing, decoder_comparison, fewshot_curves, linear_bars, rank_figure
+from featx.report.figures import Figure, Missing, decoder_comparison, fewshot_curves, linear_bars, rank_figure
 from featx.report.html import render_html
 from featx.report.images import decoder_folders, mask_figure, pca_figure
 from featx.report.ranks import cross_task_ranks
 from featx.report.records import load_records
-from featx.report.tables import (LEGEND, adaptation_table, cells_csv, fewshot_tables, hyperparameter_table, rank_table,
-                                 section_tables, to_markdown)
+from featx.report.tables import (
+    LEGEND,
+    adaptation_table,
+    cells_csv,
+    fewshot_tables,
+    hyperparameter_table,
+    rank_table,
+    section_tables,
+    to_markdown,
+)
 
 
 @dataclass
@@ -69,9 +77,10 @@ def build_report(
     experiments = collect(records, metric)
     ranks = cross_task_ranks(experiments.cells)
     tables = section_tables(experiments, records) + fewshot_tables(experiments)
-    for extra in (adaptation_table(experiments), rank_table(ranks), hyperparameter_table(experiments, records)):
+    for extra in (adaptation_table(experiments), rank_table(ranks)):
         if extra is not None:
             tables.append(extra)
+    details = [t for t in (hyperparameter_table(experiments, records),) if t is not None]  # after the figures
     failed = failures_table(open_failures(load_failures(results), records))
     figure_dir = out / "figures"
     figures = [
@@ -91,10 +100,11 @@ def build_report(
     parts += [to_markdown(failed)]
     parts += ["## Tables"] + ([to_markdown(t) for t in tables] or ["No test-split headline results to tabulate."])
     parts += [LEGEND, "## Figures"] + [_figure_markdown(f, out) for f in figures]
+    parts += ["## Details"] + [to_markdown(t) for t in details] if details else []
     text = "\n\n".join(parts) + "\n"
     markdown, csv, page = out / "report.md", out / "tables.csv", out / "report.html"
     markdown.write_text(text)
     cells_csv(experiments).to_csv(csv, index=False)
-    page.write_text(render_html(tables=tables, figures=figures, problems=experiments.problems, records=records, failed=failed,
+    page.write_text(render_html(tables=tables, figures=figures, problems=experiments.problems, records=records, failed=failed, details=details,
                                 sources=[str(r) for r in results], version=__version__, csv_text=csv.read_text()))
     return Report(out, markdown, csv, page, figures, text, experiments.problems)

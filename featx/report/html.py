@@ -101,7 +101,7 @@ def run_rows(records: pd.DataFrame) -> list[dict[str, str]]:
     out = []
     if records.empty:
         return out
-    frame = records.assign(**{c: records[c] if c in records else None for c in ("command", "featx_version")})
+    frame = records.assign(**{c: records.get(c) for c in ("command", "featx_version")})
     keys = ["dataset", "backbone", "setting", "store_key", "seed"]
     for values, group in frame.groupby([frame[k].astype(str) for k in keys], sort=True):
         created = sorted(str(c) for c in group["created"].dropna())
@@ -155,6 +155,7 @@ def render_html(
     problems: list[str],
     records: pd.DataFrame,
     failed: Table | None = None,
+    details: list[Table] | None = None,
     sources: list[str],
     version: str,
     csv_text: str = "",
@@ -172,6 +173,7 @@ def render_html(
         items = "".join(f"<li>{html.escape(body_text(p))}</li>" for p in problems)
         problem_list = f'<div class="problems"><b>Problems found in the results</b><ul>{items}</ul></div>'
     failures = f'<div class="failures">{to_html(failed, body_text)}</div>' if failed is not None else ""
+    more = "<h2>Details</h2>" + "".join(to_html(t) for t in details) if details else ""
     body = "".join(to_html(t) for t in tables) if tables else '<div class="missing">No test-split headline results to tabulate.</div>'
     if csv_text:
         data = base64.b64encode(csv_text.encode()).decode("ascii")
@@ -180,5 +182,6 @@ def render_html(
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>featx report</title>'
         f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body>{banner}<h1>featx report</h1>"
         f"{problem_list}{failures}<h2>Tables</h2>{body}<p class=\"note\">{html.escape(LEGEND.replace('**', ''))}</p>"
-        f"<h2>Figures</h2>{''.join(_figure(f) for f in figures)}{_footer(stores, version, sources, records)}</body></html>"
+        f"<h2>Figures</h2>{''.join(_figure(f) for f in figures)}{more}{_footer(stores, version, sources, records)}"
+        "</body></html>"
     )

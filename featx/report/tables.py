@@ -11,7 +11,14 @@ import pandas as pd
 
 from featx.report.experiments import Experiments, collect, shots_sorted
 from featx.report.ranks import Ranks, mark_best
-from featx.report.trust import WARNING_MARK, class_positives, column_support, hyperparameter_rows, warning_notes, warnings_of
+from featx.report.trust import (
+    WARNING_MARK,
+    class_positives,
+    column_support,
+    hyperparameter_rows,
+    warning_notes,
+    warnings_of,
+)
 
 LEGEND = ("**bold**: best in its column; ≈: its 95% interval overlaps the best's (a tie); "
           "‡: the test split was scored more than once for this number (test_reuse); "
@@ -181,8 +188,10 @@ def to_markdown(table: Table) -> str:
     def text(cell: Cell) -> str:
         return f"**{cell.text}**" if cell.best else cell.text
 
-    lines = [f"### {table.title}", "", "| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
-    lines += ["| " + " | ".join(text(c) for c in row) + " |" for row in table.rows]
+    lines = [f"### {table.title}", ""]
+    if table.rows:  # a table without rows is its title and notes
+        lines += ["| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
+        lines += ["| " + " | ".join(text(c) for c in row) + " |" for row in table.rows]
     lines += [f"\n{note}" for note in table.notes]
     return "\n".join(lines)
 
@@ -199,8 +208,8 @@ def to_html(table: Table, text: Callable[[str], str] = str) -> str:
             cells.append(f'<td class="{marks}">{shown}</td>' if marks else f"<td>{shown}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     notes = "".join(f'<p class="note">{html.escape(text(n))}</p>' for n in table.notes)
-    return (f"<h3>{html.escape(table.title)}</h3><table><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>{notes}")
+    grid = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>" if table.rows else ""
+    return f"<h3>{html.escape(table.title)}</h3>{grid}{notes}"
 
 
 CSV_COLUMNS = ["section", "task", "model", "backbone", "column", "dataset", "shots", "metric", "value", "ci_low",

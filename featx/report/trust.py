@@ -16,11 +16,7 @@ NOT_CHOSEN = frozenset({"selected_on", "retrained_on", "selected", "shots", "few
 
 
 def _present(value: Any) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, float) and math.isnan(value):
-        return False
-    return True
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 def support(cell: pd.Series) -> str:
