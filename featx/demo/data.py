@@ -91,11 +91,11 @@ def ct_volume(lesion: bool, shape: tuple[int, int, int], rng: np.random.Generato
         plane = volume[:, :, z]
         plane[body] = 40.0
         plane[lungs] = -850.0
-    # graded: a lesion volume has one or two ground-glass blobs, small to large, faint to dense; every
+    # graded: a lesion volume has one to three ground-glass blobs, small to large, faint to dense; every
     # volume has up to three vessels in cross-section (small, fainter), which the smallest lesions resemble
     blobs = [(rng.uniform(0.015, 0.035), rng.uniform(-760.0, -600.0)) for _ in range(int(rng.integers(0, 4)))]
     if lesion:
-        blobs += [(rng.uniform(0.015, 0.06), rng.uniform(-780.0, -500.0)) for _ in range(int(rng.integers(1, 3)))]
+        blobs += [(rng.uniform(0.02, 0.07), rng.uniform(-780.0, -450.0)) for _ in range(int(rng.integers(1, 4)))]
     for radius, density in blobs:
         cx = rng.choice([0.3, 0.7]) * nx + rng.uniform(-0.05, 0.05) * nx
         cy = rng.uniform(0.35, 0.65) * ny
@@ -176,7 +176,7 @@ def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:
 
 
 def make_demo_data(
-    out: str | Path, *, n_patients: int = 120, n_volumes: int = 60, seed: int = 0, metadata: bool = False
+    out: str | Path, *, n_patients: int = 120, n_volumes: int = 80, seed: int = 0, metadata: bool = False
 ) -> DemoData:
     """Write both demo datasets under ``out`` (same seed, same bytes).
 
