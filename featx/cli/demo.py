@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -13,14 +12,14 @@ from featx.jobs.fields import key_values
 
 def demo_command(
     out: Path = typer.Option(Path("demo-out"), help="Folder for data, cache, results and report."),
-    backbone: Optional[list[str]] = typer.Option(
+    backbone: list[str] | None = typer.Option(
         None, "--backbone", help="Backbone name (repeatable); default: a tiny DINOv2 ViT, CLIP ViT and ResNet."),
     size: int = typer.Option(56, help="Input resolution (small keeps the demo quick on a CPU)."),
-    weights: Optional[Path] = typer.Option(None, help="Pretrained weights file for the one --backbone given; "
+    weights: Path | None = typer.Option(None, help="Pretrained weights file for the one --backbone given; "
                                                       "without it weights are random."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     workers: int = typer.Option(2, help="DataLoader worker processes."),
-    model_override: Optional[list[str]] = typer.Option(None, "--model-override",
+    model_override: list[str] | None = typer.Option(None, "--model-override",
                                                        help="key=value for every --backbone given, e.g. depth=5."),
 ) -> None:
     """Generate demo data; extract three backbones; run kNN, linear, few-shot and both decoders; write a report."""

@@ -19,9 +19,9 @@ SIZE = 56  # 4 x 4 patches of 14 px
 @pytest.fixture(scope="module")
 def patch_store(tmp_path_factory):
     from featx.datasets import build_index
+    from featx.datasets.preprocess import PreprocessConfig
     from featx.demo.data import make_demo_data
     from featx.pipeline.extract import extract
-    from featx.datasets.preprocess import PreprocessConfig
 
     root = tmp_path_factory.mktemp("report-store")
     data = make_demo_data(root / "data", n_patients=12, n_volumes=4)
