@@ -134,8 +134,15 @@ def rank_figure(ranks: Ranks, out_dir: Path) -> Figure:
     return save(fig, out_dir, key, title)
 
 
+def interval_box(ax: plt.Axes, x: float, low: float, high: float, colour: str, width: float = 0.5) -> None:
+    """A shaded box over the 95% interval, so the interval reads at a glance (a line at 1.000 when it is [1, 1])."""
+    if np.isfinite(low) and np.isfinite(high):
+        ax.add_patch(plt.Rectangle((x - width / 2, low), width, max(high - low, 0.004), color=colour, alpha=0.5,
+                                   lw=0, clip_on=False))
+
+
 def _points(ax: plt.Axes, rows: pd.DataFrame, labels: list[str]) -> None:
-    """One point per model with its 95% interval (a bar would hide an interval at 1.000)."""
+    """One point per model on its shaded 95% interval (a bar would hide an interval at 1.000)."""
     found = {r["model"]: r for _, r in rows.iterrows()}
     present = [m for m in labels if m in found]
     for i, model in enumerate(present):
@@ -144,6 +151,7 @@ def _points(ax: plt.Axes, rows: pd.DataFrame, labels: list[str]) -> None:
             ax.text(i, 0.5, "conflict", rotation=90, ha="center", va="center", fontsize=7)
             continue
         n = labels.index(model)
+        interval_box(ax, i, float(found[model]["ci_low"]), float(found[model]["ci_high"]), f"C{n}")
         ax.errorbar([i], picked["value"].astype(float), yerr=_errors(picked), fmt=MARKERS[n % len(MARKERS)],
                     color=f"C{n}", capsize=4, markersize=6, clip_on=False)
     ax.set_xticks(range(len(present)), present, rotation=30, ha="right", fontsize=7)
@@ -189,6 +197,8 @@ def decoder_comparison(experiments: Experiments, out_dir: Path) -> Figure:
         for d, decoder in enumerate(("linear", "U-Net")):
             part = rows[rows["decoder"] == decoder].set_index("column").reindex(columns)
             x = np.arange(len(columns)) + dodge(d, 2)
+            for xi, low, high in zip(x, part["ci_low"].astype(float), part["ci_high"].astype(float)):
+                interval_box(ax, xi, low, high, f"C{d}", width=0.25)
             ax.errorbar(x, part["value"].astype(float), yerr=_errors(part), fmt=MARKERS[d], color=f"C{d}", capsize=4,
                         markersize=6, label=decoder, clip_on=False)
         ax.set_xticks(range(len(columns)), columns, rotation=30, ha="right", fontsize=7)

@@ -101,9 +101,11 @@ def section_tables(experiments: Experiments, records: pd.DataFrame | None = None
         table = Table(
             title=f"{section}: test {metric} (95% patient-bootstrap interval)",
             header=["backbone", *columns],
-            rows=[[Cell(m), *(_cell(found.get((m, c))) for c in columns)] for m in models]
-            + [[Cell("n test (patients / images)"), *(Cell(column_support(rows, c)) for c in columns)]],
+            rows=[[Cell(m), *(_cell(found.get((m, c))) for c in columns)] for m in models],
         )
+        support = [column_support(rows, c) for c in columns]
+        if any(s != "–" for s in support):  # records that say what they rest on
+            table.rows.append([Cell("n test (patients / images)"), *(Cell(s) for s in support)])
         backends = {h.get("backend") for h in rows["hyperparameters"] if h.get("backend")}
         if backends:
             table.notes.append(f"backend: {', '.join(sorted(backends))}")
@@ -129,7 +131,8 @@ def fewshot_tables(experiments: Experiments) -> list[Table]:
             title=f"{section}: test {metric}, mean ± std over seeds [95% interval], by patients per class",
             header=["dataset", "backbone", *shots],
             rows=[[Cell(c), Cell(m), *(_cell(found.get((m, c, n))) for n in shots)] for c, m in pairs],
-            notes=[f"n test: {c}: {column_support(rows, c)}" for c in sorted({c for c, _ in pairs})] + warning_notes(rows),
+            notes=[f"n test: {c}: {n}" for c in sorted({c for c, _ in pairs}) if (n := column_support(rows, c)) != "–"]
+            + warning_notes(rows),
         ))
     return tables
 

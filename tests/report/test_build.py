@@ -67,4 +67,4 @@ def test_the_page_renders_in_a_real_browser_with_tables_figures_and_the_banner(t
     red = (pixels[..., 0] > 180) & (pixels[..., 1] < 70) & (pixels[..., 2] < 70)
     assert red[:200].mean() > 0.05, "no red random-weights banner at the top"
     coloured = np.abs(pixels[..., 0] - pixels[..., 2]) > 60
-    assert coloured[200:].mean() > 0.005, "no coloured figure content below the banner"
+    assert coloured[200:].mean() > 0.001, "no coloured figure content below the banner"  # points on intervals, not bars
