@@ -59,12 +59,3 @@ def test_every_figure_of_the_report_is_drawn_from_the_demo_and_records_alone_dra
     assert {f.key for f in alone.figures if isinstance(f, Missing)} == {"fig2_pca", "fig6_masks"}
     for path in demo.stores.values():
         assert FeatureStore.open(path).is_complete
-
-
-@pytest.mark.slow
-def test_a_second_demo_run_reuses_every_store(demo):
-    said = []
-    again = run_demo(demo.out, workers=0, progress=False, echo=said.append)
-    assert again.stores == demo.stores
-    for name, path in demo.stores.items():
-        assert any(line.startswith(f"{name}: store {path.stem} up to date") for line in said), said
