@@ -24,6 +24,7 @@ def headline(result):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # the whole demo runs in the first test's fixture: minutes, more on a busy machine
 def test_the_demo_compares_three_backbone_families_with_every_probe_and_no_saturated_number(demo):
     rows = headline(demo)
     assert {r["backbone"] for r in rows} == {b.name for b in DEMO_BACKBONES}  # a DINOv2 ViT, a CLIP ViT, a CNN
@@ -45,6 +46,7 @@ def test_the_demo_compares_three_backbone_families_with_every_probe_and_no_satur
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # the whole demo runs in the first test's fixture: minutes, more on a busy machine
 def test_every_figure_of_the_report_is_drawn_from_the_demo_and_records_alone_draw_1_3_4_5(demo, tmp_path):
     page = demo.html.read_text()
     assert "Not drawn" not in page and 'class="missing"' not in page
