@@ -33,6 +33,19 @@ def backbones_command(
         for row in rows:
             typer.echo(json.dumps(row))
         return
+    for line in _table(rows, sizes):
+        typer.echo(line)
+    typer.echo(
+        f"\nweights looked up offline in {featx_weights_dir()}, the HF cache {hf_cache_dir()} and "
+        f"{torch_hub_checkpoints_dir()}; else pass --weights FILE. Any timm model name also works. "
+        f"CNN grids are the deepest layer's ('pool'). cls: cls_token = the class token; attention_pool = "
+        f"the model's own attention-pooling head output (SigLIP 2 has no class token); mean_patch / "
+        f"global_avg_pool = the average. See docs/backbones.md."
+    )
+
+
+def _table(rows: list[dict], sizes: tuple[int, ...]) -> list[str]:
+    """The listing as aligned text lines, header first."""
     grid_heads = [f"grid@{s}" for s in sizes]
     header = ["name", "family", "params(M)", "dim", "patch", "native", *grid_heads, "cls", "weights"]
     table = []
@@ -52,13 +65,8 @@ def backbones_command(
             row["cls_policy"],
             row["weights_found"] or "not found",
         ])
+    lines = []
     widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
     for line in [header, *table]:
-        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
-    typer.echo(
-        f"\nweights looked up offline in {featx_weights_dir()}, the HF cache {hf_cache_dir()} and "
-        f"{torch_hub_checkpoints_dir()}; else pass --weights FILE. Any timm model name also works. "
-        f"CNN grids are the deepest layer's ('pool'). cls: cls_token = the class token; attention_pool = "
-        f"the model's own attention-pooling head output (SigLIP 2 has no class token); mean_patch / "
-        f"global_avg_pool = the average. See docs/backbones.md."
-    )
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    return lines

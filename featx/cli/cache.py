@@ -45,45 +45,44 @@ def verify_command(
 ) -> None:
     """Check metadata against its manifest, the key against its inputs, splits by patient, and every chunk;
     name each problem and damaged array, chunk and row range. Exit 1 if anything is wrong."""
-    from featx.cache import FeatureStore, StoreError
     from featx.cache.remote_cache import remote_stores
     from featx.cache.store import is_url
-    from featx.cache.verify import stores_under, verify_store
+    from featx.cache.verify import stores_under
 
     stores = remote_stores(target) if is_url(target) else stores_under(target)
     if not stores:
         typer.echo(f"no published feature stores under {target}")
         return
-    damaged = 0
-    for path in stores:
-        try:
-            report = verify_store(FeatureStore.open(path, allow_partial=True, check=False))
-        except StoreError as error:
-            damaged += 1
-            typer.secho(f"DAMAGED  {error}", fg=typer.colors.RED)
-            continue
-        for note in report.notes:
-            typer.secho(f"{path}: {note}", fg=typer.colors.YELLOW)
-        if report.unchecked:
-            typer.secho(
-                f"{path}: {len(report.unchecked)} arrays have no checksums (made before format 2); "
-                "only missing chunks and non-finite rows can be found there",
-                fg=typer.colors.YELLOW,
-            )
-        if report.ok:
-            typer.echo(f"ok       {path} ({report.chunks_read} chunks)")
-            continue
-        damaged += 1
-        counts = [f"{len(report.problems)} problems"] * bool(report.problems) + [f"{len(report.damage)} chunks"] * bool(
-            report.damage)
-        typer.secho(f"DAMAGED  {path}: {', '.join(counts)}", fg=typer.colors.RED)
-        for problem in report.problems:
-            typer.echo(f"  {problem}")
-        for damage in report.damage:
-            typer.echo(f"  {damage}")
+    damaged = sum(not _verify_one(path) for path in stores)
     if damaged:
         typer.secho(f"{damaged} of {len(stores)} stores damaged: re-extract them (featx extract)", fg=typer.colors.RED)
         raise typer.Exit(1)
+
+
+def _verify_one(path: str) -> bool:
+    """Verify one store and print what was found; whether it is sound."""
+    from featx.cache import FeatureStore, StoreError
+    from featx.cache.verify import verify_store
+
+    try:
+        report = verify_store(FeatureStore.open(path, allow_partial=True, check=False))
+    except StoreError as error:
+        typer.secho(f"DAMAGED  {error}", fg=typer.colors.RED)
+        return False
+    for note in report.notes:
+        typer.secho(f"{path}: {note}", fg=typer.colors.YELLOW)
+    if report.unchecked:
+        typer.secho(f"{path}: {len(report.unchecked)} arrays have no checksums (made before format 2); "
+                    "only missing chunks and non-finite rows can be found there", fg=typer.colors.YELLOW)
+    if report.ok:
+        typer.echo(f"ok       {path} ({report.chunks_read} chunks)")
+        return True
+    counts = [f"{len(report.problems)} problems"] * bool(report.problems) + [f"{len(report.damage)} chunks"] * bool(
+        report.damage)
+    typer.secho(f"DAMAGED  {path}: {', '.join(counts)}", fg=typer.colors.RED)
+    for line in [*report.problems, *report.damage]:
+        typer.echo(f"  {line}")
+    return False
 
 
 @cache_app.command("gc")

@@ -1,9 +1,8 @@
-"""`featx demo`: the whole job on built-in planted-signal data."""
+"""`featx demo`: the whole study in miniature on built-in planted-signal data."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -13,39 +12,44 @@ from featx.jobs.fields import key_values
 
 def demo_command(
     out: Path = typer.Option(Path("demo-out"), help="Folder for data, cache, results and report."),
-    backbone: str = typer.Option("dinov2_vits14", help="Backbone name."),
-    size: int = typer.Option(112, help="Input resolution (small keeps the demo quick on a CPU)."),
-    weights: Optional[Path] = typer.Option(None, help="Pretrained weights file; without it weights are random."),
+    backbone: list[str] | None = typer.Option(
+        None, "--backbone", help="Backbone name (repeatable); default: a tiny DINOv2 ViT, CLIP ViT and ResNet."),
+    size: int = typer.Option(56, help="Input resolution (small keeps the demo quick on a CPU)."),
+    weights: Path | None = typer.Option(None, help="Pretrained weights file for the one --backbone given; "
+                                                      "without it weights are random."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     workers: int = typer.Option(2, help="DataLoader worker processes."),
-    model_override: Optional[list[str]] = typer.Option(None, "--model-override", help="key=value, e.g. depth=2."),
+    model_override: list[str] | None = typer.Option(None, "--model-override",
+                                                       help="key=value for every --backbone given, e.g. depth=5."),
 ) -> None:
-    """Generate demo data, extract features, run kNN and linear probes, write a report."""
-    from featx.demo.run import run_demo
+    """Generate demo data; extract three backbones; run kNN, linear, few-shot and both decoders; write a report."""
+    from featx.demo.run import DEMO_BACKBONES, DemoBackbone, run_demo
 
     check_device(device)
+    overrides = key_values(model_override or [], "model-override")
+    if weights is not None and len(backbone or []) != 1:
+        raise typer.BadParameter("give exactly one --backbone with --weights (the file holds one model's weights)",
+                                 param_hint="--weights")
+    if overrides and not backbone:
+        raise typer.BadParameter("give --backbone with --model-override (the demo's own backbones are sized already)",
+                                 param_hint="--model-override")
+    chosen = tuple(DemoBackbone(name, name, overrides) for name in backbone) if backbone else DEMO_BACKBONES
     if weights is None:
         typer.secho(
-            f"NOTE: no --weights given, so {backbone} runs with RANDOM weights (LayerScale 1.0 unless "
-            "--model-override says otherwise). The demo data carries a planted signal that random features can "
-            "still pick up; these numbers say nothing about any pretrained model.",
+            f"NOTE: no --weights given, so {', '.join(b.name for b in chosen)} run with RANDOM weights"
+            + (" (tiny versions: depth and width cut so the demo takes minutes on a CPU)" if not backbone else "")
+            + ". The demo data carries planted signals of graded difficulty that random features can still pick up; "
+            "these numbers say nothing about any pretrained model.",
             fg=typer.colors.YELLOW,
         )
-    result = run_demo(
-        out,
-        backbone=backbone,
-        size=size,
-        weights=weights,
-        device=device,
-        workers=workers,
-        model_overrides=key_values(model_override or [], "model-override") or None,
-    )
+    result = run_demo(out, backbones=chosen, size=size, weights=weights, device=device, workers=workers)
     typer.echo("\n" + result.table + "\n")
     typer.echo("What to read:")
     typer.echo(f"  report      {result.report}" + (f"  (figure: {result.figure})" if result.figure else ""))
     typer.echo(f"  results     {result.results}  (one JSON line per number, with provenance)")
-    for name, path in result.stores.items():
-        typer.echo(f"  store       {path}  ({name}; layout in docs/cache-format.md)")
+    typer.echo(f"  stores      {out / 'cache'}  ({len(result.stores)} feature stores: "
+               f"{len({n.split(' x ')[0] for n in result.stores})} datasets x {len(chosen)} backbones; "
+               "layout in docs/cache-format.md)")
     typer.echo(
         "  next        featx probe --store STORE --setting linear --linear-backend sklearn --out more.jsonl; "
         "featx report more.jsonl"

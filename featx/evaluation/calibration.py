@@ -24,7 +24,7 @@ import numpy as np
 from featx.evaluation.metrics import patient_bootstrap_weights, patient_codes, percentile_interval
 
 N_BINS = 15
-PROBABILITY_METHODS = ("linear_torch", "linear_sklearn", "finetune")  # probe methods whose scores are probabilities
+PROBABILITY_METHODS = ("linear_torch", "linear_sklearn", "finetune", "full", "lora", "bitfit")  # sigmoid/softmax outputs: probe and fine-tuning methods
 
 
 @dataclass

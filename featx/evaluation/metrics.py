@@ -118,6 +118,7 @@ class Scored:
     accuracy_ci: tuple[float, float] | None = None
     n_rows: int = 0
     n_patients: int = 0
+    positive_patients: list[int] | None = None  # per class: patients with a positive row (what a class rests on)
     undefined: list[str] = field(default_factory=list)  # classes without positives or negatives
     n_boot: int = 0
     auroc_ci_resamples: np.ndarray | None = None  # (C,) resamples in which the class was defined
@@ -246,6 +247,12 @@ def _summarise(
     return result
 
 
+def positive_patients(labels: np.ndarray, patients: np.ndarray) -> list[int]:
+    """Per class, how many patients have at least one positive row."""
+    positive = np.nan_to_num(np.asarray(labels, dtype=np.float64), nan=0.0) > 0.5
+    return [len(np.unique(np.asarray(patients)[positive[:, c]])) for c in range(positive.shape[1])]
+
+
 def score(
     labels: np.ndarray,
     scores: np.ndarray,
@@ -278,10 +285,12 @@ def score(
     point_acc = None
     if boot_acc is not None:
         point_acc = accuracy(labels, scores) if labels.shape[0] else float("nan")
-    return _summarise(
+    result = _summarise(
         point, macro, point_acc, boot_auc[0], None if boot_acc is None else boot_acc[0],
         label_names=list(label_names), n_rows=int(labels.shape[0]), n_pat=n_pat, n_boot=n_boot, ci_method=CI_PATIENTS,
     )
+    result.positive_patients = positive_patients(labels, patients)
+    return result
 
 
 def _spread(values: np.ndarray) -> dict[str, Any]:
@@ -345,6 +354,7 @@ def score_over_seeds(
         n_boot=n_boot,
         ci_method=CI_SEEDS_AND_PATIENTS,
     )
+    result.positive_patients = positive_patients(labels, patients)
     spread = {"auroc_macro": _spread(macro_per_seed)}
     for c, name in enumerate(label_names):
         spread[f"auroc/{name}"] = _spread(per_seed[:, c])

@@ -110,6 +110,7 @@ def scored_records(scored: Scored, base: dict[str, Any]) -> list[dict[str, Any]]
 
     def one(metric: str, key: str, value: Any, ci: Any, used: int | None, **fields: Any) -> dict[str, Any]:
         record = {**base, "metric": metric, **fields, "value": value, "ci_low": ci[0], "ci_high": ci[1], "ci": scored.ci_method}
+        record["n_patients"] = scored.n_patients  # test (or val) patients behind the number
         if used is not None:
             record.update(scored.support(used))
         if key in spread:
@@ -118,9 +119,11 @@ def scored_records(scored: Scored, base: dict[str, Any]) -> list[dict[str, Any]]
         return record
 
     per_class_used = scored.auroc_ci_resamples if scored.auroc_ci_resamples is not None else [None] * len(scored.label_names)
+    positives = scored.positive_patients or [None] * len(scored.label_names)
     out = [one("auroc_macro", "auroc_macro", scored.auroc_macro, scored.auroc_macro_ci, scored.auroc_macro_ci_resamples)]
-    for name, value, ci, used in zip(scored.label_names, scored.auroc, scored.auroc_ci, per_class_used):
-        out.append(one("auroc", f"auroc/{name}", float(value), (float(ci[0]), float(ci[1])), None if used is None else int(used), **{"class": name}))
+    for name, value, ci, used, pos in zip(scored.label_names, scored.auroc, scored.auroc_ci, per_class_used, positives):
+        out.append(one("auroc", f"auroc/{name}", float(value), (float(ci[0]), float(ci[1])), None if used is None else int(used),
+                       **{"class": name, "positive_patients": pos}))
     if scored.accuracy is not None:
         out.append(one("accuracy", "accuracy", scored.accuracy, scored.accuracy_ci, scored.n_boot))
     return out
@@ -142,7 +145,8 @@ def seg_scored_records(scored: SegScored, base: dict[str, Any]) -> list[dict[str
     out = []
     for metric, value in scored.values.items():
         low, high = scored.intervals[metric]
-        out.append({**base, "metric": metric, "aggregation": _aggregation(scored, metric), "value": value, "ci_low": low, "ci_high": high})
+        out.append({**base, "metric": metric, "aggregation": _aggregation(scored, metric), "value": value, "ci_low": low,
+                    "ci_high": high, "n_patients": scored.n_patients})
     for metric, values in scored.per_class.items():
         for name, value, (low, high) in zip(scored.class_names, values, scored.per_class_intervals[metric]):
             out.append({**base, "metric": metric, "class": name, "aggregation": _aggregation(scored, metric),

@@ -206,12 +206,14 @@ class Units:
     """What is scored: 2D images, or whole volumes (a 3D dataset's slices are trained on one by one).
 
     ``splits`` holds one row per unit with the test labels sealed; ``members[u]`` are the pixel
-    rows of unit ``u`` (one image, or a volume's readable slices).
+    rows of unit ``u`` (one image, or a volume's readable slices). ``data`` is the same rows
+    unsealed, for what is computed from the one test scoring after it (calibration, subgroups).
     """
 
     splits: Splits
     members: list[np.ndarray]
     level: str  # "sample" or "volume"
+    data: ProbeData
 
     def pixel_rows(self, units: np.ndarray) -> np.ndarray:
         """The pixel rows of some units, concatenated in unit order."""
@@ -243,7 +245,7 @@ def sealed_units(pixels: Pixels, index: SampleIndex) -> Units:
         level="volume" if (pixels.volumes != "").any() else "sample",
         dataset=index.dataset,
     )
-    return Units(splits=Splits(data), members=members, level=data.level)
+    return Units(splits=Splits(data), members=members, level=data.level, data=data)
 
 
 def sealed_rows(pixels: Pixels, index: SampleIndex) -> Splits:

@@ -29,6 +29,7 @@ from featx.datasets.index import SampleIndex
 from featx.datasets.preprocess import PreprocessConfig
 from featx.decoders.loss import segmentation_loss
 from featx.decoders.models import decoder_blocks
+from featx.evaluation.analyses import classification_extras
 from featx.evaluation.metrics import selection_score
 from featx.evaluation.records import (
     append_jsonl,
@@ -294,12 +295,20 @@ def _classify(model: Classifier, groups: list[dict], run: _Context) -> FinetuneR
     load_trainable_state(model, result.best_state)
     model.eval()
     setting, hyper = f"finetune-{config.method}", config.hyperparameters()
+    kept: dict[str, np.ndarray] = {}
+
+    def predict_test(inputs: Any) -> np.ndarray:
+        kept["scores"] = predict(inputs.rows)
+        return kept["scores"]
+
     with torch.no_grad():
-        scored = splits.score_test_once(setting, lambda inputs: predict(inputs.rows), setting=setting,
-                                        hyperparameters=hyper, n_boot=run.n_boot, seed=config.seed)
+        scored = splits.score_test_once(setting, predict_test, setting=setting, hyperparameters=hyper,
+                                        n_boot=run.n_boot, seed=config.seed)
     base = run.base(setting, hyper, result, int(train_view.n), int(splits.n_test),
                     {"level": units.level, "n_val": int(val_view.n), **splits.test_use(setting).as_record()})
-    return run.finish(scored_records(scored, base), result)
+    records = classification_extras(run.out, scored_records(scored, base), kept["scores"], units.data,
+                                    n_boot=run.n_boot)  # calibration of the head's probabilities, subgroups
+    return run.finish(records, result)
 
 
 def _segment(model: nn.Module, groups: list[dict], run: _Context,

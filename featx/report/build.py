@@ -10,6 +10,7 @@ from pathlib import Path
 from featx.report.analyses import calibration_tables, reliability_figure, subgroup_table
 from featx.report.comparisons import compare_results, write_comparisons
 from featx.report.experiments import collect
+from featx.report.failures import failures_table, load_failures, open_failures
 from featx.report.figures import (
     Drawn,
     Figure,
@@ -30,6 +31,7 @@ from featx.report.tables import (
     adaptation_table,
     cells_csv,
     fewshot_tables,
+    hyperparameter_table,
     rank_table,
     section_tables,
     to_markdown,
@@ -116,11 +118,13 @@ def _write(loaded: Loaded, results: Sequence[str | Path], out: Path, *, metric: 
     experiments.cells = with_tested_marks(experiments.cells, comparisons.marks)
     experiments.problems.extend(comparisons.problems)
     ranks = cross_task_ranks(experiments.cells)
-    tables = section_tables(experiments) + fewshot_tables(experiments)
+    tables = section_tables(experiments, records) + fewshot_tables(experiments)
     for extra in (adaptation_table(experiments), rank_table(ranks)):
         if extra is not None:
             tables.append(extra)
     tables += comparisons.tables + calibration_tables(records) + [t for t in [subgroup_table(records)] if t is not None]
+    details = [t for t in (hyperparameter_table(experiments, records),) if t is not None]  # after the figures
+    failed = failures_table(open_failures(load_failures(results), records))
     figure_dir = out / "figures"
     figures = [
         rank_figure(ranks, figure_dir),
@@ -138,14 +142,17 @@ def _write(loaded: Loaded, results: Sequence[str | Path], out: Path, *, metric: 
     problems = loaded.notes + experiments.problems
     if problems:
         parts.append("## Problems\n\n" + "\n".join(f"- {p}" for p in problems))
+    parts += [to_markdown(failed)]
     parts += ["## Tables"] + ([to_markdown(t) for t in tables] or ["No test-split headline results to tabulate."])
     parts += [LEGEND, "## Figures"] + [_figure_markdown(f, out) for f in figures]
+    parts += ["## Details"] + [to_markdown(t) for t in details] if details else []
     text = "\n\n".join(parts) + "\n"
     markdown, csv, page = out / "report.md", out / "tables.csv", out / "report.html"
     markdown.write_text(text)
     cells_csv(experiments).to_csv(csv, index=False)
     if comparisons.rows:
         write_comparisons(out / "comparisons.jsonl", comparisons)
-    page.write_text(render_html(tables=tables, figures=figures, problems=problems, records=records,
+    page.write_text(render_html(tables=tables, figures=figures, problems=problems, records=records, failed=failed,
+                                details=details,
                                 sources=[str(r) for r in results], version=__version__, csv_text=csv.read_text()))
     return Report(out, markdown, csv, page, figures, text, problems)

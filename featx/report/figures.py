@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,11 +57,29 @@ def panels(n: int, *, width: float = PANEL_INCHES[0], height: float = PANEL_INCH
     return fig, flat[:n]
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def dodge(i: int, n: int, width: float = 0.3) -> float:
+    """The x offset of series ``i`` of ``n`` so that equal values side by side stay distinguishable."""
+    return 0.0 if n < 2 else (i - (n - 1) / 2) * width / (n - 1)
+
+
+def value_limits(ax: plt.Axes, rows: pd.DataFrame) -> None:
+    """Y axis from just below the lowest interval (0.45 at most, so chance shows) to just above 1: a value
+    at 1.000 and its interval stay visible, markers are not cut off."""
+    lows = pd.concat([rows["value"], rows["ci_low"]]).astype(float)
+    low = float(np.nanmin(lows)) if np.isfinite(lows).any() else 0.0
+    ax.set_ylim(max(0.0, min(0.45, low - 0.05)), 1.04)
+
+
 def save(fig: plt.Figure, out_dir: Path, key: str, title: str) -> Drawn:
-    """Write ``key``.png and ``key``.svg at the figure's own size (no tight cropping, so sizes are predictable)."""
+    """Write ``key``.png and ``key``.svg at the figure's own size (no tight cropping, so sizes are predictable).
+
+    The title is not drawn into the figure: the page (HTML caption, markdown heading) gives it once.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    width_chars = max(20, int(fig.get_size_inches()[0] * 11))
-    fig.suptitle("\n".join(textwrap.wrap(title, width_chars)), fontsize=10)
     fig.tight_layout()
     png, svg = out_dir / f"{key}.png", out_dir / f"{key}.svg"
     fig.savefig(png, dpi=DPI)
@@ -87,8 +104,10 @@ def rank_figure(ranks: Ranks, out_dir: Path) -> Figure:
     fig, (left, right) = panels(2)
     models = list(ranks.per_dataset.index)
     columns = list(ranks.per_dataset.columns)
-    for model in models:
-        left.plot(range(len(columns)), ranks.per_dataset.loc[model].to_numpy(dtype=float), marker="o", label=model)
+    for i, model in enumerate(models):  # tied ranks coincide: dodged, each its own marker and line style
+        x = np.arange(len(columns)) + dodge(i, len(models), 0.2)
+        left.plot(x, ranks.per_dataset.loc[model].to_numpy(dtype=float), marker=MARKERS[i % len(MARKERS)],
+                  linestyle=LINESTYLES[i % len(LINESTYLES)], label=model, clip_on=False)
     left.set_xticks(range(len(columns)), columns, rotation=30, ha="right", fontsize=8)
     left.set_ylabel("rank")
     left.invert_yaxis()
@@ -96,7 +115,8 @@ def rank_figure(ranks: Ranks, out_dir: Path) -> Figure:
     left.legend(fontsize=6)
     if {"classification", "segmentation"} <= set(ranks.mean.columns):
         x, y = ranks.mean["segmentation"], ranks.mean["classification"]
-        right.scatter(x, y)
+        for i, model in enumerate(models):
+            right.scatter(x[model], y[model], marker=MARKERS[i % len(MARKERS)], color=f"C{i}", clip_on=False)
         for model in models:
             right.annotate(model, (x[model], y[model]), fontsize=7, xytext=(3, 3), textcoords="offset points")
         right.margins(0.25)  # room for the labels
@@ -114,16 +134,28 @@ def rank_figure(ranks: Ranks, out_dir: Path) -> Figure:
     return save(fig, out_dir, key, title)
 
 
-def _bars(ax: plt.Axes, rows: pd.DataFrame, labels: list[str]) -> None:
+def interval_box(ax: plt.Axes, x: float, low: float, high: float, colour: str, width: float = 0.5) -> None:
+    """A shaded box over the 95% interval, so the interval reads at a glance (a line at 1.000 when it is [1, 1])."""
+    if np.isfinite(low) and np.isfinite(high):
+        ax.add_patch(plt.Rectangle((x - width / 2, low), width, max(high - low, 0.004), color=colour, alpha=0.5,
+                                   lw=0, clip_on=False))
+
+
+def _points(ax: plt.Axes, rows: pd.DataFrame, labels: list[str]) -> None:
+    """One point per model on its shaded 95% interval (a bar would hide an interval at 1.000)."""
     found = {r["model"]: r for _, r in rows.iterrows()}
     present = [m for m in labels if m in found]
-    picked = pd.DataFrame([found[m] for m in present])
-    values = picked["value"].astype(float).fillna(0).to_numpy()
-    ax.bar(range(len(present)), values, yerr=_errors(picked), capsize=3, color=[f"C{labels.index(m)}" for m in present])
     for i, model in enumerate(present):
+        picked = pd.DataFrame([found[model]])
         if found[model].get("conflict"):
-            ax.text(i, 0.05, "conflict", rotation=90, ha="center", fontsize=7)
+            ax.text(i, 0.5, "conflict", rotation=90, ha="center", va="center", fontsize=7)
+            continue
+        n = labels.index(model)
+        interval_box(ax, i, float(found[model]["ci_low"]), float(found[model]["ci_high"]), f"C{n}")
+        ax.errorbar([i], picked["value"].astype(float), yerr=_errors(picked), fmt=MARKERS[n % len(MARKERS)],
+                    color=f"C{n}", capsize=4, markersize=6, clip_on=False)
     ax.set_xticks(range(len(present)), present, rotation=30, ha="right", fontsize=7)
+    ax.set_xlim(-0.6, len(present) - 0.4)
 
 
 def linear_bars(experiments: Experiments, out_dir: Path) -> Figure:
@@ -137,11 +169,12 @@ def linear_bars(experiments: Experiments, out_dir: Path) -> Figure:
     models = sorted(rows["model"].unique())
     fig, axes = panels(len(columns))
     for ax, (section, column) in zip(axes, columns):
-        _bars(ax, rows[(rows["section"] == section) & (rows["column"] == column)], models)
+        _points(ax, rows[(rows["section"] == section) & (rows["column"] == column)], models)
         ax.set_title(column if section == "linear" else f"{column}: {section}", fontsize=9)
         ax.set_ylabel(f"test {rows['metric'].iloc[0]}")
-        ax.set_ylim(0, 1)
+        value_limits(ax, rows)
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        ax.grid(axis="y", alpha=0.3)
     return save(fig, out_dir, key, title)
 
 
@@ -163,10 +196,15 @@ def decoder_comparison(experiments: Experiments, out_dir: Path) -> Figure:
         columns = sorted(rows["column"].unique())
         for d, decoder in enumerate(("linear", "U-Net")):
             part = rows[rows["decoder"] == decoder].set_index("column").reindex(columns)
-            x = np.arange(len(columns)) + (d - 0.5) * 0.4
-            ax.bar(x, part["value"].astype(float).fillna(0), 0.4, yerr=_errors(part), capsize=3, label=decoder)
+            x = np.arange(len(columns)) + dodge(d, 2)
+            for xi, low, high in zip(x, part["ci_low"].astype(float), part["ci_high"].astype(float)):
+                interval_box(ax, xi, low, high, f"C{d}", width=0.25)
+            ax.errorbar(x, part["value"].astype(float), yerr=_errors(part), fmt=MARKERS[d], color=f"C{d}", capsize=4,
+                        markersize=6, label=decoder, clip_on=False)
         ax.set_xticks(range(len(columns)), columns, rotation=30, ha="right", fontsize=7)
-        ax.set_ylim(0, 1)
+        ax.set_xlim(-0.6, len(columns) - 0.4)
+        value_limits(ax, both)
+        ax.grid(axis="y", alpha=0.3)
         ax.set_title(model, fontsize=9)
         ax.set_ylabel(f"test {rows['metric'].iloc[0]}")
         ax.legend(fontsize=7)
@@ -175,7 +213,7 @@ def decoder_comparison(experiments: Experiments, out_dir: Path) -> Figure:
 
 def fewshot_curves(experiments: Experiments, out_dir: Path) -> Figure:
     """Figure 5: few-shot mean over seeds against patients per class, with a ± std band."""
-    key, title = "fig5_fewshot", "Figure 5: few-shot (mean ± std over seeds)"
+    key, title = "fig5_fewshot", "Figure 5: few-shot (mean ± std over seeds, error bars)"
     cells = experiments.fewshot
     if cells.empty:
         return Missing(key, title, "no few-shot results (run `featx probe --setting fewshot`)")
@@ -184,17 +222,20 @@ def fewshot_curves(experiments: Experiments, out_dir: Path) -> Figure:
     for ax, column in zip(axes, columns):
         rows = cells[cells["column"] == column]
         shots = shots_sorted(rows["shots"])
-        for (model, section), group in rows.groupby(["model", "section"]):
+        series = list(rows.groupby(["model", "section"]))
+        for i, ((model, section), group) in enumerate(series):  # lines that coincide: dodged, own marker and style
             group = group.set_index("shots").reindex(shots)
             mean = group["value"].to_numpy(dtype=float)
-            spread = group["spread"].to_numpy(dtype=float)
-            x = np.arange(len(shots))
-            ax.plot(x, mean, marker="o", label=f"{model} {section.removeprefix('fewshot-')}")
-            ax.fill_between(x, mean - np.nan_to_num(spread), mean + np.nan_to_num(spread), alpha=0.2)
+            spread = np.nan_to_num(group["spread"].to_numpy(dtype=float))
+            x = np.arange(len(shots)) + dodge(i, len(series), 0.25)
+            ax.errorbar(x, mean, yerr=spread, marker=MARKERS[i % len(MARKERS)], linestyle=LINESTYLES[i % len(LINESTYLES)],
+                        color=f"C{i}", capsize=3, markersize=5, label=f"{model} {section.removeprefix('fewshot-')}",
+                        clip_on=False)
         ax.set_xticks(range(len(shots)), shots)
         ax.set_xlabel("patients per class")
         ax.set_ylabel(f"test {rows['metric'].iloc[0]}")
-        ax.set_ylim(0, 1)
+        value_limits(ax, rows.assign(ci_low=rows["value"].astype(float) - rows["spread"].astype(float).fillna(0)))
+        ax.grid(axis="y", alpha=0.3)
         ax.set_title(column, fontsize=9)
         ax.legend(fontsize=6, loc="lower right")
     return save(fig, out_dir, key, title)

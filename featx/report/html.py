@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,8 @@ td.tied { background: #f4f8e8; }
 figure { margin: 12px 0 24px; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 footer { margin-top: 32px; font-size: 11px; color: #444; border-top: 1px solid #ccc; }
+table.runs td:last-child { font-family: monospace; font-size: 10px; word-break: break-all; }
+.failures table { background: #fff8f6; }
 """
 
 # Counts what rendered, for a reader (or a headless-browser test) to check the page is not blank.
@@ -84,17 +87,53 @@ def store_provenance(records: pd.DataFrame) -> list[StoreProvenance]:
     return out
 
 
+ABSOLUTE_PATH = re.compile(r"(?<![\w.])(?:/[^\s/:;,'\"()\[\]]+){2,}/?")
+
+
+def body_text(text: str) -> str:
+    """``text`` with absolute paths cut to their last two parts (``…/nih/KEY.zarr``): the page body names no
+    machine's folders; the provenance footer gives them in full."""
+    return ABSOLUTE_PATH.sub(lambda m: "…/" + "/".join(m.group(0).rstrip("/").split("/")[-2:]), text)
+
+
+def run_rows(records: pd.DataFrame) -> list[dict[str, str]]:
+    """One row per run (dataset, backbone, setting, store key, seed): when, with which featx, by which command."""
+    out = []
+    if records.empty:
+        return out
+    frame = records.assign(**{c: records.get(c) for c in ("command", "featx_version")})
+    keys = ["dataset", "backbone", "setting", "store_key", "seed"]
+    for values, group in frame.groupby([frame[k].astype(str) for k in keys], sort=True):
+        created = sorted(str(c) for c in group["created"].dropna())
+        commands = [str(c) for c in dict.fromkeys(group["command"].dropna())]
+        out.append(dict(zip(keys, values)) | {
+            "created": (created[0] if created[0] == created[-1] else f"{created[0]} – {created[-1]}") if created else "–",
+            "featx": ", ".join(sorted({str(v) for v in group["featx_version"].dropna()})) or "–",
+            "command": " | ".join(commands) or "not recorded"})
+    return out
+
+
 def _figure(figure: Figure) -> str:
     title = f"<figcaption><b>{html.escape(figure.title)}</b></figcaption>"
     if isinstance(figure, Drawn):
         data = base64.b64encode(figure.png.read_bytes()).decode("ascii")
-        note = f'<p class="note">{html.escape(figure.note)}</p>' if figure.note else ""
+        note = f'<p class="note">{html.escape(body_text(figure.note))}</p>' if figure.note else ""
         return (f'<figure id="{figure.key}">{title}<img alt="{html.escape(figure.title)}" '
                 f'src="data:image/png;base64,{data}" width="{figure.size_px[0]}">{note}</figure>')
-    return f'<figure id="{figure.key}">{title}<div class="missing">Not drawn: {html.escape(figure.reason)}</div></figure>'
+    return (f'<figure id="{figure.key}">{title}<div class="missing">Not drawn: {html.escape(body_text(figure.reason))}'
+            "</div></figure>")
 
 
-def _footer(stores: list[StoreProvenance], version: str, sources: list[str]) -> str:
+def _runs(records: pd.DataFrame) -> str:
+    keys = ["dataset", "backbone", "setting", "store_key", "seed", "created", "featx", "command"]
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(r[k])}</td>" for k in keys) + "</tr>" for r in run_rows(records))
+    head = "".join(f"<th>{html.escape(k.replace('_', ' '))}</th>" for k in keys)
+    return (f'<h3>Runs</h3><p>How each number was made: when, with which seed and by which command (the command '
+            f'line or config recorded with it).</p><table class="runs"><thead><tr>{head}</tr></thead><tbody>{rows}'
+            "</tbody></table>")
+
+
+def _footer(stores: list[StoreProvenance], version: str, sources: list[str], records: pd.DataFrame) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(s.key)}</td><td>{html.escape(s.dataset)}</td><td>{html.escape(s.backbone)}</td>"
         f"<td>{html.escape(str(s.img_size))}</td><td>{html.escape(s.weights_hash)}{' (random weights)' if s.random else ''}</td>"
@@ -106,7 +145,7 @@ def _footer(stores: list[StoreProvenance], version: str, sources: list[str]) -> 
     return (f"<footer><h3>Provenance</h3><p>Report made by featx {html.escape(version)} from "
             f"{html.escape(', '.join(sources))}.</p><table><thead><tr><th>store key</th><th>dataset</th><th>backbone</th>"
             "<th>size</th><th>weights hash</th><th>featx (records)</th><th>store schema</th><th>featx (store)</th>"
-            f"<th>store path</th></tr></thead><tbody>{rows}</tbody></table></footer>")
+            f"<th>store path</th></tr></thead><tbody>{rows}</tbody></table>{_runs(records)}</footer>")
 
 
 def render_html(
@@ -115,6 +154,8 @@ def render_html(
     figures: list[Figure],
     problems: list[str],
     records: pd.DataFrame,
+    failed: Table | None = None,
+    details: list[Table] | None = None,
     sources: list[str],
     version: str,
     csv_text: str = "",
@@ -129,8 +170,10 @@ def render_html(
                   "initialised backbones. They say nothing about any pretrained model.</div>")
     problem_list = ""
     if problems:
-        items = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
+        items = "".join(f"<li>{html.escape(body_text(p))}</li>" for p in problems)
         problem_list = f'<div class="problems"><b>Problems found in the results</b><ul>{items}</ul></div>'
+    failures = f'<div class="failures">{to_html(failed, body_text)}</div>' if failed is not None else ""
+    more = "<h2>Details</h2>" + "".join(to_html(t) for t in details) if details else ""
     body = "".join(to_html(t) for t in tables) if tables else '<div class="missing">No test-split headline results to tabulate.</div>'
     if csv_text:
         data = base64.b64encode(csv_text.encode()).decode("ascii")
@@ -138,6 +181,7 @@ def render_html(
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>featx report</title>'
         f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body>{banner}<h1>featx report</h1>"
-        f"{problem_list}<h2>Tables</h2>{body}<p class=\"note\">{html.escape(LEGEND.replace('**', ''))}</p>"
-        f"<h2>Figures</h2>{''.join(_figure(f) for f in figures)}{_footer(stores, version, sources)}</body></html>"
+        f"{problem_list}{failures}<h2>Tables</h2>{body}<p class=\"note\">{html.escape(LEGEND.replace('**', ''))}</p>"
+        f"<h2>Figures</h2>{''.join(_figure(f) for f in figures)}{more}{_footer(stores, version, sources, records)}"
+        "</body></html>"
     )

@@ -33,8 +33,8 @@ def pick_rows(store, n: int) -> np.ndarray:
 def store_image(store, row: int) -> np.ndarray | str:
     """The row's image as the backbone saw it (grey, [0, 1], extraction size), or why it cannot be shown."""
     from featx.datasets import DatasetError
-    from featx.datasets.readers import load_sample
     from featx.datasets.preprocess import PreprocessConfig, to_model_input
+    from featx.datasets.readers import load_sample
 
     record = store.index.iloc[int(row)].to_dict()
     try:
@@ -98,23 +98,24 @@ def pca_figure(stores: list[Path], out_dir: Path, samples: int = 4) -> Figure:
     drawn, skipped = [], []
     for path in stores:
         store = _open(path)
+        label = f"{store.dataset} / {store.backbone_name}"  # the store, not the machine's path to it
         layer = _patch_layer(store)
         if layer is None:
-            skipped.append(f"{path}: no patch tokens stored (extract with --patch-tokens)")
+            skipped.append(f"{label} ({Path(path).name}): no patch tokens stored (extract with --patch-tokens)")
             continue
         rows = pick_rows(store, samples)
         if len(rows) == 0:
-            skipped.append(f"{path}: no readable rows")
+            skipped.append(f"{label} ({Path(path).name}): no readable rows")
             continue
         tokens = store.read_patch(layer, np.sort(rows))
         order = np.argsort(np.argsort(rows))
         rgb = pca_rgb(tokens[order])
-        drawn.append((f"{store.dataset} / {store.backbone_name} ({layer})",
-                      [store_image(store, r) for r in rows], rgb))
+        drawn.append((f"{label}\n({layer})", [store_image(store, r) for r in rows], rgb))
     if not drawn:
         return Missing(key, title, "; ".join(skipped))
     columns = max(len(images) for _, images, _ in drawn)
-    fig, axes = plt.subplots(2 * len(drawn), columns, figsize=(1.8 * columns, 1.9 * 2 * len(drawn)), squeeze=False, dpi=DPI)
+    fig, axes = plt.subplots(2 * len(drawn), columns, figsize=(1.2 + 1.6 * columns, 1.6 * 2 * len(drawn)), squeeze=False,
+                             dpi=DPI)
     for s, (name, images, rgb) in enumerate(drawn):
         for c in range(columns):
             top, bottom = axes[2 * s, c], axes[2 * s + 1, c]
@@ -122,8 +123,11 @@ def pca_figure(stores: list[Path], out_dir: Path, samples: int = 4) -> Figure:
                 top.set_visible(False)
                 bottom.set_visible(False)
                 continue
-            _show(top, images[c], name if c == 0 else "")
-            _show(bottom, rgb[c], "PCA RGB")
+            _show(top, images[c], "")
+            _show(bottom, rgb[c], "")
+        # each row says what it shows at its left, beside it (a caption above a row reads as the row before's)
+        axes[2 * s, 0].set_ylabel(f"{name}\nimage", fontsize=7)
+        axes[2 * s + 1, 0].set_ylabel("PCA RGB", fontsize=7)
     figure = save(fig, out_dir, key, title)
     figure.note = "; ".join(skipped)
     return figure

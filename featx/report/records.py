@@ -2,9 +2,9 @@
 
 A torn last line (no newline, not JSON: an append cut short by a crash) is left out and
 said: :func:`load_results` returns it as a note that the report lists under Problems, and
-:func:`load_records` warns. So is a failure record (a setting that produced no numbers)
-that no later record of the same store and setting made good. Any other malformed line is
-an error naming its file and line.
+:func:`load_records` warns. Failure records (a setting that produced no numbers) are passed
+over here; :mod:`featx.report.failures` lists those no later result made good. Any other
+malformed line is an error naming its file and line.
 """
 
 from __future__ import annotations
@@ -45,27 +45,16 @@ def load_records(paths: Iterable[str | Path]) -> pd.DataFrame:
     return loaded.frame
 
 
-def _made_good(failure: dict, records: list[dict]) -> bool:
-    """Whether a later record holds numbers of the store and setting ``failure`` says failed."""
-    return any(r.get("store_key") == failure.get("store_key") and r.get("job_setting", r["setting"]) == failure["setting"]
-               and str(r.get("created", "")) >= str(failure.get("created", "")) for r in records)
-
-
-def _failure_note(where: str, failure: dict) -> str:
-    return (f"{where}: {failure.get('dataset')} x {failure.get('backbone')} / {failure['setting']} produced no "
-            f"results: {failure.get('reason')}")
-
-
 def load_results(paths: Iterable[str | Path]) -> Loaded:
     """All records of the given JSONL files; a malformed line or an empty file is an error naming it."""
-    records = []
-    notes = []
-    failures = []
+    records: list[dict] = []
+    notes: list[str] = []
+    seen = 0
     for path in paths:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such results file")
-        found, failed = 0, len(failures)
+        found = 0
         read = read_lines(path)
         if read.torn:
             notes.append(torn_note(path, read.torn))
@@ -76,21 +65,19 @@ def load_results(paths: Iterable[str | Path]) -> Loaded:
                 raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
             if not isinstance(record, dict):
                 raise ValueError(f"{path}:{number}: not a JSON object")
-            if is_failure(record) and "setting" in record:
-                failures.append((f"{path}:{number}", record))
+            found += 1
+            if is_failure(record):  # a setting that produced nothing: featx.report.failures lists it
                 continue
             missing = [f for f in REQUIRED_FIELDS if f not in record]
             if missing:
                 raise ValueError(f"{path}:{number}: record lacks fields {missing}")
             records.append(record)
-            found += 1
         if not found:
-            only = f", only failure records ({_failure_note(*failures[-1])})" if len(failures) > failed else ""
-            raise ValueError(f"{path}: no result records in this file{only}; write some with `featx probe ... --out {path}`")
-    if not records:
+            raise ValueError(f"{path}: no result records in this file; write some with `featx probe ... --out {path}`")
+        seen += found
+    if not seen:
         raise ValueError("no results files given")
-    notes += [_failure_note(where, failure) for where, failure in failures if not _made_good(failure, records)]
-    frame = pd.DataFrame.from_records(records)
+    frame = pd.DataFrame.from_records(records, columns=None if records else list(REQUIRED_FIELDS))
     for column in OPTIONAL_FIELDS:
         if column not in frame:
             frame[column] = None

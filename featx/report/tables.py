@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -11,11 +12,21 @@ import pandas as pd
 from featx.report.experiments import Experiments, collect, shots_sorted
 from featx.report.marks import apply_tested_marks
 from featx.report.ranks import Ranks, mark_best
+from featx.report.trust import (
+    WARNING_MARK,
+    class_positives,
+    column_support,
+    hyperparameter_rows,
+    warning_notes,
+    warnings_of,
+)
 
 LEGEND = ("**bold**: best in its column; ≈: a tie: not significantly worse than the best by the paired test on the same "
           "test patients (Holm-corrected, see Paired comparison), or, for results without kept predictions, its 95% "
           "interval overlaps the best's; "
           "‡: the test split was scored more than once for this number (test_reuse); "
+          "⚠: a small-set or low-support warning (listed under the table); "
+          "n test: the patients / images (or volumes) each number rests on; "
           "conflict: several different runs fall in this cell; they are listed under Problems, not merged.")
 
 
@@ -57,6 +68,8 @@ def _cell(cell: pd.Series | None) -> Cell:
         text = text.replace(f"{float(cell['value']):.3f}", f"{float(cell['value']):.3f} ± {float(cell['spread']):.3f}", 1)
     if cell.get("test_reuse"):
         text += " ‡"
+    if warnings_of(cell):
+        text += f" {WARNING_MARK}"
     return Cell(text + (" ≈" if cell.get("tied") else ""), best=bool(cell.get("best")), tied=bool(cell.get("tied")))
 
 
@@ -73,8 +86,10 @@ def _params(value: object, total: object) -> str:
     return text
 
 
-def section_tables(experiments: Experiments) -> list[Table]:
-    """One table per setting (the paper's Tables 3-8 shape): models x datasets, best and ties marked."""
+def section_tables(experiments: Experiments, records: pd.DataFrame | None = None) -> list[Table]:
+    """One table per setting (the paper's Tables 3-8 shape): models x datasets, best and ties marked (from the
+    paired tests where predictions were kept), the test patients / images under each column, warnings and
+    (multi-label, from ``records``) positives per class."""
     cells = apply_tested_marks(mark_best(experiments.cells))
     tables = []
     if cells.empty:
@@ -92,9 +107,13 @@ def section_tables(experiments: Experiments) -> list[Table]:
             header=["backbone", *columns],
             rows=[[Cell(m), *(_cell(found.get((m, c))) for c in columns)] for m in models],
         )
+        support = [column_support(rows, c) for c in columns]
+        if any(s != "–" for s in support):  # records that say what they rest on
+            table.rows.append([Cell("n test (patients / images)"), *(Cell(s) for s in support)])
         backends = {h.get("backend") for h in rows["hyperparameters"] if h.get("backend")}
         if backends:
             table.notes.append(f"backend: {', '.join(sorted(backends))}")
+        table.notes += warning_notes(rows) + class_positives(records, rows)
         tables.append(table)
     return tables
 
@@ -116,6 +135,8 @@ def fewshot_tables(experiments: Experiments) -> list[Table]:
             title=f"{section}: test {metric}, mean ± std over seeds [95% interval], by patients per class",
             header=["dataset", "backbone", *shots],
             rows=[[Cell(c), Cell(m), *(_cell(found.get((m, c, n))) for n in shots)] for c, m in pairs],
+            notes=[f"n test: {c}: {n}" for c in sorted({c for c, _ in pairs}) if (n := column_support(rows, c)) != "–"]
+            + warning_notes(rows),
         ))
     return tables
 
@@ -156,35 +177,51 @@ def rank_table(ranks: Ranks) -> Table | None:
                  ["backbone", *columns, *(f"mean {t} rank" for t in tasks)], rows)
 
 
+def hyperparameter_table(experiments: Experiments, records: pd.DataFrame) -> Table | None:
+    """The hyper-parameters chosen on validation for every cell, and the grid they were chosen from."""
+    found = hyperparameter_rows(experiments, records)
+    if not found:
+        return None
+    header = ["setting", "dataset", "backbone", "chosen", "grid", "selected on", "configuration"]
+    table = Table("Hyper-parameters: chosen on validation, from the grid", header,
+                  [[Cell(row[h]) for h in header] for row in found])
+    if experiments.fewshot is not None and not experiments.fewshot.empty:
+        table.notes.append("Few-shot probes use fixed hyper-parameters (no validation): see each record.")
+    return table
+
+
 def to_markdown(table: Table) -> str:
     """A markdown table with its title and notes; best in bold."""
     def text(cell: Cell) -> str:
         return f"**{cell.text}**" if cell.best else cell.text
 
-    lines = [f"### {table.title}", "", "| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
-    lines += ["| " + " | ".join(text(c) for c in row) + " |" for row in table.rows]
+    lines = [f"### {table.title}", ""]
+    if table.rows:  # a table without rows is its title and notes
+        lines += ["| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
+        lines += ["| " + " | ".join(text(c) for c in row) + " |" for row in table.rows]
     lines += [f"\n{note}" for note in table.notes]
     return "\n".join(lines)
 
 
-def to_html(table: Table) -> str:
-    """An HTML table; best cells get class ``best``, ties ``tied``."""
+def to_html(table: Table, text: Callable[[str], str] = str) -> str:
+    """An HTML table; best cells get class ``best``, ties ``tied``; ``text`` rewrites each cell's and note's text."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
     body = []
     for row in table.rows:
         cells = []
         for cell in row:
             marks = " ".join(m for m, on in (("best", cell.best), ("tied", cell.tied)) if on)
-            cells.append(f'<td class="{marks}">{html.escape(cell.text)}</td>' if marks else f"<td>{html.escape(cell.text)}</td>")
+            shown = html.escape(text(cell.text))
+            cells.append(f'<td class="{marks}">{shown}</td>' if marks else f"<td>{shown}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in table.notes)
-    return (f"<h3>{html.escape(table.title)}</h3><table><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>{notes}")
+    notes = "".join(f'<p class="note">{html.escape(text(n))}</p>' for n in table.notes)
+    grid = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>" if table.rows else ""
+    return f"<h3>{html.escape(table.title)}</h3>{grid}{notes}"
 
 
 CSV_COLUMNS = ["section", "task", "model", "backbone", "column", "dataset", "shots", "metric", "value", "ci_low",
                "ci_high", "spread", "best", "tied", "conflict", "test_reuse", "random", "trainable_params",
-               "total_params", "store_key", "n_test"]
+               "total_params", "store_key", "n_test", "n_patients"]
 
 
 def cells_csv(experiments: Experiments) -> pd.DataFrame:
@@ -202,7 +239,7 @@ def cells_csv(experiments: Experiments) -> pd.DataFrame:
 def summary_table(records: pd.DataFrame, metric: str | None = None) -> str:
     """Every table of the report as markdown (what `featx report` prints)."""
     experiments = collect(records, metric)
-    tables = section_tables(experiments) + fewshot_tables(experiments)
+    tables = section_tables(experiments, records) + fewshot_tables(experiments)
     extra = adaptation_table(experiments)
     if extra is not None:
         tables.append(extra)

@@ -49,7 +49,7 @@ def run_main(monkeypatch, capsys, *args):
     return exit_status.value.code, captured.out, captured.err
 
 
-def test_a_read_only_out_is_refused_before_any_work_in_one_line(tmp_path, tmpfs, monkeypatch, capsys):  # noqa: F811
+def test_a_read_only_out_is_refused_before_any_work_in_one_line(tmp_path, tmpfs, monkeypatch, capsys):
     results = write(tmp_path / "r.jsonl", [record()])
     resize(tmpfs, "1m")
     assert CliRunner().invoke(app, ["report", str(results), "--out", str(tmpfs / "report")]).exit_code == 0
@@ -66,7 +66,7 @@ def test_a_read_only_out_is_refused_before_any_work_in_one_line(tmp_path, tmpfs,
     assert sorted(p.name for p in (tmpfs / "report").iterdir()) == before
 
 
-def test_a_full_disk_is_one_line_and_keeps_the_earlier_report(tmp_path, tmpfs, monkeypatch, capsys):  # noqa: F811
+def test_a_full_disk_is_one_line_and_keeps_the_earlier_report(tmp_path, tmpfs, monkeypatch, capsys):
     results = write(tmp_path / "r.jsonl", [record(), record(backbone="densenet201", value=0.7, store_key="d")])
     resize(tmpfs, "1m")
     assert run_main(monkeypatch, capsys, "report", results, "--out", tmpfs / "report")[0] == 0
@@ -97,21 +97,21 @@ def test_a_torn_last_line_is_said_and_the_rest_reported(tmp_path, monkeypatch, c
 def test_a_failure_record_is_listed_unless_a_later_run_made_it_good(tmp_path, monkeypatch, capsys):
     from featx.evaluation.records import failure_record
 
-    def failed(key, setting, created):
+    def failed_one(key, setting, created):
         provenance = {"dataset": "nih", "backbone": "vit_b", "store_key": key}
         return failure_record(setting=setting, reason=f"{key} ran out of memory", provenance=provenance, seed=0,
                               command="featx probe") | {"created": created}
 
     results = write(tmp_path / "r.jsonl", [
-        failed("k-nih-l14", "linear", "2026-11-26T10:00:00+00:00"),  # retried: the record below made it good
+        failed_one("k-nih-l14", "linear", "2026-11-26T10:00:00+00:00"),  # retried: the record below made it good
         record(job_setting="linear"),
-        failed("k-other", "knn", "2026-11-27T11:00:00+00:00"),
+        failed_one("k-other", "knn", "2026-11-27T11:00:00+00:00"),
     ])
     status, out, _ = run_main(monkeypatch, capsys, "report", results, "--out", tmp_path / "out")
     assert status == 0, out
-    problems = (tmp_path / "out" / "report.md").read_text().split("## Problems")[1].split("##")[0]
-    assert f"{results}:3: nih x vit_b / knn produced no results: k-other ran out of memory" in problems
-    assert "k-nih-l14 ran out of memory" not in problems
-    only = write(tmp_path / "only.jsonl", [failed("k-other", "knn", "2026-11-27T11:00:00+00:00")])
-    status, _, err = run_main(monkeypatch, capsys, "report", only)
-    assert status == 1 and "no result records in this file, only failure records" in err
+    failed = (tmp_path / "out" / "report.md").read_text().split("Not run / failed")[1].split("##")[0]
+    assert "knn" in failed and "k-other ran out of memory" in failed
+    assert "k-nih-l14 ran out of memory" not in failed
+    only = write(tmp_path / "only.jsonl", [failed_record := failed_one("k-other", "knn", "2026-11-27T11:00:00+00:00")])
+    status, _, _ = run_main(monkeypatch, capsys, "report", only, "--out", tmp_path / "only")
+    assert status == 0 and failed_record["reason"] in (tmp_path / "only" / "report.md").read_text()

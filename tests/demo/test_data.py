@@ -37,3 +37,18 @@ def test_demo_data_already_there_is_left_untouched(tmp_path):
     assert again.xray_csv.is_file() and {p: p.stat().st_mtime_ns for p in stamps} == stamps
     other = make_demo_data(tmp_path, n_patients=8, n_volumes=4)  # other parameters: written anew
     assert other.xray_csv.stat().st_mtime_ns != stamps[other.xray_csv]
+
+
+def test_patient_metadata_is_written_on_request_and_leaves_the_images_unchanged(tmp_path):
+    import csv
+
+    plain = make_demo_data(tmp_path / "plain", n_patients=12, n_volumes=6)
+    with_meta = make_demo_data(tmp_path / "meta", n_patients=12, n_volumes=6, metadata=True)
+    images = {k: v for k, v in digest(tmp_path / "plain").items() if not k.endswith((".csv", ".json"))}
+    assert images == {k: v for k, v in digest(tmp_path / "meta").items() if not k.endswith((".csv", ".json"))}
+    rows = list(csv.DictReader(with_meta.xray_csv.open()))
+    assert {"age", "sex", "view"} <= set(rows[0]) and {r["view"] for r in rows} <= {"PA", "AP"}
+    by_patient = {(r["patient_id"], r["age"], r["sex"]) for r in rows}
+    assert len(by_patient) == len({r["patient_id"] for r in rows})  # age and sex belong to the patient
+    assert {"age", "sex"} <= set(next(csv.DictReader(with_meta.ct_csv.open())))
+    assert "age" not in next(csv.DictReader(plain.xray_csv.open()))

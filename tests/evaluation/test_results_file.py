@@ -30,7 +30,7 @@ def test_an_append_after_a_last_line_without_newline_starts_a_new_line(tmp_path)
     assert path.read_bytes().endswith(b"\n") and b"}{" not in path.read_bytes()
 
 
-def test_a_full_disk_leaves_the_file_as_it_was_saves_the_records_and_the_next_run_works(tmpfs, monkeypatch):  # noqa: F811
+def test_a_full_disk_leaves_the_file_as_it_was_saves_the_records_and_the_next_run_works(tmpfs, monkeypatch):
     path = tmpfs / "r.jsonl"
     append_records(path, rows(2, setting="knn"))
     before = path.read_bytes()
@@ -74,7 +74,7 @@ def test_a_torn_tail_is_left_out_by_readers_and_set_aside_by_the_next_append(tmp
     assert len(load_records([path])) == 4
 
 
-def test_a_torn_tail_on_a_full_disk_is_kept_and_the_records_are_rescued(tmpfs, monkeypatch):  # noqa: F811
+def test_a_torn_tail_on_a_full_disk_is_kept_and_the_records_are_rescued(tmpfs, monkeypatch):
     path = tmpfs / "r.jsonl"
     path.write_bytes((json.dumps(record()) + "\n").encode() + b'{"dataset": "nih", "ba')
     before = path.read_bytes()
@@ -135,7 +135,7 @@ def test_a_probe_appending_to_a_file_without_final_newline_keeps_every_record_fo
     assert len(load_records([path])) == 1 + appended
 
 
-def test_a_probe_on_a_full_disk_says_where_its_records_went_and_the_next_run_works(tmp_path, tmpfs, store_factory,  # noqa: F811
+def test_a_probe_on_a_full_disk_says_where_its_records_went_and_the_next_run_works(tmp_path, tmpfs, store_factory,
                                                                                   monkeypatch):
     store = store_factory()
     path = tmpfs / "r.jsonl"

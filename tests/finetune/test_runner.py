@@ -132,3 +132,14 @@ def test_a_3d_dataset_trains_on_slices_and_scores_volumes(tmp_path):
     test_volumes = index.table.loc[index.table["split"] == "test", "volume_id"].nunique()
     assert all(r["level"] == "volume" and r["n_test"] == test_volumes for r in run.records)
     assert run.records[0]["n_train"] == index.table.loc[index.table["split"] == "train", "volume_id"].nunique()
+
+
+def test_a_fine_tuned_head_records_its_calibration(tmp_path, planted_index):
+    index = planted_index(n_patients=24)
+    config = FinetuneConfig(method="bitfit", epochs=2, batch_size=8, head_lr=2e-2)
+    run = _run(index, tmp_path, config, out=tmp_path / "r.jsonl")
+    head = next(r for r in run.records if r["metric"] == "auroc_macro")
+    calibration = head["calibration"]
+    assert calibration["probabilities"] is True and calibration["binning"] == "equal_mass"
+    assert 0 <= calibration["mean"]["brier"] <= 1 and calibration["mean"]["ece_ci"][0] <= calibration["mean"]["ece"]
+    assert head["predictions"]["kind"] == "scores"

@@ -18,7 +18,7 @@ def test_a_results_file_that_could_not_be_appended_to_is_refused_in_one_sentence
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # a check creates nothing
 
 
-def test_a_read_only_mount_is_refused_for_results_and_reports(tmpfs):  # noqa: F811
+def test_a_read_only_mount_is_refused_for_results_and_reports(tmpfs):
     (tmpfs / "r.jsonl").write_text("")
     (tmpfs / "report").mkdir()
     read_only(tmpfs)

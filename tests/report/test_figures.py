@@ -41,3 +41,24 @@ def test_a_decoder_comparison_needs_both_decoders(tmp_path):
     rows = [record(setting="seg_linear", metric="dice_jaccard_mean", value=0.8)]
     missing = decoder_comparison(collect(load_records([write(tmp_path / "r.jsonl", rows)])), tmp_path)
     assert isinstance(missing, Missing) and "['seg_linear']" in missing.reason
+
+
+def test_saturated_values_stay_visible_and_the_title_is_given_once_by_the_page(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from featx.report.figures import dodge, value_limits
+
+    rows = [record(value=1.0, ci_low=1.0, ci_high=1.0), record(backbone="densenet201", value=1.0, ci_low=1.0,
+                                                               ci_high=1.0, store_key="d")]
+    rows += [record(dataset=d, backbone=b, setting="fewshot-linear", value=1.0, ci_low=1.0, ci_high=1.0,
+                    aggregate="mean_over_seeds", macro_std=0.0, store_key=f"{d}{b}", hyperparameters={"shots": s})
+             for d in ("nih",) for b in ("a", "b") for s in (1, 4)]
+    experiments = collect(load_records([write(tmp_path / "r.jsonl", rows)]))
+    for figure in (linear_bars(experiments, tmp_path), fewshot_curves(experiments, tmp_path)):
+        assert_image(figure)
+        assert figure.title not in figure.svg.read_text()  # the page's caption is its one title
+    fig, ax = plt.subplots()
+    value_limits(ax, experiments.cells)
+    assert ax.get_ylim()[1] > 1.0 and ax.get_ylim()[0] <= 0.45  # a point at 1.000 and its caps are not cut off
+    plt.close(fig)
+    assert len({dodge(i, 3) for i in range(3)}) == 3 and dodge(0, 1) == 0.0  # coinciding lines drawn side by side

@@ -19,9 +19,9 @@ SIZE = 56  # 4 x 4 patches of 14 px
 @pytest.fixture(scope="module")
 def patch_store(tmp_path_factory):
     from featx.datasets import build_index
+    from featx.datasets.preprocess import PreprocessConfig
     from featx.demo.data import make_demo_data
     from featx.pipeline.extract import extract
-    from featx.datasets.preprocess import PreprocessConfig
 
     root = tmp_path_factory.mktemp("report-store")
     data = make_demo_data(root / "data", n_patients=12, n_volumes=4)
@@ -47,7 +47,7 @@ def test_pca_separates_planted_foreground_from_background():
 def test_pca_figure_reads_patch_tokens_and_images_from_the_store(tmp_path, patch_store):
     figure = pca_figure([patch_store], tmp_path, samples=3)
     image = assert_image(figure)
-    assert figure.size_px == (540, 380) and image.shape[:2] == (380, 540)  # 3 samples x (image, PCA) at 1.8 x 1.9 in
+    assert figure.size_px == (600, 320) and image.shape[:2] == (320, 600)  # row labels + 3 samples x (image, PCA)
 
 
 def test_pca_figure_says_what_is_missing(tmp_path, patch_store):

@@ -7,10 +7,10 @@ segmentation metrics (:mod:`featx.evaluation.segmentation`), and writes records 
 shared helpers.
 """
 
+from featx.probes.job import SEG_SETTINGS
 from featx.probes.segmentation.data import MemoryBatches, SegmentationData, StoreBatches, open_segmentation
 from featx.probes.segmentation.protocol import (
     LRS,
-    SEG_SETTINGS,
     SegOptions,
     SegOutcome,
     evaluate_decoder,

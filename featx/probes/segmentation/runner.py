@@ -15,11 +15,10 @@ from featx.evaluation.features import ProbeError
 from featx.evaluation.ledger import TestReuseWarning
 from featx.evaluation.records import append_jsonl, check_label_names, finalise
 from featx.evaluation.selection import Splits
-from featx.probes.job import ProbeJob
+from featx.probes.job import SEG_SETTINGS, ProbeJob
 from featx.probes.segmentation.data import open_segmentation
 from featx.probes.segmentation.masks_out import save_masks
 from featx.probes.segmentation.protocol import (
-    SEG_SETTINGS,
     SegOptions,
     SegOutcome,
     evaluate_decoder,
