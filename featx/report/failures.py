@@ -26,21 +26,24 @@ def load_failures(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
         return [record for path in paths for record in read_jsonl(path, failures=True)]
 
 
-def _where(record: Any) -> tuple[str, str, str, str]:
-    return (str(record.get("dataset")), str(record.get("backbone")), str(record.get("setting")),
-            str(record.get("store_key")))
+def _where(record: Any, setting: str) -> tuple[str, ...]:
+    """What a failure and a result are matched on: the store and the setting asked for (a store that could not be
+    opened has no key: its dataset and backbone instead)."""
+    key = record.get("store_key")
+    return (str(key), setting) if key else (str(record.get("dataset")), str(record.get("backbone")), setting)
 
 
 def open_failures(failures: list[dict[str, Any]], records: pd.DataFrame) -> list[dict[str, Any]]:
-    """The failures no later result made good, newest first; each once per (dataset, backbone, setting, store)."""
-    produced: dict[tuple[str, str, str, str], str] = {}
+    """The failures no later result made good, newest first; each once per (store, setting)."""
+    produced: dict[tuple[str, ...], str] = {}
     for _, row in records.iterrows():
-        setting = str(row["setting"]).split("-", 1)[0]  # fewshot-linear was asked for as fewshot
-        key = (str(row["dataset"]), str(row["backbone"]), setting, str(row.get("store_key")))
+        asked = row.get("job_setting")
+        setting = str(asked) if isinstance(asked, str) else str(row["setting"]).split("-", 1)[0]  # fewshot-linear: fewshot
+        key = _where(row, setting)
         produced[key] = max(produced.get(key, ""), str(row.get("created") or ""))
-    latest: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    latest: dict[tuple[str, ...], dict[str, Any]] = {}
     for failure in failures:
-        key = _where(failure)
+        key = _where(failure, str(failure.get("setting")))
         if str(failure.get("created") or "") >= str(latest.get(key, {}).get("created") or ""):
             latest[key] = failure
     still = [f for key, f in latest.items() if produced.get(key, "") < str(f.get("created") or "")]

@@ -91,7 +91,8 @@ def test_a_torn_last_line_is_said_and_the_rest_reported(tmp_path, monkeypatch, c
     assert err.startswith(f"warning: {note}") and "| densenet201 |" in out
     status, out, _ = run_main(monkeypatch, capsys, "report", results, "--out", tmp_path / "out")
     assert status == 0 and "## Problems" in out and note in (tmp_path / "out" / "report.md").read_text()
-    assert note in (tmp_path / "out" / "report.html").read_text()
+    short = note.replace(str(results.parent.parent), "…")  # the page body shows no absolute machine paths
+    assert short in (tmp_path / "out" / "report.html").read_text()
 
 
 def test_a_failure_record_is_listed_unless_a_later_run_made_it_good(tmp_path, monkeypatch, capsys):
