@@ -31,5 +31,5 @@ class BackboneRequest:
 @lru_cache(maxsize=2)
 def _load_cached(request: BackboneRequest) -> LoadedBackbone:
     kwargs = asdict(request)
-    kwargs["model_overrides"] = dict(request.model_overrides) or None
+    kwargs["model_overrides"] = {k: list(v) if isinstance(v, tuple) else v for k, v in request.model_overrides} or None
     return load_backbone(kwargs.pop("name"), **kwargs)

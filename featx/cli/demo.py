@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -11,16 +12,16 @@ from featx.jobs.fields import key_values
 
 
 def demo_command(
-    out: Path = typer.Option(Path("demo-out"), help="Folder for data, cache, results and report."),
-    backbone: list[str] | None = typer.Option(
-        None, "--backbone", help="Backbone name (repeatable); default: a tiny DINOv2 ViT, CLIP ViT and ResNet."),
-    size: int = typer.Option(56, help="Input resolution (small keeps the demo quick on a CPU)."),
-    weights: Path | None = typer.Option(None, help="Pretrained weights file for the one --backbone given; "
-                                                      "without it weights are random."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
-    workers: int = typer.Option(2, help="DataLoader worker processes."),
-    model_override: list[str] | None = typer.Option(None, "--model-override",
-                                                       help="key=value for every --backbone given, e.g. depth=5."),
+    out: Annotated[Path, typer.Option(help="Folder for data, cache, results and report.")] = Path("demo-out"),
+    backbone: Annotated[list[str] | None, typer.Option(
+        "--backbone", help="Backbone name (repeatable); default: a tiny DINOv2 ViT, CLIP ViT and ResNet.")] = None,
+    size: Annotated[int, typer.Option(help="Input resolution (small keeps the demo quick on a CPU).")] = 56,
+    weights: Annotated[Path | None, typer.Option(
+        help="Pretrained weights file for the one --backbone given; without it weights are random.")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
+    model_override: Annotated[list[str] | None, typer.Option(
+        "--model-override", help="key=value for every --backbone given, e.g. depth=5.")] = None,
 ) -> None:
     """Generate demo data; extract three backbones; run kNN, linear, few-shot and both decoders; write a report."""
     from featx.demo.run import DEMO_BACKBONES, DemoBackbone, run_demo
@@ -43,19 +44,27 @@ def demo_command(
             fg=typer.colors.YELLOW,
         )
     result = run_demo(out, backbones=chosen, size=size, weights=weights, device=device, workers=workers)
-    typer.echo("\n" + result.table + "\n")
-    typer.echo("What to read:")
-    typer.echo(f"  report      {result.report}" + (f"  (figure: {result.figure})" if result.figure else ""))
-    typer.echo(f"  results     {result.results}  (one JSON line per number, with provenance)")
-    typer.echo(f"  stores      {out / 'cache'}  ({len(result.stores)} feature stores: "
-               f"{len({n.split(' x ')[0] for n in result.stores})} datasets x {len(chosen)} backbones; "
-               "layout in docs/cache-format.md)")
-    typer.echo(
+    for line in _what_to_read(result, out, len(chosen)):
+        typer.echo(line)
+
+
+def _what_to_read(result: Any, out: Path, n_backbones: int) -> list[str]:
+    """The demo's closing lines: the table, where each output is, what to try next, the page to open."""
+    said: list[str] = []
+    said.append("\n" + result.table + "\n")
+    said.append("What to read:")
+    said.append(f"  report      {result.report}" + (f"  (figure: {result.figure})" if result.figure else ""))
+    said.append(f"  results     {result.results}  (one JSON line per number, with provenance)")
+    said.append(f"  stores      {out / 'cache'}  ({len(result.stores)} feature stores: "
+                f"{len({n.split(' x ')[0] for n in result.stores})} datasets x {n_backbones} backbones; "
+                "layout in docs/cache-format.md)")
+    said.append(
         "  next        featx probe --store STORE --setting linear --linear-backend sklearn --out more.jsonl; "
         "featx report more.jsonl"
     )
-    typer.echo(
+    said.append(
         "              (the demo's linear probe is scikit-learn's logistic regression, named in every record; without "
         "--linear-backend, featx probe runs the paper's SGD grid, which under-fits sets this small)"
     )
-    typer.echo(f"\nOpen the report: {result.html}")
+    said.append(f"\nOpen the report: {result.html}")
+    return said

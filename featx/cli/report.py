@@ -34,20 +34,25 @@ def report_command(
     --out must be new or hold only an earlier report; it is checked before any work.
     """
     if out is None:
-        from featx.report import summary_table
-        from featx.report.records import load_results
-
-        loaded = load_results(results)
-        for note in loaded.notes:
-            typer.echo(f"warning: {note}", err=True)
-        typer.echo(summary_table(loaded.frame, metric))
-        return
+        return _print_tables(results, metric)
     from featx.jobs.outputs import check_report_folder
 
     check_report_folder(out)
     from featx.report.build import build_report
 
-    report = build_report(results, out, metric=metric, stores=store or [], masks=masks or [], samples=samples, reference=reference)
+    report = build_report(results, out, metric=metric, stores=store or [], masks=masks or [], samples=samples,
+                          reference=reference)
     typer.echo(report.text)
     typer.echo(f"wrote {report.markdown}, {report.csv}, {report.out / 'figures'}/")
     typer.echo(f"open  {report.html}")
+
+
+def _print_tables(results: list[Path], metric: str | None) -> None:
+    """The summary tables on the terminal (what was left out of the files said on stderr)."""
+    from featx.report import summary_table
+    from featx.report.records import load_results
+
+    loaded = load_results(results)
+    for note in loaded.notes:
+        typer.echo(f"warning: {note}", err=True)
+    typer.echo(summary_table(loaded.frame, metric))

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from featx.demo.data import make_demo_data, make_shapes_task
+from featx.pipeline.job import ExtractJob, run_extract
+from featx.probes.job import ProbeJob
 
 DEMO_DATASETS = (("xray", "xray"), ("ct", "ct"))  # (dataset name, modality)
-# The CSV columns the demo writes as patient metadata (age, sex, view) for subgroup comparisons. The CSV
-# adapter treats every extra column as a label unless it is declared as metadata (adapter option
-# ``metadata=age,sex,view``); while it does not accept that option the demo writes no such columns.
-METADATA_COLUMNS: tuple[str, ...] = ()
+# The CSV columns the demo writes as patient metadata, declared to the CSV adapter (``metadata=age,sex,view``):
+# kept in the index and the stores, they give the report its subgroup table.
+METADATA_COLUMNS: tuple[str, ...] = ("age", "sex", "view")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class DemoBackbone:
     name: str
     family: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    segments: bool = True  # its patch tokens feed the decoders (a CNN's 2048-wide last stage makes a U-Net too big)
 
 
 # Three families, tiny and random-init so the demo runs in about two minutes on two CPU cores. Five blocks
@@ -32,7 +34,7 @@ class DemoBackbone:
 DEMO_BACKBONES = (
     DemoBackbone("dinov2_vits14", "DINOv2 ViT", {"depth": 5, "embed_dim": 64, "num_heads": 2, "init_values": 1.0}),
     DemoBackbone("clip_vitl14", "CLIP ViT", {"layers": 5, "width": 64, "head_width": 32, "embed_dim": 32}),
-    DemoBackbone("resnet152", "ResNet CNN", {"layers": [1, 1, 1, 1]}),
+    DemoBackbone("resnet152", "ResNet CNN", {"layers": [1, 1, 1, 1]}, segments=False),
 )
 DEMO_SIZE = 56  # a 4 x 4 patch grid for the ViTs
 N_BLOCKS = 5
@@ -79,33 +81,26 @@ def run_demo(
     test masks go to ``out/masks/<backbone>``); the report is built from all of it. Without
     ``weights`` every backbone has random weights and every result says so.
     """
-    from featx.datasets import build_index
-    from featx.pipeline.pixel_feed import PixelCache
+    from featx.cache import FeatureStore
+    from featx.probes.runner import run_probes
     from featx.report import load_records, summary_table
     from featx.report.build import build_report
     from featx.report.figures import Drawn
 
     out = Path(out)
-    data = make_demo_data(out / "data", seed=seed, metadata=bool(METADATA_COLUMNS))
-    options = {"metadata": ",".join(METADATA_COLUMNS)} if METADATA_COLUMNS else {}
-    indexes = [build_index("csv", csv_path, name=f"demo_{name}", modality=modality, **options)
-               for (name, modality), csv_path in zip(DEMO_DATASETS, (data.xray_csv, data.ct_csv))]
-    if segmentation:
-        task = make_shapes_task(out / "data", **SEG_DEMO, seed=seed)
-        indexes.append(build_index("msd", task, val_fraction=0.2, test_fraction=0.3))
     results = out / "results.jsonl"
     results.unlink(missing_ok=True)
-    pixels = PixelCache(out / "cache", workers=workers, progress=progress)
     stores: dict[str, Path] = {}
-    random_init = False
-    for backbone in backbones:
-        made, random_init = _extract(backbone, indexes, out, size, weights, device, workers, seed, progress, pixels, echo)
-        stores |= {f"{dataset} x {backbone.name}": path for dataset, path in made.items()}
-        classification = [str(p) for d, p in made.items() if d != "msd_shapes"]
-        _probe(classification, CLASSIFICATION_SETTINGS, results, seed, device, echo, linear_backend="sklearn", **FEWSHOT)
-        if segmentation:
-            _probe([str(made["msd_shapes"])], SEGMENTATION_SETTINGS, results, seed, device, echo,
-                   save_masks=out / "masks" / backbone.name, **SEG_DEMO_OPTIONS)
+    random_init = weights is None
+    for extract_jobs, probe_jobs in demo_jobs(out, backbones=backbones, size=size, weights=weights, device=device,
+                                              segmentation=segmentation, workers=workers, seed=seed, progress=progress):
+        made = [run_extract(job, echo=echo or (lambda _: None)).path for job in extract_jobs]
+        stores |= {f"{FeatureStore.open(path).dataset} x {job.backbone}": path
+                   for job, path in zip(extract_jobs, made, strict=True)}
+        for probe in probe_jobs(made):
+            probed = run_probes(probe, echo=echo)
+            if probed.problems:  # the demo's own data: a setting that fails is a bug
+                raise RuntimeError(f"demo probes failed: {'; '.join(probed.problems)}")
     table = summary_table(load_records([results]))
     seg_stores = [p for name, p in stores.items() if name.startswith("msd_shapes x ")]
     masks = [out / "masks"] if segmentation else []  # the decoders' predicted test masks (Figure 6)
@@ -114,35 +109,47 @@ def run_demo(
     return DemoResult(out, results, report.markdown, report.html, figure, stores, table, random_init)
 
 
-def _extract(
-    backbone: DemoBackbone, indexes: list, out: Path, size: int, weights: str | Path | None, device: str,
-    workers: int, seed: int, progress: bool, pixels: Any, echo: Callable[[str], None] | None,
-) -> tuple[dict[str, Path], bool]:
-    """Extract every demo dataset with ``backbone`` (CLS and patch tokens of the last blocks): dataset -> store."""
-    from featx.backbones import load_backbone
-    from featx.datasets.preprocess import PreprocessConfig
-    from featx.pipeline.extract import extract
-
-    loaded = load_backbone(backbone.name, img_size=size, weights=weights, random_init=weights is None,
-                           model_overrides=backbone.overrides or None, n_last=N_BLOCKS, patch_tokens=True, seed=seed)
-    made = {}
-    for index in indexes:
-        preprocess = PreprocessConfig.for_modality(index.modality, size)
-        extracted = extract(index, loaded, preprocess, out / "cache", device=device, num_workers=workers,
-                            progress=progress, pixel_cache=pixels)
-        made[index.dataset] = extracted.path
-        if echo is not None and extracted.reused:
-            echo(f"{index.dataset} x {backbone.name}: store {extracted.key} up to date in {out / 'cache'}: "
-                 "nothing extracted")
-    return made, loaded.random_init
+def _metadata(modality: str) -> dict[str, str]:
+    """The CSV adapter's ``metadata`` option for a demo dataset (CT volumes have no view position)."""
+    columns = [c for c in METADATA_COLUMNS if not (modality == "ct" and c == "view")]
+    return {"metadata": ",".join(columns)} if columns else {}
 
 
-def _probe(stores: list[str], settings: tuple[str, ...], results: Path, seed: int, device: str,
-           echo: Callable[[str], None] | None, **options: Any) -> None:
-    """One probe run over ``stores``; a setting that fails stops the demo (it is the demo's own data)."""
-    from featx.probes import ProbeJob, run_probes
+def demo_jobs(
+    out: Path, *, backbones: tuple[DemoBackbone, ...] = DEMO_BACKBONES, size: int = DEMO_SIZE,
+    weights: str | Path | None = None, device: str = "cpu", segmentation: bool = True, workers: int = 2, seed: int = 0,
+    progress: bool = True,
+) -> list[tuple[list[ExtractJob], Callable[[list[Path]], list[ProbeJob]]]]:
+    """Per backbone: its extraction jobs (one per demo dataset), and the probe jobs on the stores they make.
 
-    job = ProbeJob(stores=tuple(stores), settings=settings, out=results, seed=seed, device=device, **options)
-    probed = run_probes(job, echo=echo)
-    if probed.problems:
-        raise RuntimeError(f"demo probes failed: {'; '.join(probed.problems)}")
+    The same typed jobs `featx extract` and `featx probe` build from their flags (writes the demo data first).
+    """
+    data = make_demo_data(out / "data", seed=seed, metadata=bool(METADATA_COLUMNS))
+    sources = [("csv", csv, {"name": f"demo_{name}", "modality": modality, **_metadata(modality)})
+               for (name, modality), csv in zip(DEMO_DATASETS, (data.xray_csv, data.ct_csv), strict=True)]
+    if segmentation:
+        sources.append(("msd", make_shapes_task(out / "data", **SEG_DEMO, seed=seed),
+                        {"val_fraction": 0.2, "test_fraction": 0.3}))
+    results = out / "results.jsonl"
+    plan = []
+    for backbone in backbones:
+        extract_jobs = [
+            ExtractJob(dataset=adapter, root=root, backbone=backbone.name, cache=out / "cache", size=size,
+                       weights=weights, random_init=weights is None, device=device, workers=workers, n_last=N_BLOCKS,
+                       patch_tokens=backbone.segments, options=options, model_overrides=backbone.overrides,
+                       decode_workers=workers,
+                       progress=progress)
+            for adapter, root, options in sources if adapter == "csv" or backbone.segments
+        ]
+
+        def probes(stores: list[Path], masks: Path = out / "masks" / backbone.name) -> list[ProbeJob]:
+            common = {"out": results, "seed": seed, "device": device}
+            jobs = [ProbeJob(stores=[str(s) for s in stores[:2]], settings=CLASSIFICATION_SETTINGS,
+                             linear_backend="sklearn", **FEWSHOT, **common)]
+            if len(stores) > 2:
+                jobs.append(ProbeJob(stores=[str(stores[2])], settings=SEGMENTATION_SETTINGS, save_masks=masks,
+                                     **SEG_DEMO_OPTIONS, **common))
+            return jobs
+
+        plan.append((extract_jobs, probes))
+    return plan

@@ -93,7 +93,8 @@ class ExtractJob:
         return BackboneRequest(
             name=self.backbone, img_size=self.size, weights=str(self.weights) if self.weights else None,
             random_init=self.random_init, n_last=self.n_last, patch_tokens=self.patch_tokens,
-            model_overrides=tuple(sorted(self.model_overrides.items())),
+            model_overrides=tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
+                                         for k, v in self.model_overrides.items())),  # hashable: one load per process
         )
 
 
