@@ -11,8 +11,9 @@ featx.backbones.listing) never import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from featx.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from featx.backbones.base import BackboneDef, LoadedBackbone
@@ -56,10 +57,4 @@ __all__ = [
     "save_weights",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'featx.backbones' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _HOMES)

@@ -7,8 +7,7 @@ writes the same result records, through the shared :mod:`featx.evaluation`. A ru
 command line reads the job type without importing torch.
 """
 
-from importlib import import_module
-from typing import Any
+from featx.lazy import lazy_exports
 
 _EXPORTS = {
     "FinetuneJob": "featx.finetune.job",
@@ -23,8 +22,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'featx.finetune' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -12,8 +12,7 @@ data; :mod:`featx.jobs.checks`: checks made before any work) and the study. Name
 on first use.
 """
 
-from importlib import import_module
-from typing import Any
+from featx.lazy import lazy_exports
 
 _EXPORTS = {
     "ExtractJob": "featx.pipeline.job",
@@ -33,8 +32,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'featx.jobs' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

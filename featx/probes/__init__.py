@@ -5,8 +5,7 @@ Everything here reads a feature store (or in-memory arrays); no backbone is load
 ``featx.probes.job`` (what the command line reads at start-up) stays light.
 """
 
-from importlib import import_module
-from typing import Any
+from featx.lazy import lazy_exports
 
 _EXPORTS = {
     "ProbeJob": "featx.probes.job",
@@ -44,8 +43,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'featx.probes' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
