@@ -97,7 +97,7 @@ def _open_or_lay_out(partial: Path, index: SampleIndex, prep: VolumePrep, ids: n
             if _same_rows(group, ids, stamps) and "written" in group:
                 return group
         except (FileNotFoundError, KeyError, ValueError):
-            pass
+            pass  # unreadable: a layout cut short, laid out again below
         shutil.rmtree(partial)  # half laid out, or left by a build over other files
     partial.parent.mkdir(parents=True, exist_ok=True)
     n = len(ids)

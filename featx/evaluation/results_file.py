@@ -149,7 +149,7 @@ def rescue(path: Path, data: bytes) -> Path | None:
         try:
             _RESCUED[key] = _save_beside(folder, prefix, data, ".jsonl")
         except OSError:
-            continue
+            continue  # that folder is full or read-only too: the next one
         return _RESCUED[key]
     return None
 

@@ -99,7 +99,7 @@ def _scalar(value: Any, kind: Any, name: str) -> Any:
             try:
                 return _scalar(value, candidate, name)
             except JobError:
-                continue
+                continue  # not this type of the union: the next may fit
         raise JobError(f"--{name}: {value!r} is not one of {[getattr(k, '__name__', k) for k in options]}")
     if kind is Any:
         return value
