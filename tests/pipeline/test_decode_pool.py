@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import psutil
 import pytest
@@ -52,9 +53,11 @@ def group_members(pgid):
 
 def test_workers_die_with_a_killed_parent_and_let_go_of_its_pipes(tmp_path):
     process, workers = start_parent(tmp_path)
-    for worker in workers:  # no worker holds the caller's stdout/stderr
-        fd_targets = {os.readlink(f"/proc/{worker.pid}/fd/{fd}") for fd in (0, 1, 2)}
-        assert fd_targets == {os.devnull}
+    for worker in workers:  # no worker holds the caller's stdout/stderr (once its initializer has run)
+        deadline = time.monotonic() + 30
+        while (targets := {os.readlink(f"/proc/{worker.pid}/fd/{fd}") for fd in (0, 1, 2)}) != {os.devnull}:
+            assert time.monotonic() < deadline, targets
+            time.sleep(0.05)
     process.kill()
     process.wait()
     gone, alive = psutil.wait_procs(workers, timeout=30)
