@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from featx.backbones.registry import check_backbone_name, get_entry
-from featx.backbones.spec import BackboneEntry
+from featx.backbones.spec import BackboneEntry, first_found, listing_row
 from featx.backbones.volume_specs import VOLUME_FACTS
 
 __all__ = ["describe_backbone"]
@@ -40,13 +40,8 @@ def _describe_volume(name: str, sizes: tuple[int, ...]) -> dict[str, Any]:
     """A 3D encoder's facts: its spec and stages (its grids are 3D: 'featx backbones' shows none)."""
     facts = VOLUME_FACTS[name]
     spec = facts["spec"]
-    return {
-        "name": spec.name, "family": spec.family, "description": spec.description, "params_m": None,
-        "feature_dim": facts["feature_dim"], "layers": facts["layers"], "patch_size": spec.patch_size,
-        "native_size": spec.native_size, "mean": list(spec.mean), "std": list(spec.std),
-        "has_cls_token": spec.has_cls_token, "cls_policy": "mean of the last stage", "provenance": spec.provenance,
-        "licence": spec.licence, "patch_grid": {str(size): None for size in sizes}, "weights_found": None,
-    }
+    return listing_row(spec, params=None, feature_dim=facts["feature_dim"], layers=facts["layers"],
+                       cls_policy="mean of the last stage", grids=dict.fromkeys(sizes), weights_found=None)
 
 
 def _grid_side(entry: BackboneEntry, size: int) -> int | None:
@@ -85,27 +80,5 @@ def _describe_entry(entry: BackboneEntry, sizes: tuple[int, ...], n_last: int) -
         if side is not None and params is None:
             params = shape.params_at(side)
             layers = _layer_names(entry, n_last)
-    found = None
-    for candidate in entry.weights:
-        path = candidate.resolve()
-        if path is not None:
-            found = str(path)
-            break
-    return {
-        "name": spec.name,
-        "family": spec.family,
-        "description": spec.description,
-        "params_m": None if params is None else params / 1e6,
-        "feature_dim": shape.dim if layers else None,
-        "layers": layers,
-        "patch_size": spec.patch_size,
-        "native_size": spec.native_size,
-        "mean": list(spec.mean),
-        "std": list(spec.std),
-        "has_cls_token": spec.has_cls_token,
-        "cls_policy": shape.cls_policy,
-        "provenance": spec.provenance,
-        "licence": spec.licence,
-        "patch_grid": {str(k): v for k, v in grids.items()},
-        "weights_found": found,
-    }
+    return listing_row(spec, params=params, feature_dim=shape.dim if layers else None, layers=layers,
+                       cls_policy=shape.cls_policy, grids=grids, weights_found=first_found(entry.weights))

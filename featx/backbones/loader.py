@@ -20,6 +20,7 @@ from torch import nn
 
 from featx.backbones.base import BackboneDef, BackboneError, LoadedBackbone
 from featx.backbones.registry import get_backbone_def
+from featx.backbones.spec import first_found, listing_row
 from featx.backbones.weights import (
     WeightsError,
     check_state_dict,
@@ -223,30 +224,9 @@ def measure_backbone(name: str, sizes: tuple[int, ...] = (224, 448), n_last: int
                 plan = definition.layer_plan(trunk, 1)
             dims = definition.feature_dims(trunk, plan)
             layers = [layer for layer, _ in plan]
-    found = None
-    for candidate in definition.weight_candidates():
-        path = candidate.resolve()
-        if path is not None:
-            found = str(path)
-            break
-    return {
-        "name": spec.name,
-        "family": spec.family,
-        "description": spec.description,
-        "params_m": None if params is None else params / 1e6,
-        "feature_dim": dims[layers[-1]] if layers else None,
-        "layers": layers,
-        "patch_size": spec.patch_size,
-        "native_size": spec.native_size,
-        "mean": list(spec.mean),
-        "std": list(spec.std),
-        "has_cls_token": spec.has_cls_token,
-        "cls_policy": definition.cls_policy,
-        "provenance": spec.provenance,
-        "licence": spec.licence,
-        "patch_grid": {str(k): v for k, v in grids.items()},
-        "weights_found": found,
-    }
+    return listing_row(spec, params=params, feature_dim=dims[layers[-1]] if layers else None, layers=layers,
+                       cls_policy=definition.cls_policy, grids=grids,
+                       weights_found=first_found(definition.weight_candidates()))
 
 
 

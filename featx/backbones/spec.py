@@ -83,3 +83,35 @@ class BackboneEntry:
     shape: BackboneShape
     #: the definition's other keyword arguments (timm ``arch`` and ``tag``, position-resize policy ...)
     options: dict[str, Any] = field(default_factory=dict)
+
+
+def first_found(candidates: Any) -> str | None:
+    """The first weights location that exists on this machine (as text), or None."""
+    for candidate in candidates:
+        path = candidate.resolve()
+        if path is not None:
+            return str(path)
+    return None
+
+
+def listing_row(spec: BackboneSpec, *, params: float | None, feature_dim: int | None, layers: list[str],
+                cls_policy: str, grids: dict[int, Any], weights_found: str | None) -> dict[str, Any]:
+    """One backbone's row of `featx backbones` (and ``--json``), whichever way its facts were found."""
+    return {
+        "name": spec.name,
+        "family": spec.family,
+        "description": spec.description,
+        "params_m": None if params is None else params / 1e6,
+        "feature_dim": feature_dim,
+        "layers": layers,
+        "patch_size": spec.patch_size,
+        "native_size": spec.native_size,
+        "mean": list(spec.mean),
+        "std": list(spec.std),
+        "has_cls_token": spec.has_cls_token,
+        "cls_policy": cls_policy,
+        "provenance": spec.provenance,
+        "licence": spec.licence,
+        "patch_grid": {str(k): v for k, v in grids.items()},
+        "weights_found": weights_found,
+    }
